@@ -1,0 +1,31 @@
+# Two commands for a new user (README): `make demo` and `make test`.
+# Each creates or updates .venv, installs what it needs, then runs.
+PYTHON ?= python3
+VENV ?= .venv
+# CPU build on this kind of machine; for CUDA: make test TORCH_SPEC=torch (PyPI's Linux wheel is a CUDA build)
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: venv install demo test test-all bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+venv: $(BIN)/python
+
+install: venv
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[all,test]"
+
+demo: install
+	$(BIN)/tunepath recommend examples/support-assistant.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m ""
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
