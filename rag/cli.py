@@ -1,4 +1,164 @@
-"""`tunepath rag ...` commands. Heavy libraries are imported inside each command."""
+"""`tunepath rag ...` commands. Heavy libraries are imported inside each command: this module
+is imported by the advisor's CLI, which must never pay for torch."""
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
 import typer
 
-app = typer.Typer(help="Build, query and evaluate a retrieval index (sentence-transformers + FAISS).", no_args_is_help=True)
+app = typer.Typer(help="Build, query and evaluate a retrieval index (sentence-transformers + FAISS).",
+                  no_args_is_help=True)
+
+_MODE_HELP = "dense (embeddings), bm25 (keywords) or hybrid (reciprocal rank fusion of both)"
+
+
+def _check_mode(mode: str) -> str:
+    from advisor.errors import UserError
+
+    if mode not in ("dense", "bm25", "hybrid"):
+        raise UserError(f"--mode {mode}: expected dense, bm25 or hybrid")
+    return mode
+
+
+@app.command("index")
+def index_cmd(
+    paths: List[Path] = typer.Argument(..., help="files or folders (.txt .md .html .jsonl[.gz] .pdf)"),
+    out: Path = typer.Option(..., "--out", "-o", help="index folder (created, or updated in place)"),
+    model: Optional[str] = typer.Option(None, help="sentence-transformers model: local path or hub id "
+                                        "[default: all-MiniLM-L6-v2, bundled]"),
+    chunk_tokens: int = typer.Option(256, help="chunk length in embedding-model tokens (capped at what the model reads)"),
+    overlap: int = typer.Option(32, help="tokens shared by consecutive chunks"),
+    index: str = typer.Option("auto", help="auto (flat < 50k vectors, hnsw above), flat, hnsw or ivfpq"),
+    rebuild: bool = typer.Option(False, help="ignore the existing index and re-embed everything"),
+    batch_size: int = typer.Option(32, help="embedding batch size"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Index documents; re-running adds new/changed files and drops deleted ones by content hash."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from advisor.console import err, out as console
+    from rag.indexer import build_index
+
+    started = {}
+    with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]} chunks/s"), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("embed", total=None, rate="-")
+
+        def progress(done: int, total: int) -> None:
+            import time
+
+            now = time.perf_counter()
+            started.setdefault("t", now)
+            rate = done / (now - started["t"]) if now > started["t"] else 0.0
+            bar.update(task, completed=done, total=total, rate=f"{rate:.1f}")
+
+        report = build_index([str(p) for p in paths], out, model=model, chunk_tokens=chunk_tokens,
+                             overlap=overlap, index=index, rebuild=rebuild, progress=progress,
+                             batch_size=batch_size)
+    if report.skipped:
+        err.print(f"[yellow]warning:[/] skipped {len(report.skipped)} file(s) or line(s): " + "; ".join(
+            f"{Path(s.path).name}: {s.reason}" for s in report.skipped[:5]) + (" ..." if len(report.skipped) > 5 else ""),
+            soft_wrap=True)
+    for note in report.notes:
+        err.print(f"note: {note}", soft_wrap=True)
+    if as_json:
+        print(json.dumps(report.model_dump(), indent=2))
+        return
+    m = report.manifest
+    if report.up_to_date:
+        console.print(f"{report.index_dir}: up to date ({m.counts.documents} documents, {m.counts.chunks} chunks)")
+        return
+    console.print(
+        f"{report.index_dir}: {m.counts.documents} documents, {m.counts.chunks} chunks, "
+        f"{m.index.kind} index, {m.dim}-d {Path(m.model).name}\n"
+        f"files: {report.files_added} added, {report.files_changed} changed, {report.files_deleted} deleted, "
+        f"{report.files_unchanged} unchanged, {len(report.skipped)} skipped\n"
+        f"chunks: {report.chunks_embedded} embedded ({report.chunks_per_s:.1f}/s), "
+        f"{report.chunks_reused} reused, {report.chunks_removed} removed; {report.seconds:.1f} s", soft_wrap=True)
+
+
+def _show_hits(hits, console) -> None:
+    from rich.table import Table
+
+    table = Table(show_lines=True)
+    for col in ("#", "score", "source", "offsets", "passage"):
+        table.add_column(col, overflow="fold")
+    for h in hits:
+        text = " ".join(h.text.split())
+        table.add_row(str(h.rank), f"{h.score:.4f}", h.doc_id, f"{h.start}-{h.end}",
+                      text[:300] + ("..." if len(text) > 300 else ""))
+    console.print(table)
+
+
+@app.command("query")
+def query_cmd(
+    index_dir: Path = typer.Argument(..., help="index folder built by `tunepath rag index`"),
+    question: str = typer.Argument(..., help="the question"),
+    k: int = typer.Option(5, "-k", help="passages to return"),
+    mode: str = typer.Option("hybrid", help=_MODE_HELP),
+    answer: bool = typer.Option(False, "--answer", help="generate an answer citing the passages (needs --generator)"),
+    generator: Optional[str] = typer.Option(None, help="local causal LM folder (transformers) for --answer"),
+    max_new_tokens: int = typer.Option(200, help="answer length limit"),
+    as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+) -> None:
+    """Ranked passages with source, offsets and scores; optionally an answer that cites them."""
+    from advisor.console import err, out as console
+
+    _check_mode(mode)
+    if answer or generator:
+        from rag.generate import answer as answer_fn
+
+        result = answer_fn(index_dir, question, k=k, mode=mode, generator=generator, max_new_tokens=max_new_tokens)
+        if as_json:
+            print(json.dumps(result.model_dump(), indent=2))
+            return
+        if result.answer is None:
+            err.print("note: no --generator given: showing the passages and their sources")
+        else:
+            console.print(result.answer, soft_wrap=True, markup=False)
+            console.print()
+        for i, h in enumerate(result.passages, 1):
+            console.print(f"[{i}] {h.doc_id} ({h.start}-{h.end})", markup=False, soft_wrap=True)
+        if result.answer is None:
+            _show_hits(result.passages, console)
+        return
+    from rag.retrieve import search
+
+    hits = search(index_dir, question, k=k, mode=mode)
+    if as_json:
+        print(json.dumps([h.model_dump() for h in hits], indent=2))
+        return
+    _show_hits(hits, console)
+
+
+@app.command("eval")
+def eval_cmd(
+    index_dir: Path = typer.Argument(..., help="index folder built by `tunepath rag index`"),
+    queries: Path = typer.Option(..., help="BEIR queries.jsonl ({_id, text} per line)"),
+    qrels: Path = typer.Option(..., help="BEIR qrels .tsv (query-id, corpus-id, score)"),
+    mode: List[str] = typer.Option(["hybrid"], help=_MODE_HELP + "; repeat to compare"),
+    as_json: bool = typer.Option(False, "--json", help="print metrics as JSON"),
+) -> None:
+    """nDCG@10, recall@{1,5,10,100} and MRR@10 at the document level (a document = its best chunk)."""
+    from rich.table import Table
+
+    from advisor.console import out as console
+    from rag.retrieve import RagIndex, load_qrels, load_queries
+
+    modes = [_check_mode(m) for m in mode]
+    q, r = load_queries(queries), load_qrels(qrels)
+    with RagIndex(index_dir) as idx:
+        results = [idx.evaluate(q, r, m) for m in modes]
+    if as_json:
+        print(json.dumps([m.model_dump() for m in results], indent=2))
+        return
+    table = Table(title=f"{index_dir} ({results[0].queries} queries)")
+    cols = ["ndcg_at_10", "recall_at_1", "recall_at_5", "recall_at_10", "recall_at_100", "mrr_at_10"]
+    table.add_column("mode")
+    for c in cols:
+        table.add_column(c.replace("_at_", "@"), justify="right")
+    for m in results:
+        table.add_row(m.mode, *(f"{getattr(m, c):.4f}" for c in cols))
+    console.print(table)

@@ -1,0 +1,191 @@
+"""FAISS index choice, construction, persistence and search. Vectors carry the SQLite chunk id
+as their FAISS id, so a search result maps straight back to a chunk row.
+
+Deletes per index kind:
+  flat   IndexIDMap2(IndexFlatIP): remove_ids removes the vectors.
+  ivfpq  IVF lists keep their own ids: remove_ids removes them.
+  hnsw   FAISS cannot remove from an HNSW graph. Deleted chunk ids are kept in a `dead` table
+         and filtered out at query time (search over-fetches by the number of dead ids); when
+         dead vectors exceed DEAD_REBUILD_FRACTION of the graph, the next build rebuilds it
+         from the live vectors (reconstructed from HNSW's flat storage: no re-embedding).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import UserError
+
+# Exact search below this many vectors: Flat costs ~13-16 ms per query at 100k x 384 on this
+# class of machine (shared/machine-notes.md), so ~7 ms at 50k, and it has perfect recall.
+# Above it HNSW keeps latency flat. The ~50k threshold is design.md section 5's.
+FLAT_MAX_VECTORS = 50_000
+
+# HNSW: M=32 links per node (Malkov & Yashunin 2018 suggest M in 5-48; FAISS's "HNSW32").
+# efConstruction=80 and efSearch=128: on clustered vectors efSearch 16/64/128 gave recall@10
+# 0.70/0.95/0.99 vs Flat (machine-notes.md); 128 keeps >= 0.95 with margin, re-measured by
+# bench/rag_throughput.py on SciFact embeddings and 100k clustered vectors.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+DEAD_REBUILD_FRACTION = 0.25
+
+# IVF-PQ: nlist ~ 4*sqrt(N) (FAISS wiki, "Guidelines to choose an index": 4*sqrt(N)..16*sqrt(N));
+# PQ with 8-bit codes of 8-dim sub-vectors (dim/8 sub-quantizers, e.g. 48 bytes/vector at 384-d);
+# k-means wants >= 39 training points per centroid (FAISS warns below that).
+IVF_POINTS_PER_CENTROID = 39
+PQ_SUBVECTOR_DIM = 8
+IVF_NPROBE = 32
+# PQ's 8-bit codebooks have 256 centroids; FAISS refuses fewer training points than that, and
+# ~4 per centroid is the least that gives non-degenerate codebooks: require 1,000 vectors.
+IVF_MIN_TRAIN = 1000
+
+# Auto switches to IVF-PQ when a Flat/HNSW index would take more than this share of free memory.
+MEMORY_SHARE = 0.5
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise UserError("RAG needs the rag extra: pip install 'tunepath[rag]'") from None
+    return faiss
+
+
+def available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def choose_kind(n_vectors: int, dim: int, memory: int | None = None) -> str:
+    """Flat when small, HNSW when large, IVF-PQ when uncompressed vectors would not fit."""
+    memory = available_memory() if memory is None else memory
+    hnsw_bytes = n_vectors * (dim * 4 + HNSW_M * 2 * 4 + 8)  # vectors + level-0 links + id map
+    if hnsw_bytes > MEMORY_SHARE * memory:
+        return "ivfpq"
+    return "flat" if n_vectors < FLAT_MAX_VECTORS else "hnsw"
+
+
+def ivf_nlist(n_vectors: int) -> int:
+    nlist = int(4 * math.sqrt(max(n_vectors, 1)))
+    return max(1, min(nlist, n_vectors // IVF_POINTS_PER_CENTROID))
+
+
+def ivf_train_size(n_vectors: int) -> int:
+    """64 points per centroid: inside FAISS's 39..256 band (it subsamples above 256 per centroid)."""
+    return min(n_vectors, max(64 * ivf_nlist(n_vectors), IVF_MIN_TRAIN))
+
+
+def default_params(kind: str, dim: int, n_vectors: int) -> dict[str, int | float | str]:
+    if kind == "hnsw":
+        return {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}
+    if kind == "ivfpq":
+        m = dim // PQ_SUBVECTOR_DIM if dim % PQ_SUBVECTOR_DIM == 0 else _largest_divisor(dim, dim // PQ_SUBVECTOR_DIM)
+        return {"nlist": ivf_nlist(n_vectors), "pq_m": m, "pq_bits": 8, "nprobe": IVF_NPROBE}
+    return {}
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    return max(d for d in range(1, max(at_most, 1) + 1) if n % d == 0)
+
+
+def new_index(kind: str, dim: int, params: dict) -> Any:
+    faiss = _faiss()
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = int(params["efConstruction"])
+        inner.hnsw.efSearch = int(params["efSearch"])
+        return faiss.IndexIDMap2(inner)
+    if kind == "ivfpq":
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFPQ(quantizer, dim, int(params["nlist"]), int(params["pq_m"]),
+                                 int(params["pq_bits"]), faiss.METRIC_INNER_PRODUCT)
+        index.nprobe = int(params["nprobe"])
+        return index
+    raise UserError(f"--index {kind}: expected auto, flat, hnsw or ivfpq")
+
+
+def needs_training(index: Any) -> bool:
+    return not index.is_trained
+
+
+def add(index: Any, vectors, ids) -> None:
+    import numpy as np
+
+    index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+
+
+def remove(index: Any, kind: str, ids: list[int]) -> bool:
+    """True when the vectors were removed; False for HNSW (caller records them as dead)."""
+    if not ids or kind == "hnsw":
+        return not ids
+    import numpy as np
+
+    index.remove_ids(np.asarray(ids, dtype=np.int64))
+    return True
+
+
+def stored_ids(index: Any, kind: str):
+    faiss = _faiss()
+    if kind in ("flat", "hnsw"):
+        return faiss.vector_to_array(index.id_map)
+    raise UserError(f"a {kind} index does not keep its vectors exactly; rebuild with --rebuild")
+
+
+def iter_vectors(index: Any, kind: str, batch: int = 10_000):
+    """(ids, vectors) of an exact index in batches, to move them into a new index without
+    holding two full copies in memory."""
+    ids = stored_ids(index, kind)
+    for s in range(0, len(ids), batch):
+        n = min(batch, len(ids) - s)
+        yield ids[s:s + n], index.index.reconstruct_n(s, n)
+
+
+def set_search_params(index: Any, kind: str, params: dict) -> None:
+    faiss = _faiss()
+    if kind == "hnsw":
+        faiss.downcast_index(index.index).hnsw.efSearch = int(params.get("efSearch", HNSW_EF_SEARCH))
+    elif kind == "ivfpq":
+        index.nprobe = int(params.get("nprobe", IVF_NPROBE))
+
+
+def write_atomic(index: Any, path: Path) -> None:
+    """Temp file + fsync + rename: the name `path` always holds a complete index."""
+    faiss = _faiss()
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    faiss.write_index(index, str(tmp))
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(path: Path) -> Any:
+    faiss = _faiss()
+    if not path.is_file():
+        raise UserError(f"{path}: FAISS index file missing (rebuild the index with `tunepath rag index`)")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError:
+        raise UserError(f"{path}: corrupt FAISS index (rebuild it with `tunepath rag index --rebuild`)") from None

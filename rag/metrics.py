@@ -1,0 +1,65 @@
+"""Retrieval metrics over document rankings, as trec_eval/pytrec_eval compute them for BEIR
+(Thakur et al. 2021): nDCG with linear gain, recall = found relevant / all relevant, MRR cut at k."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+
+def ndcg_at_k(ranking: Sequence[str], qrels: Mapping[str, int], k: int = 10) -> float:
+    """trec_eval's ndcg_cut: gain = relevance grade, discount = 1/log2(rank + 1)."""
+    dcg = sum(qrels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranking[:k]))
+    ideal = sorted((g for g in qrels.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at_k(ranking: Sequence[str], qrels: Mapping[str, int], k: int) -> float:
+    relevant = {d for d, g in qrels.items() if g > 0}
+    if not relevant:
+        return 0.0
+    return len(relevant.intersection(ranking[:k])) / len(relevant)
+
+
+def mrr_at_k(ranking: Sequence[str], qrels: Mapping[str, int], k: int = 10) -> float:
+    for i, d in enumerate(ranking[:k]):
+        if qrels.get(d, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def doc_ranking(chunk_doc_ids: Sequence[str]) -> list[str]:
+    """Documents in order of their best chunk: a document scores the max over its chunks."""
+    seen: dict[str, None] = {}
+    for d in chunk_doc_ids:
+        seen.setdefault(d, None)
+    return list(seen)
+
+
+def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion, score = sum 1/(k + rank), k = 60 (Cormack, Clarke & Buettcher,
+    SIGIR 2009, "Reciprocal rank fusion outperforms Condorcet and individual rank learning methods")."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, 1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def aggregate(per_query: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Mean of each metric over queries (queries without any retrieved document count as 0)."""
+    if not per_query:
+        return {}
+    keys = per_query[0].keys()
+    return {key: sum(q[key] for q in per_query) / len(per_query) for key in keys}
+
+
+def score_query(ranking: Sequence[str], qrels: Mapping[str, int]) -> dict[str, float]:
+    return {
+        "ndcg_at_10": ndcg_at_k(ranking, qrels, 10),
+        "recall_at_1": recall_at_k(ranking, qrels, 1),
+        "recall_at_5": recall_at_k(ranking, qrels, 5),
+        "recall_at_10": recall_at_k(ranking, qrels, 10),
+        "recall_at_100": recall_at_k(ranking, qrels, 100),
+        "mrr_at_10": mrr_at_k(ranking, qrels, 10),
+    }

@@ -1,0 +1,176 @@
+"""Query an index: dense (FAISS), BM25 (SQLite postings) and hybrid (reciprocal rank fusion),
+plus document-level evaluation on BEIR files."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+from advisor.errors import UserError
+from rag import ann, metrics, store
+from rag.indexer import read_manifest
+from rag.models import Hit, Manifest, Metrics, Mode
+
+MODES = ("dense", "bm25", "hybrid")
+# Candidates each retriever passes to fusion. RRF was defined over full rankings (Cormack et al.
+# 2009); 100 per list is the depth BEIR reports recall at, and deeper lists changed hybrid
+# nDCG@10 on SciFact train by < 0.002 in bench/rag_scifact.py.
+FUSION_DEPTH = 100
+RRF_K = 60  # Cormack, Clarke & Buettcher, SIGIR 2009
+
+
+class RagIndex:
+    """An opened index: manifest checked, FAISS loaded, SQLite open read-only. Reuse it for many
+    queries (the launcher and `eval` do); the embedding model loads on the first dense query."""
+
+    def __init__(self, index_dir: str | os.PathLike):
+        self.dir = Path(index_dir).expanduser().resolve()
+        self.manifest: Manifest = read_manifest(self.dir)
+        m = self.manifest
+        self.con = store.connect(self.dir / m.sqlite_file, readonly=True)
+        self.index = ann.read(self.dir / m.faiss_file)
+        if self.index.d != m.dim:
+            raise UserError(f"{self.dir / 'manifest.json'}: dim {m.dim} but {m.faiss_file} holds "
+                            f"{self.index.d}-d vectors (rebuild with --rebuild)")
+        ann.set_search_params(self.index, m.index.kind, m.index.params)
+        self.dead = {r for (r,) in self.con.execute("SELECT id FROM dead")}
+        self._model = None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def model(self):
+        if self._model is None:
+            from rag.embed import dimension, load_model
+
+            st = load_model(self.manifest.model)
+            if dimension(st) != self.manifest.dim:
+                raise UserError(f"{self.dir / 'manifest.json'}: dim {self.manifest.dim} but model "
+                                f"{self.manifest.model} gives {dimension(st)}")
+            self._model = st
+        return self._model
+
+    # -- retrievers: chunk ids, best first ---------------------------------------------------
+    def dense(self, queries: Sequence[str], depth: int) -> list[list[tuple[int, float]]]:
+        from rag.embed import encode
+
+        if self.index.ntotal == 0:
+            return [[] for _ in queries]
+        q = encode(self.model, list(queries))
+        fetch = min(depth + len(self.dead), self.index.ntotal)
+        scores, ids = self.index.search(q, fetch)
+        out = []
+        for srow, irow in zip(scores, ids):
+            hits = [(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0 and int(i) not in self.dead]
+            out.append(hits[:depth])
+        return out
+
+    def bm25(self, query: str, depth: int) -> list[tuple[int, float]]:
+        return store.bm25_rank(self.con, query, depth)
+
+    def rank(self, queries: Sequence[str], mode: Mode, depth: int) -> list[list[tuple[int, float, int | None, int | None]]]:
+        """(chunk id, score, dense rank, bm25 rank) per query."""
+        if mode not in MODES:
+            raise UserError(f"--mode {mode}: expected one of {', '.join(MODES)}")
+        dense = self.dense(queries, max(depth, FUSION_DEPTH)) if mode != "bm25" else None
+        out = []
+        for qi, query in enumerate(queries):
+            if mode == "dense":
+                out.append([(c, s, r, None) for r, (c, s) in enumerate(dense[qi][:depth], 1)])
+                continue
+            sparse = self.bm25(query, max(depth, FUSION_DEPTH))
+            if mode == "bm25":
+                out.append([(c, s, None, r) for r, (c, s) in enumerate(sparse[:depth], 1)])
+                continue
+            d_rank = {c: r for r, (c, _) in enumerate(dense[qi], 1)}
+            s_rank = {c: r for r, (c, _) in enumerate(sparse, 1)}
+            fused = metrics.rrf([[c for c, _ in dense[qi]], [c for c, _ in sparse]], k=RRF_K)
+            out.append([(c, s, d_rank.get(c), s_rank.get(c)) for c, s in fused[:depth]])
+        return out
+
+    def search(self, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
+        if not query.strip():
+            raise UserError("query: expected a non-empty question")
+        if k < 1:
+            raise UserError(f"-k {k}: expected at least 1")
+        ranked = self.rank([query], mode, k)[0]
+        rows = store.chunk_rows(self.con, [c for c, *_ in ranked])
+        hits = []
+        for rank, (cid, score, dr, br) in enumerate(ranked, 1):
+            doc_id, path, start, end, text = rows[cid]
+            hits.append(Hit(rank=rank, chunk_id=cid, doc_id=doc_id, source=path, start=start, end=end,
+                            text=text, score=score, dense_rank=dr, bm25_rank=br))
+        return hits
+
+    def evaluate(self, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: Mode) -> Metrics:
+        """Document-level metrics: a document ranks where its best chunk ranks."""
+        qids = [q for q in qrels if q in queries]
+        if not qids:
+            raise UserError("qrels: no query id in the qrels file appears in the queries file")
+        c = self.manifest.counts
+        per_doc = max(1.0, c.chunks / max(c.documents, 1))
+        depth = int(math.ceil(100 * per_doc * 2))  # enough chunks for 100 distinct documents
+        ranked = self.rank([queries[q] for q in qids], mode, depth)
+        doc_of = store.chunk_docs(self.con, sorted({cid for r in ranked for cid, *_ in r}))
+        per_query = [metrics.score_query(metrics.doc_ranking([doc_of[cid] for cid, *_ in r]), qrels[q])
+                     for q, r in zip(qids, ranked)]
+        return Metrics(mode=mode, queries=len(qids), **metrics.aggregate(per_query))
+
+
+def search(index_dir: str | os.PathLike, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
+    with RagIndex(index_dir) as idx:
+        return idx.search(query, k, mode)
+
+
+def load_queries(path: str | os.PathLike) -> dict[str, str]:
+    """BEIR queries.jsonl: one {"_id", "text"} per line."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--queries {path}: no such file (expected BEIR queries.jsonl)")
+    out = {}
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out[str(row["_id"])] = str(row["text"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{path}:{n}: expected a JSON object with '_id' and 'text'") from None
+    return out
+
+
+def load_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
+    """BEIR qrels .tsv: `query-id corpus-id score` per line, header optional."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--qrels {path}: no such file (expected BEIR qrels .tsv)")
+    out: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split("\t") if "\t" in line else line.split()
+        if not parts or not line.strip() or (n == 1 and parts[0] == "query-id"):
+            continue
+        try:
+            qid, did, score = parts[0], parts[1], int(float(parts[2]))
+        except (IndexError, ValueError):
+            raise UserError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score'") from None
+        out.setdefault(qid, {})[did] = score
+    if not out:
+        raise UserError(f"--qrels {path}: no judgements found")
+    return out
+
+
+def evaluate(index_dir: str | os.PathLike, queries: str | os.PathLike | dict[str, str],
+             qrels: str | os.PathLike | dict[str, dict[str, int]], mode: Mode = "hybrid") -> Metrics:
+    q = queries if isinstance(queries, dict) else load_queries(queries)
+    r = qrels if isinstance(qrels, dict) else load_qrels(qrels)
+    with RagIndex(index_dir) as idx:
+        return idx.evaluate(q, r, mode)
