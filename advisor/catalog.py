@@ -1,0 +1,174 @@
+"""The catalogs: model configs, GPUs and hosted-API prices - data files, each row with its source.
+
+Packaged data lives in advisor/data/. Users add or override rows with their own YAML files named
+in TUNEPATH_CATALOG (paths separated by os.pathsep), each with optional top-level keys
+`gpus:` (same fields as advisor/data/gpus.yaml), `models:` (id -> path of a config.json) and
+`api_prices:` (same layout as advisor/data/api_prices.yaml).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from advisor.architecture import Architecture, from_config
+from advisor.errors import UserError
+
+DATA = Path(__file__).parent / "data"
+MODELS_DIR = DATA / "models"
+
+
+class GPU(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    memory_gb: float = Field(gt=0, description="Device memory, GB (1e9 bytes).")
+    bf16_tflops: float = Field(gt=0, description="Dense bf16 (or fp16 when bf16 is absent) tensor peak, TFLOP/s.")
+    bf16: bool = Field(True, description="Whether the GPU computes in bf16 (T4 does not: fp16 mixed precision).")
+    bandwidth_gbs: float = Field(gt=0, description="Memory bandwidth, GB/s.")
+    usd_per_hour: float = Field(ge=0, description="On-demand price per GPU-hour.")
+    spec_source: str = ""
+    price_source: str = ""
+    price_date: str = ""
+
+
+class PriceTier(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_params_b: float = Field(gt=0)
+    input_per_m: float = Field(ge=0)
+    output_per_m: float = Field(ge=0)
+
+
+class ApiPrices(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    price_date: str
+    source: str
+    cached_input_factor: float = Field(ge=0, le=1)
+    tiers: list[PriceTier]
+
+    def tier_for(self, total_params: int) -> PriceTier:
+        for t in sorted(self.tiers, key=lambda t: t.max_params_b):
+            if total_params <= t.max_params_b * 1e9:
+                return t
+        return max(self.tiers, key=lambda t: t.max_params_b)
+
+
+class CatalogModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    path: Path
+    note: str = ""
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise UserError(f"{path}: cannot read catalog file ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+    return data or {}
+
+
+def _user_catalogs() -> list[Path]:
+    raw = os.environ.get("TUNEPATH_CATALOG", "")
+    return [Path(p) for p in raw.split(os.pathsep) if p]
+
+
+def _packaged_models() -> dict[str, CatalogModel]:
+    """File `owner__name[__note].json` -> id `owner/name`; a second file of the same model gets `:note`."""
+    models: dict[str, CatalogModel] = {}
+    for f in sorted(MODELS_DIR.glob("*.json"), key=lambda p: (p.stem.count("__"), p.stem)):
+        owner, name, *rest = f.stem.split("__")
+        note = rest[0] if rest else ""
+        mid = f"{owner}/{name}"
+        if mid in models:
+            mid = f"{mid}:{note.removeprefix('legacy-')}"
+        models[mid] = CatalogModel(id=mid, path=f, note=note)
+        if note.startswith("arch-equivalent-of-"):   # same architecture, so the same count (SOURCES.md)
+            alias = f"{owner}/{note.removeprefix('arch-equivalent-of-')}"
+            models.setdefault(alias, CatalogModel(id=alias, path=f, note=f"architecture of {mid}"))
+    return models
+
+
+@lru_cache(maxsize=1)
+def models() -> dict[str, CatalogModel]:
+    out = _packaged_models()
+    for cat in _user_catalogs():
+        for mid, p in (_read_yaml(cat).get("models") or {}).items():
+            path = Path(p) if Path(p).is_absolute() else cat.parent / p
+            out[mid] = CatalogModel(id=mid, path=path, note=f"from {cat}")
+    return out
+
+
+@lru_cache(maxsize=1)
+def gpus() -> dict[str, GPU]:
+    rows: dict[str, dict] = {}
+    sources = [DATA / "gpus.yaml", *_user_catalogs()]
+    for src in sources:
+        data = _read_yaml(src)
+        for gid, row in (data.get("gpus") or {}).items():
+            merged = {**rows.get(gid, {}), **(row or {}), "id": gid}
+            merged.setdefault("price_source", data.get("price_source", str(src)))
+            merged.setdefault("price_date", data.get("price_date", ""))
+            rows[gid] = merged
+    try:
+        return {gid: GPU(**row) for gid, row in rows.items()}
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise UserError(f"GPU catalog: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def api_prices() -> ApiPrices:
+    data = _read_yaml(DATA / "api_prices.yaml")
+    for cat in _user_catalogs():
+        data = {**data, **(_read_yaml(cat).get("api_prices") or {})}
+    return ApiPrices(**data)
+
+
+def _did_you_mean(name: str, choices) -> str:
+    lower = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
+    return f"; did you mean '{lower[close[0]]}'?" if close else ""
+
+
+def gpu(gid: str) -> GPU:
+    table = gpus()
+    for k, v in table.items():
+        if k.lower() == gid.lower():
+            return v
+    raise UserError(f"unknown GPU {gid!r}: expected one of {', '.join(table)}{_did_you_mean(gid, table)} "
+                    "(add your own with TUNEPATH_CATALOG)")
+
+
+def model_config(ref: str) -> tuple[str, dict]:
+    """Resolve a catalog id, an HF id in the catalog, a config.json path or a model folder -> (name, config)."""
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        p = p / "config.json"
+        if not p.is_file():
+            raise UserError(f"{ref}: folder has no config.json")
+    if p.is_file():
+        try:
+            return str(ref), json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"{ref}: cannot read ({e})") from None
+        except json.JSONDecodeError as e:
+            raise UserError(f"{ref}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    table = models()
+    for mid, row in table.items():
+        if mid.lower() == ref.lower():
+            return mid, json.loads(row.path.read_text())
+    raise UserError(f"unknown model {ref!r}: not in the catalog and not a path to a config.json or model "
+                    f"folder{_did_you_mean(ref, table)} (`tunepath models` lists the catalog)")
+
+
+@lru_cache(maxsize=64)
+def architecture(ref: str) -> Architecture:
+    name, cfg = model_config(ref)
+    return from_config(cfg, where=name)

@@ -1,0 +1,280 @@
+"""The decision rules, as a table: id, statement, effect on each path, evidence.
+
+A soft rule adds its weight to a path's fit; a hard rule ("infeasible") rules the path out with
+the reason it returns. `when(ctx)` returns None when the rule does not fire, a sentence with the
+numbers behind it when it fires for all its paths, or {path: sentence} when it fires per path.
+
+Monotone by construction (tests/test_advisor_properties.py checks): label-count rules only add
+to PEFT as the count grows; update-frequency rules only add to RAG as updates get more frequent;
+budget rules compare cost to budget, so a bigger budget can only lift them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal, Union
+
+from advisor.architecture import Architecture
+from advisor.costs import (
+    IN_CONTEXT_LIMIT,
+    MAX_REPEAT_EPOCHS,
+    PATHS,
+    PathCost,
+    few_shot_tokens,
+    pretraining_tokens,
+)
+from advisor.spec import ProjectSpec
+
+HARD = "infeasible"
+Effect = Union[float, Literal["infeasible"]]
+
+EVIDENCE = {
+    "seed": "Seed article (tunepath brief): pretraining is orders of magnitude costlier; most projects should "
+            "pick a base model and use prompts, RAG or workflow constraints when the task is simple; "
+            "a few thousand labeled examples usually suffice for SFT; PEFT touches 0.1-1 % of parameters",
+    "ovadia": "Ovadia et al. 2023, 'Fine-Tuning or Retrieval? Comparing Knowledge Injection in LLMs': "
+              "RAG beats unsupervised fine-tuning for new and changing knowledge",
+    "anthropic": "Anthropic 2024, 'Introducing Contextual Retrieval': a knowledge base under ~200K tokens "
+                 "can go whole into the prompt with prompt caching",
+    "lewis": "Lewis et al. 2020, 'Retrieval-Augmented Generation': retrieved passages give provenance; "
+             "knowledge in weights cannot be attributed to a source",
+    "openai": "OpenAI fine-tuning guide: at least 10 examples; clear improvements usually from 50-100",
+    "google": "Google Vertex AI tuning guide: 100-500 examples recommended for supervised tuning",
+    "lima": "Zhou et al. 2023, 'LIMA: Less Is More for Alignment': ~1,000 curated examples align style and format",
+    "biderman": "Biderman et al. 2024, 'LoRA Learns Less and Forgets Less': LoRA matches full fine-tuning on "
+                "instruction tuning but falls short on continued pretraining of billions of tokens",
+    "chinchilla": "Hoffmann et al. 2022 (Chinchilla): compute-optimal pretraining uses ~20 tokens per parameter; "
+                  "Muennighoff et al. 2023: up to ~4 epochs of repeated data are nearly as good as unique data",
+    "memory": "Memory estimate (advisor/estimate.py): ZeRO (Rajbhandari et al. 2020) 16 bytes/param for "
+              "mixed-precision AdamW; activations per Korthikanti et al. 2022; LoRA/QLoRA per Hu et al. 2021 "
+              "and Dettmers et al. 2023",
+    "breakeven": "Cost model (design.md §8): fine-tuning to shorten prompts pays off only past "
+                 "break-even volume = training cost / per-request saving",
+    "constraints": "The project's own constraints (spec.constraints)",
+    "tokenizer": "Petrov et al. 2023, 'Language Model Tokenizers Introduce Unfairness Between Languages': "
+                 "text in scripts a tokenizer was not trained on costs up to 15x more tokens",
+}
+
+
+@dataclass
+class Context:
+    spec: ProjectSpec
+    arch: Architecture
+    costs: dict[str, PathCost]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    statement: str
+    effects: dict[str, Effect]
+    evidence: str
+    when: Callable[[Context], Union[None, str, dict]]
+
+    @property
+    def hard(self) -> bool:
+        return any(e == HARD for e in self.effects.values())
+
+
+def _n(x: float) -> str:
+    """Human number: 1.2M, 350K, 12."""
+    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _usd(x: float) -> str:
+    return f"${x:,.0f}" if x >= 10 else f"${x:,.2f}"
+
+
+# --- conditions ---------------------------------------------------------------------------------
+
+def _needs_knowledge(c: Context) -> bool:
+    return c.spec.knowledge.source_documents > 0 and c.spec.knowledge.in_base_model.value != "most"
+
+
+def _labels_at_least(n: int) -> Callable[[Context], str | None]:
+    def when(c: Context):
+        have = c.spec.data.labeled_examples
+        return f"{have:,} labeled examples (>= {n:,})" if have >= n else None
+    return when
+
+
+def _per_path(check: Callable[[Context, str, PathCost], str | None], paths=PATHS):
+    def when(c: Context):
+        out = {p: r for p in paths if (r := check(c, p, c.costs[p]))}
+        return out or None
+    return when
+
+
+def _memory(c: Context, p: str, cost: PathCost) -> str | None:
+    if cost.fits:
+        return None
+    g = c.spec.constraints
+    return (f"{cost.method} needs {cost.memory_gb_per_gpu:,.0f} GB per GPU, {g.gpu_count} x {g.gpu} has "
+            f"{cost.gpu_memory_gb:,.0f} GB each")
+
+
+def _budget(c: Context, p: str, cost: PathCost) -> str | None:
+    b = c.spec.constraints.budget_usd
+    return f"one-off cost {_usd(cost.one_off_usd)} exceeds the budget of {_usd(b)}" if cost.one_off_usd > b else None
+
+
+def _monthly(c: Context, p: str, cost: PathCost) -> str | None:
+    b = c.spec.constraints.monthly_budget_usd
+    if b is None or cost.monthly_usd <= b:
+        return None
+    return f"monthly cost {_usd(cost.monthly_usd)} exceeds the monthly budget of {_usd(b)}"
+
+
+def _deadline(c: Context, p: str, cost: PathCost) -> str | None:
+    d = c.spec.constraints.deadline_days
+    if d is None or cost.time_to_first_result_days <= d:
+        return None
+    return f"first result in ~{cost.time_to_first_result_days:,.0f} days, deadline is {d:g} days"
+
+
+def _pretrain_data(c: Context) -> str | None:
+    need = pretraining_tokens(c.arch)
+    have = c.spec.knowledge.corpus_tokens
+    if have * MAX_REPEAT_EPOCHS >= need:
+        return None
+    return (f"corpus has {_n(have)} tokens; compute-optimal pretraining of {_n(c.arch.total_params)} params needs "
+            f"~{_n(need)} (>= {_n(need / MAX_REPEAT_EPOCHS)} unique with {MAX_REPEAT_EPOCHS} epochs)")
+
+
+def _break_even(c: Context) -> str | None:
+    """Tuning removes the few-shot examples from every prompt; does the saving repay training in a year?"""
+    n = c.spec.traffic.requests_per_month
+    saving = c.costs["prompting"].details["per_request_usd"] - c.costs["peft"].details["per_request_usd"]
+    train = c.costs["peft"].one_off_usd
+    if n == 0:
+        return "no production traffic: nothing for a tuned model's shorter prompts to save"
+    if saving <= 0:
+        return (f"a tuned model saves nothing per request here ({_usd(saving)}), so tuning cannot pay for "
+                f"itself through shorter prompts")
+    volume = train / saving
+    if n * 12 < volume:
+        return (f"break-even at {_n(volume)} requests ({_usd(train)} training / {_usd(saving)} saved per request); "
+                f"{_n(n * 12)} requests in 12 months is below it")
+    return None
+
+
+def _shorter_prompts_pay(c: Context) -> str | None:
+    monthly_saving = c.costs["prompting"].monthly_usd - c.costs["peft"].monthly_usd
+    shots = few_shot_tokens(c.spec)
+    if shots and monthly_saving >= 100:
+        return (f"dropping {shots:,} few-shot tokens per request saves {_usd(monthly_saving)}/month at "
+                f"{_n(c.spec.traffic.requests_per_month)} requests/month")
+    return None
+
+
+RULES: list[Rule] = [
+    Rule("baseline.prompt_first", "Prompting is the cheapest path to try and the baseline any tuned model must beat.",
+         {"prompting": 1.0}, EVIDENCE["seed"], lambda c: "always applies"),
+    Rule("task.simple", "Simple tasks are served by prompts, RAG or workflow constraints, not by tuning.",
+         {"prompting": 2.0, "rag": 0.5, "peft": -0.5, "full_finetuning": -1.0, "pretraining": -1.0},
+         EVIDENCE["seed"], lambda c: "task.complexity is low" if c.spec.task.complexity.value == "low" else None),
+    Rule("task.complex", "Hard tasks where a prompted base model falls short are what fine-tuning is for.",
+         {"prompting": -1.0, "peft": 1.0, "full_finetuning": 0.5},
+         EVIDENCE["seed"], lambda c: "task.complexity is high" if c.spec.task.complexity.value == "high" else None),
+    Rule("knowledge.fits_in_prompt", "A knowledge base under ~200K tokens can ride in the prompt, cached.",
+         {"prompting": 1.5},
+         EVIDENCE["anthropic"],
+         lambda c: (f"{_n(c.spec.knowledge.corpus_tokens)} tokens of knowledge <= {_n(IN_CONTEXT_LIMIT)}"
+                    if _needs_knowledge(c) and c.spec.knowledge.corpus_tokens <= IN_CONTEXT_LIMIT else None)),
+    Rule("knowledge.exceeds_prompt", "Knowledge too large for the prompt must be retrieved per request.",
+         {"rag": 2.0, "prompting": -2.0},
+         EVIDENCE["anthropic"],
+         lambda c: (f"{_n(c.spec.knowledge.corpus_tokens)} tokens of knowledge > {_n(IN_CONTEXT_LIMIT)}"
+                    if _needs_knowledge(c) and c.spec.knowledge.corpus_tokens > IN_CONTEXT_LIMIT else None)),
+    Rule("knowledge.injection", "New knowledge is injected better by retrieval than by fine-tuning.",
+         {"rag": 1.0, "peft": -1.0, "full_finetuning": -1.0},
+         EVIDENCE["ovadia"],
+         lambda c: (f"{c.spec.knowledge.source_documents:,} source documents, base model knows "
+                    f"{c.spec.knowledge.in_base_model.value} of them" if _needs_knowledge(c) else None)),
+    Rule("updates.monthly_or_faster", "Knowledge that changes monthly or faster favours an index over retraining.",
+         {"rag": 1.0, "peft": -0.5, "full_finetuning": -1.0, "pretraining": -1.0},
+         EVIDENCE["ovadia"],
+         lambda c: (f"knowledge changes {c.spec.knowledge.update_frequency.value}"
+                    if c.spec.knowledge.update_frequency.value in ("monthly", "weekly", "daily") else None)),
+    Rule("updates.weekly_or_faster", "Weekly or daily changes make retraining impractical; re-indexing takes minutes.",
+         {"rag": 1.0, "peft": -0.5, "full_finetuning": -0.5, "pretraining": -1.0},
+         EVIDENCE["ovadia"],
+         lambda c: (f"knowledge changes {c.spec.knowledge.update_frequency.value}"
+                    if c.spec.knowledge.update_frequency.value in ("weekly", "daily") else None)),
+    Rule("task.citations", "Answers that must cite sources need retrieved passages.",
+         {"rag": 2.0, "peft": -0.5, "full_finetuning": -0.5, "pretraining": -0.5},
+         EVIDENCE["lewis"], lambda c: "task.needs_citations is true" if c.spec.task.needs_citations else None),
+    Rule("data.below_minimum", "Supervised fine-tuning needs at least 10 labeled examples.",
+         {"peft": HARD, "full_finetuning": HARD},
+         EVIDENCE["openai"],
+         lambda c: (f"only {c.spec.data.labeled_examples} labeled examples (< 10)"
+                    if c.spec.data.labeled_examples < 10 else None)),
+    Rule("data.openai_gains", "From 50 labeled examples fine-tuning usually shows clear gains.",
+         {"peft": 0.5}, EVIDENCE["openai"], _labels_at_least(50)),
+    Rule("data.google_range", "100-500 labeled examples is the recommended range for supervised tuning.",
+         {"peft": 0.5, "full_finetuning": 0.25}, EVIDENCE["google"], _labels_at_least(100)),
+    Rule("data.lima", "~1,000 curated examples are enough to align style and format.",
+         {"peft": 1.0, "full_finetuning": 0.5}, EVIDENCE["lima"], _labels_at_least(1000)),
+    Rule("data.few_thousand", "A few thousand high-quality examples usually suffice for SFT.",
+         {"peft": 0.5, "full_finetuning": 0.75}, EVIDENCE["seed"], _labels_at_least(3000)),
+    Rule("data.large_sft", "Large labeled sets let full fine-tuning learn more than LoRA.",
+         {"full_finetuning": 1.0}, EVIDENCE["biderman"], _labels_at_least(50_000)),
+    Rule("task.style_strict", "A strict format or voice is learned from examples more reliably than prompted.",
+         {"peft": 1.5, "full_finetuning": 0.5, "prompting": -0.5},
+         EVIDENCE["lima"],
+         lambda c: (f"task.style_consistency is high with {c.spec.data.labeled_examples:,} examples"
+                    if c.spec.task.style_consistency.value == "high" and c.spec.data.labeled_examples >= 100
+                    else None)),
+    Rule("domain.moderate_shift", "Moderate domain jargon is adapted well by PEFT.",
+         {"peft": 0.5, "full_finetuning": 0.5, "prompting": -0.5},
+         EVIDENCE["biderman"],
+         lambda c: "knowledge.domain_shift is moderate" if c.spec.knowledge.domain_shift.value == "moderate" else None),
+    Rule("domain.large_shift", "A large domain shift needs continued pretraining of all weights; LoRA falls short.",
+         {"full_finetuning": 1.5, "pretraining": 1.0, "peft": -0.5, "prompting": -1.5, "rag": -0.5},
+         EVIDENCE["biderman"],
+         lambda c: "knowledge.domain_shift is large" if c.spec.knowledge.domain_shift.value == "large" else None),
+    Rule("pretrain.base_exists", "Pretraining is orders of magnitude costlier; pick an existing base model.",
+         {"pretraining": -4.0},
+         EVIDENCE["seed"],
+         lambda c: (None if (c.spec.knowledge.domain_shift.value == "large"
+                             and c.spec.knowledge.in_base_model.value == "none")
+                    else "an existing base model covers this domain (domain_shift is not large or the base "
+                         "model knows some of it)")),
+    Rule("pretrain.new_domain", "A domain no base model has seen (new language, script or modality) is what "
+                                "pretraining is for.",
+         {"pretraining": 2.0},
+         EVIDENCE["seed"],
+         lambda c: ("domain_shift is large and the base model knows none of it"
+                    if c.spec.knowledge.domain_shift.value == "large"
+                    and c.spec.knowledge.in_base_model.value == "none" else None)),
+    Rule("domain.unseen_by_base", "A base model that has never seen the language or script tokenizes it poorly "
+                                  "and has little to adapt.",
+         {"full_finetuning": -1.0, "peft": -1.0, "prompting": -1.0},
+         EVIDENCE["tokenizer"],
+         lambda c: ("domain_shift is large and the base model knows none of it"
+                    if c.spec.knowledge.domain_shift.value == "large"
+                    and c.spec.knowledge.in_base_model.value == "none" else None)),
+    Rule("pretrain.data", "Pretraining needs ~20 tokens per parameter of unlabeled text.",
+         {"pretraining": HARD}, EVIDENCE["chinchilla"], _pretrain_data),
+    Rule("constraint.memory", "The path's training must fit the GPUs' memory.",
+         {"peft": HARD, "full_finetuning": HARD, "pretraining": HARD}, EVIDENCE["memory"],
+         _per_path(_memory, ("peft", "full_finetuning", "pretraining"))),
+    Rule("constraint.budget", "The one-off cost must fit the budget.",
+         {p: HARD for p in PATHS}, EVIDENCE["constraints"], _per_path(_budget)),
+    Rule("constraint.monthly_budget", "The monthly serving cost must fit the monthly budget.",
+         {p: HARD for p in PATHS}, EVIDENCE["constraints"], _per_path(_monthly)),
+    Rule("constraint.deadline", "The first result must arrive before the deadline.",
+         {p: HARD for p in PATHS}, EVIDENCE["constraints"], _per_path(_deadline)),
+    Rule("constraint.data_stays", "Data may not leave: hosted APIs are ruled out, every path is self-hosted.",
+         {"prompting": 0.0, "rag": 0.0}, EVIDENCE["constraints"],
+         lambda c: ("constraints.data_may_leave is false: serving priced self-hosted on "
+                    f"{c.spec.constraints.gpu}" if not c.spec.constraints.data_may_leave else None)),
+    Rule("traffic.below_break_even", "Tuning to shorten prompts pays off only past break-even volume.",
+         {"prompting": 1.0}, EVIDENCE["breakeven"], _break_even),
+    Rule("traffic.prompt_savings", "At high volume, dropping few-shot examples from every prompt saves real money.",
+         {"peft": 1.0}, EVIDENCE["breakeven"], _shorter_prompts_pay),
+]
+
+RULES_BY_ID = {r.id: r for r in RULES}

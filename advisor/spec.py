@@ -1,0 +1,239 @@
+"""The project spec: what the advisor needs to know, validated at the edge (design.md §3).
+
+Field names are fixed so that specs stay portable. Unknown keys are errors (pydantic's default
+silently drops typos), each error names the dotted field path and what was expected.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from advisor.errors import UserError
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class TaskKind(str, Enum):
+    qa = "qa"
+    chat = "chat"
+    classification = "classification"
+    extraction = "extraction"
+    summarization = "summarization"
+    generation = "generation"
+    code = "code"
+
+
+class Level(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class Frequency(str, Enum):
+    never = "never"
+    yearly = "yearly"
+    monthly = "monthly"
+    weekly = "weekly"
+    daily = "daily"
+
+
+class Coverage(str, Enum):
+    none = "none"
+    partial = "partial"
+    most = "most"
+
+
+class Shift(str, Enum):
+    none = "none"
+    moderate = "moderate"
+    large = "large"
+
+
+FREQUENCY_PER_YEAR = {Frequency.never: 0, Frequency.yearly: 1, Frequency.monthly: 12, Frequency.weekly: 52,
+                      Frequency.daily: 365}
+
+
+class Task(_Strict):
+    kind: TaskKind = Field(description="What the model does: qa, chat, classification, extraction, summarization, "
+                                       "generation or code.")
+    complexity: Level = Field(Level.medium, description="How hard the task is for a capable base model.")
+    needs_citations: bool = Field(False, description="Answers must point to their sources.")
+    style_consistency: Level = Field(Level.medium, description="How strict the output format / tone / brand voice is.")
+
+
+class Knowledge(_Strict):
+    source_documents: int = Field(0, ge=0, description="Documents the model must know (0 = none).")
+    corpus_tokens: int = Field(0, ge=0, description="Domain text available (unlabeled), in tokens.")
+    update_frequency: Frequency = Field(Frequency.never, description="How often that knowledge changes.")
+    in_base_model: Coverage = Field(Coverage.partial, description="How much of it the base model already knows.")
+    domain_shift: Shift = Field(Shift.none, description="large = new language/script/modality-like jargon.")
+
+
+class Data(_Strict):
+    labeled_examples: int = Field(0, ge=0, description="Good-quality input -> output pairs available.")
+    avg_example_tokens: int = Field(400, gt=0, description="Average tokens of one labeled example (input + output).")
+
+
+class ModelRef(_Strict):
+    base: str = Field("meta-llama/Llama-3.1-8B", min_length=1,
+                      description="Catalog id (`tunepath models`), HF id in the catalog, or path to a config.json "
+                                  "or model folder.")
+
+    @field_validator("base")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from advisor import catalog
+        try:
+            catalog.architecture(v)
+        except UserError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+
+class Traffic(_Strict):
+    requests_per_month: int = Field(0, ge=0, description="Expected requests per month in production.")
+    prompt_tokens: int = Field(500, ge=0, description="Prompt tokens per request, without retrieved context or "
+                                                      "few-shot examples.")
+    output_tokens: int = Field(200, ge=0, description="Generated tokens per request.")
+
+
+class Constraints(_Strict):
+    budget_usd: float = Field(10_000, ge=0, description="One-off budget (training, indexing, setup compute), USD.")
+    monthly_budget_usd: float | None = Field(None, ge=0, description="Monthly serving budget, USD (none = no limit).")
+    gpu: str = Field("A100-80GB", description="GPU catalog id (`tunepath gpus`).")
+    gpu_count: int = Field(1, ge=1, description="GPUs available for training.")
+    deadline_days: float | None = Field(None, gt=0, description="Days until a first result is needed (none = no limit).")
+    data_may_leave: bool = Field(True, description="Whether hosted APIs may see the data.")
+
+    @field_validator("gpu")
+    @classmethod
+    def _known_gpu(cls, v: str) -> str:
+        from advisor import catalog
+        try:
+            return catalog.gpu(v).id
+        except UserError as e:
+            raise ValueError(str(e)) from None
+
+
+class ProjectSpec(_Strict):
+    """A project the advisor reasons about. Only `name` and `task.kind` are required."""
+
+    name: str = Field(min_length=1, description="A short name for the project.")
+    task: Task
+    knowledge: Knowledge = Knowledge()
+    data: Data = Data()
+    model: ModelRef = ModelRef()
+    traffic: Traffic = Traffic()
+    constraints: Constraints = Constraints()
+
+
+# --- loading -----------------------------------------------------------------------------
+
+def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the field at `loc` (for did-you-mean on unknown keys)."""
+    cls: Any = root
+    for part in loc:
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        cls = ann
+    return cls
+
+
+def format_validation_error(e: ValidationError, source: str, root: type[BaseModel]) -> str:
+    """One line per problem: `source: dotted.field: what was expected`."""
+    lines = []
+    for err in e.errors():
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        etype = err["type"]
+        if etype == "extra_forbidden":
+            owner = _model_at(loc[:-1], root)
+            hint = ""
+            if owner is not None:
+                close = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1)
+                hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else \
+                    f"; expected one of: {', '.join(owner.model_fields)}"
+            lines.append(f"{source}: {field}: unknown field{hint}")
+        elif etype == "enum":
+            expected = err.get("ctx", {}).get("expected", "")
+            lines.append(f"{source}: {field}: expected {expected}, got {err['input']!r}")
+        elif etype == "missing":
+            lines.append(f"{source}: {field}: required field is missing")
+        elif etype == "value_error":
+            lines.append(f"{source}: {field}: {err['msg'].removeprefix('Value error, ')}")
+        else:
+            lines.append(f"{source}: {field}: {err['msg'].lower()}, got {err['input']!r}")
+    return "\n".join(lines)
+
+
+def parse_document(path: Path) -> dict:
+    """Read a YAML or JSON mapping; errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, expected a YAML or JSON file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of fields (name, task, ...), got {type(data).__name__}")
+    return data
+
+
+def set_dotted(data: dict, dotted: str, value: Any) -> dict:
+    """Return a copy of `data` with `a.b.c` set to value (for --set / --vary overrides)."""
+    out = json.loads(json.dumps(data))
+    node = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise UserError(f"--set {dotted}: '{part}' is not a section")
+        node = nxt
+    node[parts[-1]] = value
+    return out
+
+
+def spec_from_dict(data: dict, source: str = "spec") -> ProjectSpec:
+    try:
+        return ProjectSpec.model_validate(data)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e, source, ProjectSpec)) from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> ProjectSpec:
+    """Load and validate a spec file; `overrides` are `dotted.field=value` strings (YAML-parsed values)."""
+    path = Path(path)
+    data = parse_document(path)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected dotted.field=value")
+        data = set_dotted(data, key.strip(), yaml.safe_load(raw))
+    return spec_from_dict(data, str(path))

@@ -1,0 +1,163 @@
+"""The advisor end to end through the CLI: examples, JSON shape, starter spec, bad input, no torch."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from helpers import EXAMPLES, REPO, cli, cli_subprocess
+
+SPECS = sorted(EXAMPLES.glob("*.yaml"))
+PATHS = {"prompting", "rag", "peft", "full_finetuning", "pretraining"}
+
+
+def _expected(spec):
+    m = re.search(r"^# expect: (\S+)", spec.read_text(), re.M)
+    assert m, f"{spec.name} lacks an '# expect: PATH' comment"
+    return m.group(1)
+
+
+def test_examples_cover_every_path():
+    expected = {_expected(s) for s in SPECS}
+    assert len(SPECS) >= 8
+    assert PATHS <= {p for e in expected for p in e.split("+")}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_example_gets_its_path(spec):
+    r = cli("recommend", spec, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["recommendation"]["path"] == _expected(spec)
+    assert {p["path"] for p in data["paths"]} == PATHS
+    for p in data["paths"]:
+        assert set(p) >= {"path", "feasible", "fit", "reasons", "rules", "cost"}
+        assert p["feasible"] == (not p["reasons"])
+        assert p["fit"] == pytest.approx(sum(float(r["effect"]) for r in p["rules"] if r["effect"] != "infeasible"))
+        for rule in p["rules"]:
+            assert rule["id"] and rule["evidence"] and rule["effect"]
+    assert data["recommendation"]["rationale"]
+
+
+def test_recommend_table_output_names_choice_and_rules():
+    r = cli("recommend", EXAMPLES / "support-assistant.yaml")
+    assert r.exit_code == 0
+    assert "Recommendation: RAG" in r.stdout
+    assert "knowledge.exceeds_prompt" in r.stdout and "task.citations" in r.stdout
+
+
+def test_set_override_changes_the_answer():
+    base = json.loads(cli("recommend", EXAMPLES / "faq-bot.yaml", "--json").stdout)
+    r = cli("recommend", EXAMPLES / "faq-bot.yaml", "--json", "--set", "knowledge.corpus_tokens=50000000",
+            "--set", "task.needs_citations=true")
+    assert base["recommendation"]["path"] == "prompting"
+    assert json.loads(r.stdout)["recommendation"]["path"] == "rag"
+
+
+def test_infeasible_everything_is_a_valid_answer(tmp_path):
+    spec = yaml.safe_load((EXAMPLES / "support-assistant.yaml").read_text())
+    spec["constraints"].update(budget_usd=0, monthly_budget_usd=0)
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    r = cli("recommend", p, "--json")
+    assert r.exit_code == 0
+    data = json.loads(r.stdout)
+    assert data["recommendation"]["path"] is None
+    assert all(not p["feasible"] for p in data["paths"])
+
+
+def test_init_writes_a_spec_that_recommends(tmp_path):
+    p = tmp_path / "spec.yaml"
+    assert cli("init", p).exit_code == 0
+    assert "#" in p.read_text()                       # commented
+    assert cli("init", p).exit_code == 2              # no silent overwrite
+    r = cli("recommend", p, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["recommendation"]["path"] in PATHS | {"rag+peft"}
+
+
+def test_schema_lists_fixed_field_names():
+    schema = json.loads(cli("schema").stdout)
+    defs = schema["$defs"]
+    assert set(schema["properties"]) >= {"name", "task", "knowledge", "data", "model", "traffic", "constraints"}
+    assert set(defs["Knowledge"]["properties"]) == {"source_documents", "corpus_tokens", "update_frequency",
+                                                    "in_base_model", "domain_shift"}
+    assert defs["Constraints"]["properties"]["gpu_count"]["description"]
+
+
+def test_rules_table_has_evidence_for_every_rule():
+    rows = json.loads(cli("rules", "--json").stdout)
+    ids = {r["id"] for r in rows}
+    assert len(ids) == len(rows) >= 20
+    for needed in ("knowledge.exceeds_prompt", "updates.weekly_or_faster", "task.citations", "data.below_minimum",
+                   "data.lima", "task.style_strict", "domain.large_shift", "pretrain.data", "constraint.memory",
+                   "constraint.deadline", "constraint.data_stays", "task.simple", "traffic.below_break_even"):
+        assert needed in ids
+    assert all(r["evidence"] and r["statement"] for r in rows)
+    assert "Decision rules" in cli("rules").stdout
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "spec.yaml"
+    p.write_text(text)
+    return p
+
+
+GOOD = (EXAMPLES / "faq-bot.yaml").read_text()
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda s: s.replace("complexity: low", "complexty: low"), "task.complexty: unknown field; did you mean 'task.complexity'"),
+    (lambda s: s.replace("labeled_examples: 20", "labeled_examples: many"), "data.labeled_examples"),
+    (lambda s: s.replace("labeled_examples: 20", "labeled_examples: -5"), "data.labeled_examples"),
+    (lambda s: s.replace("update_frequency: yearly", "update_frequency: hourly"), "knowledge.update_frequency: expected"),
+    (lambda s: s.replace("gpu: L4", "gpu: L40"), "constraints.gpu: unknown GPU 'L40'"),
+    (lambda s: s.replace("base: Qwen/Qwen2.5-7B", "base: acme/NoSuchModel-7B"), "model.base: unknown model"),
+    (lambda s: s.replace("name: faq-bot\n", ""), "name: required field is missing"),
+    (lambda s: s + "\n  bad: [unclosed\n", "invalid YAML"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, mutate, needle):
+    p = _write(tmp_path, mutate(GOOD))
+    r = cli_subprocess("recommend", p)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2  # rich may wrap one long line
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    r = cli_subprocess("recommend", tmp_path / "nope.yaml")
+    assert r.returncode == 2 and "no such file" in r.stderr
+    r = cli_subprocess("recommend", tmp_path)
+    assert r.returncode == 2 and "is a folder" in r.stderr
+    j = tmp_path / "s.json"
+    j.write_text('{"name": "x",')
+    r = cli_subprocess("recommend", j)
+    assert r.returncode == 2 and "invalid JSON" in r.stderr
+
+
+def test_json_spec_and_config_path_model(tmp_path):
+    cfg = tmp_path / "mymodel"
+    cfg.mkdir()
+    (cfg / "config.json").write_text((REPO / "advisor/data/models/Qwen__Qwen2.5-0.5B.json").read_text())
+    spec = yaml.safe_load(GOOD)
+    spec["model"]["base"] = str(cfg)
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(spec))
+    r = cli("recommend", p, "--json")
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["model"]["total_params"] == 494_032_768
+
+
+def test_recommend_never_imports_backends():
+    code = ("import sys; from advisor.cli import main; sys.argv=['tunepath','recommend','--json',"
+            f"r'{EXAMPLES / 'support-assistant.yaml'}']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy={'torch','transformers','sentence_transformers','faiss','peft'} & set(sys.modules)\n"
+            "print('HEAVY', sorted(heavy), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert "HEAVY []" in r.stderr, r.stderr
+    assert json.loads(r.stdout)["recommendation"]["path"] == "rag"
