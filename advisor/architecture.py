@@ -38,6 +38,7 @@ class Linear(BaseModel):
     count: int = 1            # copies per layer (MoE experts)
     expert: bool = False      # only `experts_per_token` of `count` copies run per token
     targetable: bool = True   # an nn.Linear/Conv1D module peft can wrap (transformers 5 fuses MoE experts)
+    scope: str = ""           # parent module ("attn"/"mlp") where a leaf name repeats (GPT-2's c_proj)
 
 
 class Architecture(BaseModel):
@@ -238,9 +239,9 @@ def _gpt2(cfg: dict, where: str) -> Architecture:
     P = _require(cfg, "max_position_embeddings", where)
     inter = _get(cfg, "intermediate_size", 4 * h)
     linears = (Linear(name="c_attn", in_features=h, out_features=3 * h, bias=True),
-               Linear(name="c_proj", in_features=h, out_features=h, bias=True),
+               Linear(name="c_proj", in_features=h, out_features=h, bias=True, scope="attn"),
                Linear(name="c_fc", in_features=h, out_features=inter, bias=True),
-               Linear(name="c_proj", in_features=inter, out_features=h, bias=True))
+               Linear(name="c_proj", in_features=inter, out_features=h, bias=True, scope="mlp"))
     return Architecture(
         model_type="gpt2", vocab_size=V, hidden_size=h, num_layers=L, num_heads=nh, num_kv_heads=nh,
         head_dim=h // nh, intermediate_size=inter, tied_embeddings=bool(_get(cfg, "tie_word_embeddings", True)),

@@ -21,13 +21,16 @@ Method = Literal["full", "lora", "dora", "qlora", "pretrain"]
 Precision = Literal["mixed", "bf16", "fp32"]
 Optimizer = Literal["adamw", "adamw-8bit", "sgd"]
 
-# Model-FLOPs utilisation defaults. Llama 2 paper (Touvron et al. 2023, Table 2): 7B on 2T tokens
-# took 184,320 A100-80GB GPU-hours -> 6ND / (h * 3600 * 312e12) = 0.39; 70B -> 0.43. Adapter
+# Model-FLOPs utilisation defaults, with model FLOPs = 6N + 12*L*s*d per token (PaLM's MFU
+# definition, Chowdhery et al. 2022, App. B). Llama 2 paper (Touvron et al. 2023, Table 2): 7B on
+# 2T tokens at s=4096 took 184,320 A100-80GB GPU-hours -> MFU 0.45 (0.39 counting 6ND only);
+# 70B took 1,720,320 -> 0.46. Adapter
 # training runs small extra kernels and frozen-weight backward passes; QLoRA adds NF4
 # dequantisation (Dettmers et al. 2023 report it slower than 16-bit LoRA). The adapter numbers
 # are assumptions: `tunepath calibrate` measures your own.
-DEFAULT_MFU = {"full": 0.40, "pretrain": 0.40, "lora": 0.35, "dora": 0.30, "qlora": 0.25}
-MFU_SOURCE = ("full/pretrain 0.40: Llama 2 paper (184,320 A100-h for 7B x 2T tokens -> MFU 0.39); "
+DEFAULT_MFU = {"full": 0.45, "pretrain": 0.45, "lora": 0.35, "dora": 0.30, "qlora": 0.25}
+MFU_SOURCE = ("full/pretrain 0.45: Llama 2 paper (184,320 A100-h for 7B x 2T tokens at s=4096 -> MFU 0.45 "
+              "with attention FLOPs counted); "
               "lora 0.35, dora 0.30, qlora 0.25: assumed (adapter and NF4 kernels are less efficient)")
 PREFILL_MFU = 0.5          # assumed: large-batch prefill GEMMs reach about half of peak
 DECODE_BANDWIDTH_EFF = 0.7  # assumed: decode reaches ~70 % of peak memory bandwidth
@@ -117,14 +120,24 @@ def lora_trainable(arch: Architecture, rank: int, targets: list[str] | str, dora
     return per_layer * arch.num_layers
 
 
-IA3_DEFAULT_TARGETS = {  # peft's TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING (attention k/v + MLP down)
+# peft 0.21 TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING / ..._FEEDFORWARD_MODULES_MAPPING
+IA3_DEFAULT_TARGETS = {
     "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
     "mistral": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
-    "qwen2": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
-    "gemma": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "qwen2": (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "qwen3": (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "gemma": (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "phi": (["q_proj", "v_proj", "fc2"], ["fc2"]),
     "gpt2": (["c_attn", "mlp.c_proj"], ["mlp.c_proj"]),
     "gpt_neox": (["query_key_value", "dense_4h_to_h"], ["dense_4h_to_h"]),
+    "falcon": (["query_key_value", "dense_4h_to_h"], ["dense_4h_to_h"]),
 }
+
+
+def _matches(lin, target: str) -> bool:
+    """peft matches target names as suffixes of the module path: `mlp.c_proj` or just `c_proj`."""
+    scope, _, name = target.rpartition(".")
+    return lin.name == name and (not scope or lin.scope == scope)
 
 
 def ia3_trainable(arch: Architecture, targets: list[str] | None = None, feedforward: list[str] | None = None) -> int:
@@ -134,13 +147,13 @@ def ia3_trainable(arch: Architecture, targets: list[str] | None = None, feedforw
         if arch.model_type not in IA3_DEFAULT_TARGETS:
             raise UserError(f"IA3 has no default target modules for {arch.model_type}; give target_modules")
         targets, feedforward = IA3_DEFAULT_TARGETS[arch.model_type]
+    resolve_targets(arch, [t.rpartition(".")[2] for t in targets])
     feedforward = feedforward or []
-    names = set(resolve_targets(arch, [t.split(".")[-1] for t in targets]))
-    ff = {t.split(".")[-1] for t in feedforward}
     total = 0
     for lin in arch.layer_linears:
-        if lin.targetable and lin.name in names:
-            total += lin.count * (lin.in_features if lin.name in ff else lin.out_features)
+        if lin.targetable and any(_matches(lin, t) for t in targets):
+            is_ff = any(_matches(lin, f) for f in feedforward)
+            total += lin.count * (lin.in_features if is_ff else lin.out_features)
     return total * arch.num_layers
 
 

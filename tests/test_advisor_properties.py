@@ -1,0 +1,80 @@
+"""Property tests: random valid specs never crash, and the rules move fit in the promised direction."""
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from advisor import catalog
+from advisor.recommend import recommend
+from advisor.spec import Frequency, ProjectSpec
+
+LEVELS = ["low", "medium", "high"]
+FREQ = [f.value for f in Frequency]
+
+specs = st.fixed_dictionaries({
+    "name": st.just("prop"),
+    "task": st.fixed_dictionaries({
+        "kind": st.sampled_from(["qa", "chat", "classification", "extraction", "summarization", "generation", "code"]),
+        "complexity": st.sampled_from(LEVELS), "needs_citations": st.booleans(),
+        "style_consistency": st.sampled_from(LEVELS)}),
+    "knowledge": st.fixed_dictionaries({
+        "source_documents": st.integers(0, 10**6), "corpus_tokens": st.integers(0, 10**12),
+        "update_frequency": st.sampled_from(FREQ), "in_base_model": st.sampled_from(["none", "partial", "most"]),
+        "domain_shift": st.sampled_from(["none", "moderate", "large"])}),
+    "data": st.fixed_dictionaries({"labeled_examples": st.integers(0, 10**6),
+                                   "avg_example_tokens": st.integers(1, 8000)}),
+    "model": st.fixed_dictionaries({"base": st.sampled_from(sorted(catalog.models()))}),
+    "traffic": st.fixed_dictionaries({"requests_per_month": st.integers(0, 10**9),
+                                      "prompt_tokens": st.integers(0, 20000), "output_tokens": st.integers(0, 4000)}),
+    "constraints": st.fixed_dictionaries({
+        "budget_usd": st.floats(0, 1e7), "monthly_budget_usd": st.none() | st.floats(0, 1e6),
+        "gpu": st.sampled_from(sorted(catalog.gpus())), "gpu_count": st.integers(1, 128),
+        "deadline_days": st.none() | st.floats(1, 1000), "data_may_leave": st.booleans()}),
+})
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _fit(spec: dict, path: str) -> float:
+    return recommend(ProjectSpec.model_validate(spec)).path(path).fit
+
+
+@SETTINGS
+@given(specs)
+def test_random_valid_specs_never_crash(spec):
+    advice = recommend(ProjectSpec.model_validate(spec))
+    assert len(advice.paths) == 5
+    chosen = advice.recommendation.path
+    assert chosen is None or all(advice.path(p).feasible for p in chosen.split("+"))
+    for p in advice.paths:
+        assert p.cost.one_off_usd >= 0 and p.cost.monthly_usd >= 0
+
+
+@SETTINGS
+@given(specs, st.integers(1, 10**6))
+def test_more_labeled_examples_never_lower_peft_fit(spec, extra):
+    more = {**spec, "data": {**spec["data"], "labeled_examples": spec["data"]["labeled_examples"] + extra}}
+    assert _fit(more, "peft") >= _fit(spec, "peft")
+
+
+@SETTINGS
+@given(specs, st.floats(1, 1e7))
+def test_bigger_budget_never_makes_a_feasible_path_infeasible(spec, extra):
+    c = spec["constraints"]
+    bigger = {**spec, "constraints": {**c, "budget_usd": c["budget_usd"] + extra,
+                                      "monthly_budget_usd": None if c["monthly_budget_usd"] is None
+                                      else c["monthly_budget_usd"] + extra}}
+    before = recommend(ProjectSpec.model_validate(spec))
+    after = recommend(ProjectSpec.model_validate(bigger))
+    for p in before.paths:
+        if p.feasible:
+            assert after.path(p.path).feasible
+
+
+@SETTINGS
+@given(specs, st.data())
+def test_more_frequent_updates_never_lower_rag_fit(spec, data):
+    i = FREQ.index(spec["knowledge"]["update_frequency"])
+    j = data.draw(st.integers(i, len(FREQ) - 1))
+    faster = {**spec, "knowledge": {**spec["knowledge"], "update_frequency": FREQ[j]}}
+    assert _fit(faster, "rag") >= _fit(spec, "rag")

@@ -1,0 +1,189 @@
+"""The estimator against transformers/peft/FlopCounterMode on models built here, and design.md §8."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from advisor import catalog
+from advisor.architecture import from_config, normalize_config
+from advisor.estimate import (
+    TrainSetup,
+    estimate_training,
+    ia3_trainable,
+    kv_bytes_per_token,
+    lora_trainable,
+    prompt_tuning_trainable,
+    training_flops,
+    training_memory,
+)
+from helpers import cli, cli_subprocess
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+_DROP = {"architectures", "auto_map", "_name_or_path", "transformers_version", "model_type"}
+
+
+def _hf_config(raw: dict):
+    cfg = normalize_config(raw)
+    kwargs = {k: v for k, v in cfg.items() if v is not None and k not in _DROP}
+    if cfg["model_type"] == "falcon":
+        kwargs.setdefault("new_decoder_architecture", False)
+        kwargs.setdefault("multi_query", True)
+    return transformers.AutoConfig.for_model(cfg["model_type"], **kwargs)
+
+
+@pytest.mark.parametrize("mid", sorted(catalog.models()))
+def test_catalog_counts_equal_transformers_on_meta_device(mid):
+    _, raw = catalog.model_config(mid)
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(_hf_config(raw))
+    arch = catalog.architecture(mid)
+    assert arch.total_params == model.num_parameters()
+    linear = {n.split(".")[-1] for n, m in model.named_modules()
+              if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"} - {"lm_head"}
+    assert set(arch.linear_names()) == linear
+
+
+@pytest.mark.parametrize("mid,published", [
+    ("openai-community/gpt2", 124_439_808), ("Qwen/Qwen2.5-0.5B", 494_032_768),
+    ("meta-llama/Llama-2-7b-hf", 6_738_415_616), ("mistralai/Mistral-7B-v0.1", 7_241_732_096),
+    ("mistralai/Mixtral-8x7B-v0.1", 46_702_792_704), ("tiiuae/falcon-7b", 6_921_720_704),
+    ("microsoft/phi-2:phi-msft", 2_779_683_840), ("google/gemma-2b", 2_506_172_416),
+])
+def test_published_counts(mid, published):
+    assert catalog.architecture(mid).total_params == published
+
+
+def test_design_reference_numbers():
+    llama = catalog.architecture("meta-llama/Llama-2-7b-hf")
+    # peft: "trainable params: 4,194,304 || all params: 6,742,609,920"
+    lora = lora_trainable(llama, 8, ["q_proj", "v_proj"])
+    assert lora == 4_194_304 and llama.total_params + lora == 6_742_609_920
+    # LoRA paper: GPT-3 175B (d=12288, L=96), r=4 on Wq, Wv -> 18,874,368 trainable
+    gpt3 = from_config({"model_type": "llama", "hidden_size": 12288, "num_hidden_layers": 96,
+                        "num_attention_heads": 96, "vocab_size": 50257, "intermediate_size": 4 * 12288})
+    assert lora_trainable(gpt3, 4, ["q_proj", "v_proj"]) == 18_874_368
+    # GPT-3 175B on 300B tokens: 6ND = 3.15e23 (paper: 3.14e23)
+    gpt3_gpt2 = from_config({"model_type": "gpt2", "n_embd": 12288, "n_layer": 96, "n_head": 96,
+                             "vocab_size": 50257, "n_positions": 2048})
+    assert 6 * gpt3_gpt2.total_params * 300e9 == pytest.approx(3.14e23, rel=0.01)
+    # Llama-2-7B full fine-tuning: 16 bytes/param of states (~108 GB) does not fit one 80 GB GPU
+    a100 = catalog.gpu("A100-80GB")
+    est = estimate_training(llama, a100, TrainSetup(method="full", tokens=1e6))
+    states = est.memory.weights + est.memory.gradients + est.memory.optimizer
+    assert states == 16 * llama.total_params and round(states / 1e9) == 108 and not est.fits
+    # DeepSpeed's estimators: ZeRO-2 = 4N + 16N/G, ZeRO-3 = 4 * largest layer + 18N/G
+    N, G = llama.total_params, 8
+    z2 = training_memory(llama, TrainSetup(method="full", tokens=1, gpus=G, zero=2))
+    assert z2.weights + z2.gradients + z2.optimizer == 4 * N + 16 * N / G
+    z3 = training_memory(llama, TrainSetup(method="full", tokens=1, gpus=G, zero=3))
+    largest = max(llama.params_per_layer, llama.vocab_size * llama.hidden_size)
+    assert z3.weights + z3.gradients + z3.optimizer == 4 * largest + 18 * N / G
+    # KV cache: Llama-2-7B 512 KiB per token
+    assert kv_bytes_per_token(llama) == 512 * 1024
+    # Llama 2 paper: 184,320 A100-hours for 7B on 2T tokens -> the default MFU reproduces it within 10 %
+    pre = estimate_training(llama, a100, TrainSetup(method="pretrain", tokens=2e12, seq_len=4096))
+    assert pre.gpu_hours == pytest.approx(184_320, rel=0.10)
+    # QLoRA: a 65B-70B model fine-tunes on one 48 GB GPU
+    big = catalog.architecture("meta-llama/Llama-2-70b-hf")
+    q = estimate_training(big, catalog.gpu("L40S"), TrainSetup(method="qlora", tokens=1e6, seq_len=512,
+                                                                  grad_checkpointing=True))
+    assert q.fits and q.memory_per_gpu_gb < 48
+
+
+def _tiny(model_type: str, **extra):
+    base = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, **extra)
+    if model_type == "gpt2":
+        base = dict(vocab_size=512, n_embd=64, n_layer=2, n_head=4, n_positions=128)
+    cfg = transformers.AutoConfig.for_model(model_type, **base)
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(cfg), from_config(cfg.to_dict())
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", "gpt2", "mistral"])
+@pytest.mark.parametrize("method", ["lora", "dora", "all-linear", "prompt", "ia3"])
+def test_adapter_counts_equal_peft(model_type, method):
+    peft = pytest.importorskip("peft")
+    model, arch = _tiny(model_type)
+    assert arch.total_params == model.num_parameters()
+    qv = ["c_attn"] if model_type == "gpt2" else ["q_proj", "v_proj"]
+    if method in ("lora", "dora", "all-linear"):
+        targets = "all-linear" if method == "all-linear" else qv
+        cfg = peft.LoraConfig(r=4, target_modules=targets, use_dora=method == "dora", task_type="CAUSAL_LM")
+        expected = lora_trainable(arch, 4, targets, dora=method == "dora")
+    elif method == "prompt":
+        cfg = peft.PromptTuningConfig(num_virtual_tokens=7, task_type="CAUSAL_LM")
+        expected = prompt_tuning_trainable(arch, 7)
+    else:
+        cfg = peft.IA3Config(task_type="CAUSAL_LM")
+        expected = ia3_trainable(arch)
+    pm = peft.get_peft_model(model, cfg)
+    trainable, _ = pm.get_nb_trainable_parameters()
+    assert trainable == expected
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_training_flops_within_3_percent_of_flop_counter(method):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, arch = _tiny("llama", attn_implementation="eager")
+    model.config._attn_implementation = "eager"
+    s, b = 64, 2
+    if method == "lora":
+        import peft
+        model = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    ids = torch.randint(0, 512, (b, s))
+    with FlopCounterMode(display=False) as fc:
+        model(input_ids=ids, labels=ids).loss.backward()
+    setup = TrainSetup(method=method, tokens=b * s, seq_len=s, micro_batch=b, lora_rank=4,
+                       target_modules=["q_proj", "v_proj"], attention="eager")
+    assert training_flops(arch, setup) == pytest.approx(fc.get_total_flops(), rel=0.03)
+
+
+def test_estimate_cli_json_fields():
+    r = cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "lora", "--tokens", "20M",
+            "--gpu", "A100-80GB", "--rank", "8", "--target-modules", "q_proj,v_proj", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["model"]["total_params"] == 6_738_415_616 and d["model"]["active_params"] == 6_738_415_616
+    assert d["trainable_params"] == 4_194_304
+    assert set(d["memory_gb"]) == {"weights", "gradients", "optimizer", "activations", "overhead", "total"}
+    assert d["fits"] is True and d["gpu_hours"] > 0 and d["cost_usd"] > 0 and d["flops"] > 0
+    full = json.loads(cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "full", "--tokens",
+                          "20M", "--json").stdout)
+    assert full["fits"] is False
+    sharded = json.loads(cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "full", "--tokens",
+                             "20M", "--gpus", "8", "--zero", "3", "--grad-checkpointing", "--json").stdout)
+    assert sharded["fits"] is True
+    inf = json.loads(cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "inference",
+                         "--json").stdout)
+    assert inf["kv_bytes_per_token"] == 512 * 1024
+    table = cli("estimate", "--model", "Qwen/Qwen2.5-0.5B", "--method", "qlora", "--tokens", "1M")
+    assert table.exit_code == 0 and "memory per GPU" in table.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--tokens", "0"], "--tokens"),
+    (["--tokens", "-5M"], "--tokens"),
+    (["--tokens", "1M", "--gpu", "B200X"], "unknown GPU"),
+    (["--tokens", "1M", "--rank", "0"], "--rank"),
+    (["--tokens", "1M", "--method", "magic"], "--method"),
+    (["--tokens", "1M", "--target-modules", "q_proj,wq"], "wq"),
+])
+def test_estimate_bad_input_exit_2(args, needle):
+    r = cli_subprocess("estimate", "--model", "meta-llama/Llama-2-7b-hf", *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_config_missing_keys_is_one_line(tmp_path):
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
+    r = cli_subprocess("estimate", "--model", p, "--tokens", "1M")
+    assert r.returncode == 2 and "num_hidden_layers" in r.stderr
+    p.write_text(json.dumps({"model_type": "mamba", "hidden_size": 64}))
+    r = cli_subprocess("estimate", "--model", p, "--tokens", "1M")
+    assert r.returncode == 2 and "supported" in r.stderr
