@@ -255,9 +255,9 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
     """The FAISS index of the new generation: old vectors kept, removed ones dropped, new ones
     embedded in blocks and added as they come (the corpus's vectors exist once, in the index)."""
     kind = requested if requested != "auto" else (old.index.kind if old else ann.choose_kind(n_live, dim))
-    if requested == "auto" and old is not None and old.index.kind in ("flat", "hnsw"):
+    if requested == "auto" and old is not None and old.index.auto and old.index.kind == "flat":
         auto = ann.choose_kind(n_live, dim)
-        if auto != old.index.kind and auto != "ivfpq":
+        if auto == "hnsw":
             kind = auto  # the corpus crossed the Flat/HNSW threshold: migrate exact vectors, no re-embedding
             report.notes.append(f"index grew to {n_live} vectors: moved from {old.index.kind} to {auto}")
     params = dict(old.index.params) if old and old.index.kind == kind else ann.default_params(kind, dim, n_live)
@@ -326,4 +326,5 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
             progress(done, len(todo))
     report.embed_seconds = time.perf_counter() - t
     report.chunks_embedded = len(todo)
-    return index, IndexSpec(kind=kind, params=params)
+    user_chosen = requested != "auto" or (old is not None and not old.index.auto and kind == old.index.kind)
+    return index, IndexSpec(kind=kind, auto=not user_chosen, params=params)

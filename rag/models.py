@@ -26,6 +26,7 @@ class Chunking(_Model):
 
 class IndexSpec(_Model):
     kind: Literal["flat", "hnsw", "ivfpq"]
+    auto: bool = Field(True, description="chosen by size (re-chosen as the corpus grows) rather than by --index")
     params: dict[str, int | float | str] = Field(default_factory=dict)
 
 

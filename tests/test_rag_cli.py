@@ -1,0 +1,352 @@
+"""`tunepath rag index/query/eval` end to end through the CLI, on a slice of SciFact and on the
+bundled Acme corpus. One slice index is built per module and shared; tests that change an
+index build their own small one."""
+import gzip
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from helpers import EXAMPLES, REPO, SHARED_DATA, cli
+
+SCIFACT = SHARED_DATA / "scifact"
+ACME = EXAMPLES / "corpus"
+
+
+def _scifact_docs():
+    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt") as f:
+        return [json.loads(line) for line in f]
+
+
+def _test_qrels():
+    qrels = defaultdict(dict)
+    for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        q, d, s = line.split("\t")
+        qrels[q][d] = int(s)
+    return qrels
+
+
+def _write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def scifact_slice(tmp_path_factory):
+    """150 SciFact abstracts: 60 relevant to test queries + 90 others, in three files, and the
+    test queries whose relevant documents are all in the slice."""
+    root = tmp_path_factory.mktemp("scifact_slice")
+    docs = _scifact_docs()
+    qrels = _test_qrels()
+    relevant_ids = [d for q in sorted(qrels, key=int) for d in qrels[q]]
+    chosen = list(dict.fromkeys(relevant_ids))[:60]
+    by_id = {d["_id"]: d for d in docs}
+    others = [d for d in docs if d["_id"] not in set(relevant_ids)][:90]
+    rows = [by_id[i] for i in chosen] + others
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        _write_jsonl(corpus / f"part{i}.jsonl", rows[i * 50:(i + 1) * 50])
+    in_slice = set(chosen)
+    queries = {q: r for q, r in qrels.items() if set(r) <= in_slice}
+    res = cli("rag", "index", corpus, "--out", root / "index", "--json")
+    assert res.exit_code == 0, res.output
+    return {"root": root, "corpus": corpus, "index": root / "index", "qrels": queries,
+            "report": json.loads(res.stdout)}
+
+
+def test_index_report_and_manifest(scifact_slice):
+    rep = scifact_slice["report"]
+    m = rep["manifest"]
+    assert m["counts"]["documents"] == 150 and m["counts"]["files"] == 3
+    assert m["counts"]["chunks"] == m["counts"]["vectors"] == rep["chunks_embedded"] > 150
+    assert m["index"]["kind"] == "flat" and m["dim"] == 384 and m["normalized"] is True
+    assert m["chunking"]["effective_chunk_tokens"] == 254  # 256 minus [CLS] and [SEP]
+    on_disk = json.loads((scifact_slice["index"] / "manifest.json").read_text())
+    assert on_disk == m
+
+
+def test_chunks_fit_the_model_and_keep_offsets(scifact_slice):
+    from rag.embed import load_model
+    from rag.retrieve import RagIndex
+
+    docs = {d["_id"]: d for d in _scifact_docs()}
+    with RagIndex(scifact_slice["index"]) as idx:
+        rows = idx.con.execute("SELECT d.doc_id, c.start, c.end, c.n_tokens, c.text FROM chunks c "
+                               "JOIN docs d ON d.id = c.doc").fetchall()
+    tok = load_model("sentence-transformers/all-MiniLM-L6-v2").tokenizer
+    for doc_id, start, end, n_tokens, text in rows[:80]:
+        d = docs[doc_id]
+        full = f"{d['title']}\n\n{d['text']}" if d["title"] else d["text"]
+        assert full[start:end] == text
+        assert len(tok(text, add_special_tokens=False)["input_ids"]) == n_tokens <= 254
+
+
+def test_query_finds_relevant_doc(scifact_slice):
+    qrels = scifact_slice["qrels"]
+    queries = {json.loads(line)["_id"]: json.loads(line)["text"]
+               for line in (SCIFACT / "queries.jsonl").read_text().splitlines()}
+    found = 0
+    qids = sorted(qrels, key=int)[:10]
+    for q in qids:
+        res = cli("rag", "query", scifact_slice["index"], queries[q], "-k", "5", "--json")
+        assert res.exit_code == 0, res.output
+        hits = json.loads(res.stdout)
+        assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
+        assert all(hits[i]["score"] >= hits[i + 1]["score"] for i in range(4))
+        found += any(h["doc_id"] in qrels[q] for h in hits)
+    assert found >= 8, f"a relevant doc was in the top 5 for only {found}/10 queries"
+    # the table view names source and offsets
+    res = cli("rag", "query", scifact_slice["index"], queries[qids[0]], "-k", "2", "--mode", "dense")
+    assert res.exit_code == 0 and "offsets" in res.stdout
+
+
+def test_eval_modes_on_slice(scifact_slice, tmp_path):
+    qrels_path = tmp_path / "qrels.tsv"
+    qrels_path.write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{s}\n" for q, r in scifact_slice["qrels"].items() for d, s in r.items()))
+    res = cli("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl", "--qrels", qrels_path,
+              "--mode", "dense", "--mode", "bm25", "--mode", "hybrid", "--json")
+    assert res.exit_code == 0, res.output
+    by_mode = {m["mode"]: m for m in json.loads(res.stdout)}
+    assert by_mode["hybrid"]["queries"] == len(scifact_slice["qrels"]) > 30
+    print({k: round(m["ndcg_at_10"], 4) for k, m in by_mode.items()})
+    for m in by_mode.values():
+        assert 0.6 < m["ndcg_at_10"] <= 1.0 and m["recall_at_100"] > 0.9
+        assert m["recall_at_1"] <= m["recall_at_5"] <= m["recall_at_10"] <= m["recall_at_100"]
+
+
+def test_eval_equals_hand_computed_values(scifact_slice, tmp_path):
+    """q1 = a document's exact title with BM25: that document ranks first; its second relevant
+    document is not in the corpus. q2 matches no term. Hand-computed: q1 nDCG@10 =
+    1/(1 + 1/log2 3), recall@k = 1/2, MRR = 1; q2 all zero; means over the two queries."""
+    target = json.loads((scifact_slice["corpus"] / "part0.jsonl").read_text().splitlines()[3])
+    _write_jsonl(tmp_path / "q.jsonl", [{"_id": "q1", "text": target["title"]}, {"_id": "q2", "text": "zzxq qqzx"}])
+    (tmp_path / "qrels.tsv").write_text(f"query-id\tcorpus-id\tscore\nq1\t{target['_id']}\t1\nq1\tnot-in-corpus\t1\n"
+                                        "q2\tnot-in-corpus\t1\n")
+    res = cli("rag", "eval", scifact_slice["index"], "--queries", tmp_path / "q.jsonl", "--qrels",
+              tmp_path / "qrels.tsv", "--mode", "bm25", "--json")
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout)[0]
+    assert m["queries"] == 2
+    assert m["ndcg_at_10"] == pytest.approx(0.5 / (1 + 1 / math.log2(3)))
+    for k in (1, 5, 10, 100):
+        assert m[f"recall_at_{k}"] == pytest.approx(0.25)
+    assert m["mrr_at_10"] == pytest.approx(0.5)
+
+
+def test_incremental_add_change_delete(tmp_path):
+    """Changed document re-embedded, unchanged ones not, deleted file's chunks gone."""
+    docs = _scifact_docs()[200:230]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        _write_jsonl(corpus / f"p{i}.jsonl", docs[i * 10:(i + 1) * 10])
+    index = tmp_path / "index"
+    first = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)
+    assert first["manifest"]["counts"]["documents"] == 30
+
+    from rag.retrieve import RagIndex
+
+    def chunks_of(doc_ids):
+        with RagIndex(index) as idx:
+            return {d: n for d, n in idx.con.execute(
+                "SELECT d.doc_id, count(*) FROM chunks c JOIN docs d ON d.id = c.doc GROUP BY d.doc_id")
+                if d in doc_ids}
+
+    deleted_ids = {d["_id"] for d in docs[20:30]}
+    changed = dict(docs[3], text="Zebrafish regenerate heart muscle after injury within weeks.")
+    n_deleted = sum(chunks_of(deleted_ids).values())
+    n_changed_old = chunks_of({changed["_id"]})[changed["_id"]]
+    _write_jsonl(corpus / "p0.jsonl", docs[0:3] + [changed] + docs[4:10])
+    (corpus / "p2.jsonl").unlink()
+    (corpus / "new.md").write_text("# Tardigrades\n\nTardigrades survive the vacuum of space.\n")
+
+    res = cli("rag", "index", corpus, "--out", index, "--json")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert (rep["files_added"], rep["files_changed"], rep["files_deleted"], rep["files_unchanged"]) == (1, 1, 1, 1)
+    assert (rep["docs_added"], rep["docs_changed"], rep["docs_deleted"], rep["docs_unchanged"]) == (1, 1, 10, 19)
+    assert rep["chunks_embedded"] == 2  # the changed abstract (now one chunk) + the new file
+    assert rep["chunks_removed"] == n_deleted + n_changed_old
+    assert rep["manifest"]["counts"]["documents"] == 21
+    assert rep["manifest"]["counts"]["vectors"] == rep["manifest"]["counts"]["chunks"]  # flat: removed for real
+    assert rep["chunks_reused"] == rep["manifest"]["counts"]["chunks"] - 2
+
+    hits = json.loads(cli("rag", "query", index, "tardigrades in space", "-k", "1", "--json").stdout)
+    assert hits[0]["doc_id"] == "new.md" and hits[0]["source"] == str(corpus / "new.md")
+    hits = json.loads(cli("rag", "query", index, "zebrafish heart regeneration", "-k", "1", "--json").stdout)
+    assert hits[0]["doc_id"] == changed["_id"] and "Zebrafish" in hits[0]["text"]
+    for mode in ("dense", "bm25"):
+        hits = json.loads(cli("rag", "query", index, docs[25]["title"], "-k", "20", "--mode", mode, "--json").stdout)
+        assert not deleted_ids & {h["doc_id"] for h in hits}
+    # a third run changes nothing and says so
+    rep = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)
+    assert rep["up_to_date"] and rep["chunks_embedded"] == 0
+    assert sorted(p.name for p in index.iterdir() if not p.name.startswith(".")) == [
+        "chunks-2.sqlite", "manifest.json", "vectors-2.faiss"]
+
+
+def test_hnsw_deletes_are_filtered_then_purged(tmp_path):
+    """HNSW cannot remove vectors: deleted ids are filtered at query time until they pass 25 %
+    of the graph, then the graph is rebuilt from its own stored vectors (nothing re-embedded)."""
+    docs = _scifact_docs()[300:315]
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    _write_jsonl(corpus / "a.jsonl", docs[:13])
+    _write_jsonl(corpus / "b.jsonl", docs[13:])
+    index = tmp_path / "i"
+    assert cli("rag", "index", corpus, "--out", index, "--index", "hnsw").exit_code == 0
+    (corpus / "b.jsonl").unlink()
+    rep = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)
+    c = rep["manifest"]["counts"]
+    assert rep["manifest"]["index"]["kind"] == "hnsw" and rep["chunks_embedded"] == 0
+    assert c["dead_vectors"] == rep["chunks_removed"] > 0 and c["vectors"] == c["chunks"] + c["dead_vectors"]
+    gone = {d["_id"] for d in docs[13:]}
+    hits = json.loads(cli("rag", "query", index, docs[13]["title"], "-k", "10", "--mode", "dense", "--json").stdout)
+    assert len(hits) == 10 and not gone & {h["doc_id"] for h in hits}
+
+    _write_jsonl(corpus / "a.jsonl", docs[:6])  # now over a quarter of the graph is dead
+    rep = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)
+    c = rep["manifest"]["counts"]
+    assert rep["manifest"]["index"]["kind"] == "hnsw" and rep["chunks_embedded"] == 0
+    assert c["dead_vectors"] == 0 and c["vectors"] == c["chunks"] and c["documents"] == 6
+    assert any("rebuilt the HNSW graph" in n for n in rep["notes"])
+    hits = json.loads(cli("rag", "query", index, docs[2]["title"], "-k", "1", "--mode", "dense", "--json").stdout)
+    assert hits[0]["doc_id"] == docs[2]["_id"]
+
+
+def test_acme_corpus_and_bad_files(tmp_path):
+    corpus = tmp_path / "docs"
+    shutil.copytree(ACME / "docs", corpus)
+    (corpus / "empty.txt").write_text("")
+    (corpus / "logo.md").write_bytes(b"\x89PNG\x00\x00binary")
+    (corpus / "legacy.txt").write_bytes("Gr\xfc\xdfe".encode("latin-1"))
+    (corpus / "notes.docx").write_bytes(b"PK\x03\x04")
+    res = cli("rag", "index", corpus, "--out", tmp_path / "index", "--json")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert sorted(Path(s["path"]).name for s in rep["skipped"]) == ["empty.txt", "legacy.txt", "logo.md", "notes.docx"]
+    assert "skipped 4" in res.stderr
+    assert rep["manifest"]["counts"]["files"] == len(list((ACME / "docs").iterdir()))
+    res = cli("rag", "eval", tmp_path / "index", "--queries", ACME / "queries.jsonl", "--qrels", ACME / "qrels.tsv",
+              "--mode", "hybrid", "--json")
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout)[0]
+    assert m["queries"] == 18 and m["recall_at_10"] > 0.9 and m["mrr_at_10"] > 0.8
+    hits = json.loads(cli("rag", "query", tmp_path / "index", "restore a whole server onto new hardware",
+                          "-k", "1", "--json").stdout)
+    assert hits[0]["doc_id"] == "restore-bare-metal.html" and "console.log" not in hits[0]["text"]
+
+
+def test_answer_without_generator_shows_sources(scifact_slice):
+    res = cli("rag", "query", scifact_slice["index"], "vitamin D", "-k", "2", "--answer")
+    assert res.exit_code == 0, res.output
+    assert "no --generator" in res.stderr and "[1] " in res.stdout and "[2] " in res.stdout
+
+
+def test_answer_with_local_generator(scifact_slice, tmp_path):
+    """A tiny random Llama saved here: proves the loading, prompting and decoding path offline."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator([d["text"] for d in _scifact_docs()[:200]], trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096)
+    gen = tmp_path / "tiny-llama"
+    LlamaForCausalLM(cfg).save_pretrained(gen)
+    fast.save_pretrained(gen)
+    res = cli("rag", "query", scifact_slice["index"], "vitamin D", "-k", "2", "--answer", "--generator", gen,
+              "--max-new-tokens", "5", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert isinstance(out["answer"], str) and out["generator"] == str(gen) and len(out["passages"]) == 2
+
+
+# --- mistakes: one line on stderr, exit 2 ---------------------------------------------------
+def _one_line_error(res, *needles):
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_missing_index_and_inputs(tmp_path, scifact_slice):
+    _one_line_error(cli("rag", "query", tmp_path / "nope", "q"), "no index here")
+    (tmp_path / "empty").mkdir()
+    _one_line_error(cli("rag", "query", tmp_path / "empty", "q"), "manifest.json")
+    _one_line_error(cli("rag", "index", tmp_path / "missing-docs", "--out", tmp_path / "x"), "missing-docs")
+    _one_line_error(cli("rag", "query", scifact_slice["index"], "q", "--mode", "sparse"), "--mode")
+    _one_line_error(cli("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl",
+                        "--qrels", tmp_path / "none.tsv"), "--qrels")
+    _one_line_error(cli("rag", "index", scifact_slice["corpus"], "--out", scifact_slice["index"],
+                        "--model", "sentence-transformers/paraphrase-MiniLM-L3-v2"), "built with")
+
+
+def test_corrupt_index_and_dim_mismatch(tmp_path, scifact_slice):
+    broken = tmp_path / "broken"
+    shutil.copytree(scifact_slice["index"], broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    (broken / manifest["faiss_file"]).write_bytes(b"garbage")
+    _one_line_error(cli("rag", "query", broken, "q"), "corrupt FAISS index")
+    (broken / "manifest.json").write_text("{not json")
+    _one_line_error(cli("rag", "query", broken, "q"), "corrupt or unsupported manifest")
+
+    wrong = tmp_path / "wrong-dim"
+    shutil.copytree(scifact_slice["index"], wrong)
+    (wrong / "manifest.json").write_text(json.dumps(dict(manifest, dim=128)))
+    _one_line_error(cli("rag", "query", wrong, "q"), "dim 128")
+
+
+def test_killed_build_leaves_previous_index_usable(tmp_path):
+    docs = _scifact_docs()
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    _write_jsonl(corpus / "small.jsonl", docs[400:405])
+    index = tmp_path / "i"
+    assert cli("rag", "index", corpus, "--out", index).exit_code == 0
+    before = (index / "manifest.json").read_text()
+    _write_jsonl(corpus / "big.jsonl", docs[405:705])  # ~600 chunks: tens of seconds to embed
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "rag", "index", str(corpus), "--out", str(index)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (index / "chunks-2.sqlite").exists():  # the new generation has started
+            assert proc.poll() is None and time.time() < deadline, "build ended before it could be killed"
+            time.sleep(0.1)
+        time.sleep(1.5)
+        assert proc.poll() is None, "build finished before the kill"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (index / "manifest.json").read_text() == before
+    hits = json.loads(cli("rag", "query", index, docs[401]["title"], "-k", "1", "--json").stdout)
+    assert hits[0]["doc_id"] == docs[401]["_id"]
+    # the next build cleans up after the killed one
+    (corpus / "big.jsonl").unlink()
+    rep = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)
+    assert rep["up_to_date"]
+    assert sorted(p.name for p in index.iterdir() if not p.name.startswith(".")) == [
+        "chunks-1.sqlite", "manifest.json", "vectors-1.faiss"]
+
+
+def test_cli_import_stays_light():
+    code = "import advisor.cli, rag, rag.cli, sys; print('torch' in sys.modules, 'faiss' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.split() == ["False", "False"]
