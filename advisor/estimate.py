@@ -225,35 +225,40 @@ def _state_bytes(precision: Precision, optimizer: Optimizer) -> tuple[float, flo
 
 
 def activation_bytes_per_layer(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: int = 2,
-                               attention: str = "sdpa", grad_checkpointing: bool = False) -> float:
-    """Saved activations of one decoder layer.
+                               attention: str = "sdpa", grad_checkpointing: bool = False,
+                               frozen_base: bool = False) -> float:
+    """Activations one decoder layer saves for backward, in bytes.
 
-    Korthikanti et al. 2022 (Table 2): s*b*h*(34 + 5*a*s/h) bytes for a GPT layer in 16-bit
-    without recomputation; with full recomputation only the layer input, 2*s*b*h. We generalise
-    its terms to GQA and gated MLPs and drop the dropout masks (dropout 0 in modern LLMs):
-    attention saves its norm input and output, Q, K, V and the o_proj input; sdpa/flash keeps no
-    s x s scores (eager keeps softmax output + scores, 2 * a * s^2 * bytes... as Korthikanti);
-    the MLP saves its norm input/output, each up-projection output, the activation output and
-    the down-projection input.
+    Korthikanti et al. 2022 (Table 2) give s*b*h*(34 + 5*a*s/h) for a GPT layer in 16-bit with
+    dropout; with full recomputation only the layer input, 2*s*b*h. We count instead what
+    transformers' Llama-family layers save (measured with saved_tensors_hooks by
+    bench/estimator_accuracy.py), per token: each RMSNorm keeps its fp32 input and its output
+    (4h + B*h); rotary keeps q, k and their rotate_half copies; attention keeps q, the repeated
+    k and v, and its output (eager also keeps the fp32 softmax and its cast, a*s each); o_proj and
+    the gated MLP keep their inputs, gate, up and activation outputs (4*I). Frozen linears (LoRA)
+    need no input for a weight gradient, which drops the o_proj and down_proj inputs.
     """
-    s, b, h = seq_len, micro_batch, arch.hidden_size
+    s, b, h, B = seq_len, micro_batch, arch.hidden_size, bytes_per
     if grad_checkpointing:
-        return 2 * s * b * h if bytes_per == 2 else bytes_per * s * b * h
+        return B * s * b * h
     d_attn = arch.num_heads * arch.head_dim
-    attn = 2 * h + 2 * h + 2 * d_attn + 2 * 2 * arch.kv_dim + 2 * d_attn
+    norms = 2 * (4 * h + B * h)
+    rotary = B * (2 * d_attn + 2 * arch.kv_dim)
+    core = B * 4 * d_attn + 4 * arch.num_heads
     if attention == "eager":
-        attn += 2 * arch.num_heads * s * 2          # scores and softmax output, per token
+        core += arch.num_heads * s * (4 + (B if B != 4 else 0))
+    o_in = 0 if frozen_base else B * d_attn
     inter = arch.intermediate_size * (arch.experts_per_token or 1)
     gated = any(lin.name in ("gate_proj", "gate_up_proj", "w1") for lin in arch.layer_linears)
-    mlp = 2 * h + 2 * h + (4 * 2 * inter if gated else 2 * 2 * inter)
-    return s * b * (attn + mlp) * bytes_per / 2
+    mlp = B * (4 * inter if gated else 2 * inter) - (B * inter if frozen_base else 0)
+    return s * b * (norms + rotary + core + o_in + mlp)
 
 
-def logits_bytes(arch: Architecture, seq_len: int, micro_batch: int) -> float:
-    """The output head's logits, upcast to fp32 for the loss, and their log-softmax (saved for
-    backward): (2 + 4 + 4) bytes * b * s * V. Korthikanti's per-layer formula leaves these out,
-    yet with 128k-256k vocabularies they rival a whole layer's activations."""
-    return 10 * seq_len * micro_batch * arch.vocab_size
+def logits_bytes(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: int = 2) -> float:
+    """The loss keeps the fp32 log-softmax of the logits (4 bytes * b * s * V), and the final norm
+    its input and output. Korthikanti's per-layer formula leaves these out, yet with 128k-256k
+    vocabularies they rival a whole layer's activations."""
+    return seq_len * micro_batch * (4 * arch.vocab_size + 4 * arch.hidden_size + bytes_per * arch.hidden_size)
 
 
 def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
@@ -261,9 +266,10 @@ def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
     G = setup.gpus
     w_b, g_b, o_b = _state_bytes(setup.precision, setup.optimizer)
     act_bytes = 4 if setup.precision == "fp32" else 2
+    frozen = setup.method not in ("full", "pretrain")
     acts = (arch.num_layers * activation_bytes_per_layer(arch, setup.seq_len, setup.micro_batch, act_bytes,
-                                                         setup.attention, setup.grad_checkpointing)
-            + logits_bytes(arch, setup.seq_len, setup.micro_batch))
+                                                         setup.attention, setup.grad_checkpointing, frozen)
+            + logits_bytes(arch, setup.seq_len, setup.micro_batch, act_bytes))
     overhead = CUDA_OVERHEAD_GB * GB if setup.device == "cuda" else 0.0
     if setup.method in ("full", "pretrain"):
         # ZeRO (Rajbhandari et al. 2020) partitions optimizer states (1), + gradients (2), + weights (3).
