@@ -4,3 +4,36 @@ import os
 os.environ.setdefault("TUNEPATH_DEBUG", "1")  # a bug in a test shows its traceback
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from the hub here
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# ---- training/ and adapters/ fixtures (issue 5) --------------------------------------------------
+# A tiny base model built the way a user would: tunepath's own pretrain stage (byte-level BPE
+# trained on the bundled corpus, random-init Llama, a few steps). Session-scoped: built once, in
+# seconds; the training, adapter and launcher tests all reuse it.
+from pathlib import Path as _Path
+
+import pytest as _pytest
+
+TINY_LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 176, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+              "tie_word_embeddings": True}
+GARDEN_TXT = _Path(__file__).resolve().parents[1] / "examples" / "data" / "garden.txt"
+GARDEN_QA = _Path(__file__).resolve().parents[1] / "examples" / "data" / "garden_qa.jsonl"
+
+
+@_pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory) -> _Path:
+    """Path of a saved tiny Llama (+ tokenizer with chat template) pretrained by `training.run`."""
+    from training import load_config, run
+
+    out = tmp_path_factory.mktemp("tiny_base") / "model"
+    cfg = load_config(data={
+        "stage": "pretrain", "output_dir": str(out), "seed": 0,
+        "model": {"architecture": TINY_LLAMA},
+        "tokenizer": {"vocab_size": 1000},
+        "data": {"paths": [str(GARDEN_TXT)], "max_seq_len": 128, "eval_fraction": 0.0},
+        "training": {"max_steps": 12, "micro_batch_size": 8, "logging_steps": 4, "save_steps": 1000},
+    })
+    run(cfg, progress=False)
+    return out
+# ---- end of training/ and adapters/ fixtures -------------------------------------------------------

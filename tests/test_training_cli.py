@@ -1,0 +1,178 @@
+"""`tunepath train / merge / generate` end to end on tiny models: one real run per stage, outputs reloaded
+with plain transformers/peft, bad input as one line + exit 2."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import GARDEN_QA, GARDEN_TXT, TINY_LLAMA
+from helpers import cli, cli_subprocess
+
+
+def _config(tmp_path, name="train.yaml", **sections):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(sections, sort_keys=False))
+    return path
+
+
+def _sft(tmp_path, base, stage, **extra):
+    cfg = {"stage": stage, "model": {"name_or_path": str(base)}, "seed": 1,
+           "data": {"paths": [str(GARDEN_QA)], "max_seq_len": 96, "eval_fraction": 0.1},
+           "training": {"max_steps": 6, "micro_batch_size": 4, "logging_steps": 2, "save_steps": 3,
+                        "learning_rate": 1e-3},
+           "output_dir": str(tmp_path / "out")}
+    cfg.update(extra)
+    return _config(tmp_path, **cfg)
+
+
+def _logits(model, tok, text="When should I sow peas?"):
+    import torch
+
+    with torch.no_grad():
+        return model(**tok(text, return_tensors="pt")).logits
+
+
+def test_pretrain_end_to_end(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "out"
+    cfg = _config(tmp_path, stage="pretrain", model={"architecture": TINY_LLAMA}, tokenizer={"vocab_size": 500},
+                  data={"paths": [str(GARDEN_TXT)], "max_seq_len": 64, "eval_fraction": 0.05, "max_examples": 1},
+                  training={"max_steps": 8, "micro_batch_size": 4, "logging_steps": 2, "save_steps": 4},
+                  output_dir=str(out))
+    r = cli("train", cfg, "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["stage"] == "pretrain" and summary["steps"] == 8
+    assert summary["tokens"] == 8 * 4 * 64  # full blocks: no padding
+    assert summary["eval_loss"] > 0 and summary["perplexity"] == pytest.approx(2.718281828 ** summary["eval_loss"])
+    assert summary["trainable_percent"] == 100 and summary["estimate"] is None
+    assert summary["peak_memory_bytes"] > 50 * 2**20 and summary["tokens_per_s"] > 0
+    assert json.loads((out / "run_summary.json").read_text()) == summary
+    # plain transformers loads the model and the tokenizer, chat template included
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert tok.eos_token == "<|endoftext|>" and tok.pad_token == "<|pad|>" and "### Response" in tok.chat_template
+    assert model.config.vocab_size == len(tok) == 500
+    assert torch.isfinite(_logits(model, tok)).all()
+    assert (out / "checkpoint-8" / "tunepath_complete.json").is_file()
+
+
+def test_full_finetune_end_to_end(tmp_path, tiny_base_model):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    r = cli("train", _sft(tmp_path, tiny_base_model, "full"), "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["stage"] == "full" and s["steps"] == 6 and s["trainable_percent"] == 100
+    assert s["data"]["packed"] and s["data"]["format"] == "alpaca" and s["eval_loss"] is not None
+    out = tmp_path / "out"
+    tuned = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_base_model)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template == AutoTokenizer.from_pretrained(tiny_base_model).chat_template
+    assert not torch.allclose(_logits(tuned, tok), _logits(base, tok))
+
+
+def test_lora_end_to_end_merge_and_generate(tmp_path, tiny_base_model):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = _sft(tmp_path, tiny_base_model, "peft", adapter={"method": "lora", "r": 4, "target_modules": "all-linear"})
+    r = cli("train", cfg)
+    assert r.exit_code == 0, r.output
+    assert "trainable" in r.stderr and "tokens per step" in r.stderr and "effective batch" in r.stderr
+    out = tmp_path / "out"
+    s = json.loads((out / "run_summary.json").read_text())
+    assert s["method"] == "lora" and 0 < s["trainable_percent"] < 100
+    # plain peft loads the adapter; merging gives the same function
+    tok = AutoTokenizer.from_pretrained(out)
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base_model), str(out)).eval()
+    base_logits = _logits(AutoModelForCausalLM.from_pretrained(tiny_base_model), tok)
+    lora_logits = _logits(peft_model, tok)
+    assert not torch.allclose(lora_logits, base_logits)
+    r = cli("merge", out, "--out", tmp_path / "merged")
+    assert r.exit_code == 0, r.output
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert torch.allclose(_logits(merged, tok), lora_logits, atol=1e-4)
+    r = cli("generate", tiny_base_model, "When should I sow peas?", "--adapter", out, "--max-new-tokens", "5")
+    assert r.exit_code == 0, r.output
+    # the same greedy continuation computed by hand: chat template + generation prompt, argmax 5 times
+    prompt = tok.apply_chat_template([{"role": "user", "content": "When should I sow peas?"}], tokenize=False,
+                                     add_generation_prompt=True)
+    ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    new = []
+    with torch.no_grad():
+        for _ in range(5):
+            nxt = int(peft_model(input_ids=ids).logits[0, -1].argmax())
+            new.append(nxt)
+            if nxt == tok.eos_token_id:
+                break
+            ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    assert r.stdout[:-1] == tok.decode(new, skip_special_tokens=True)
+
+
+def test_inspect_data_shows_the_loss_mask(tmp_path, tiny_base_model):
+    r = cli("train", _sft(tmp_path, tiny_base_model, "full"), "--inspect-data", "--samples", "2")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("ends with EOS: yes") == 2 and "with loss" in r.stdout and "<eos>" in r.stdout
+    assert not (tmp_path / "out").exists()  # inspecting writes nothing
+
+
+def test_dry_run_shows_resolved_config_with_overrides(tmp_path, tiny_base_model):
+    r = cli("train", _sft(tmp_path, tiny_base_model, "full"), "--dry-run", "--json",
+            "--set", "training.learning_rate=3e-4", "--set", "data.packing=false")
+    assert r.exit_code == 0, r.output
+    cfg = json.loads(r.stdout)
+    assert cfg["training"]["learning_rate"] == 3e-4 and cfg["data"]["packing"] is False
+    assert cfg["precision"] == "auto" and cfg["training"]["save_total_limit"] == 2
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ({"stage": "finetune"}, "stage: Input should be 'pretrain', 'full' or 'peft'"),
+    ({"adapter": {"method": "lorax"}}, "unknown method 'lorax'"),
+    ({"training": {"learning_rat": 1e-4}}, "training.learning_rat: unknown field"),
+    ({"data": None}, "data"),
+])
+def test_bad_config_is_one_line_exit_2(tmp_path, tiny_base_model, edit, needle):
+    base = yaml.safe_load(_sft(tmp_path, tiny_base_model, "peft").read_text())
+    base["adapter"] = {"method": "lora"}
+    base.update(edit)
+    if edit.get("data", 1) is None:
+        del base["data"]
+    r = cli("train", _config(tmp_path, "bad.yaml", **base))
+    assert r.exit_code == 2
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_bad_yaml_and_missing_data_file_in_a_fresh_process(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage: peft\nmodel: [unclosed\n")
+    r = cli_subprocess("train", bad)
+    assert r.returncode == 2 and "bad.yaml:3: not valid YAML" in r.stderr and "Traceback" not in r.stderr
+    cfg = _config(tmp_path, stage="pretrain", model={"architecture": TINY_LLAMA},
+                  data={"paths": [str(tmp_path / "missing.txt")]}, output_dir=str(tmp_path / "o"))
+    r = cli_subprocess("train", cfg)
+    assert r.returncode == 2 and "missing.txt does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_target_module_lists_the_models_linear_modules(tmp_path, tiny_base_model):
+    cfg = _sft(tmp_path, tiny_base_model, "peft", adapter={"method": "lora", "target_modules": ["q_proj", "qkv"]})
+    r = cli("train", cfg)
+    assert r.exit_code == 2
+    assert "qkv not in the model" in r.stderr and "down_proj, gate_proj, k_proj, o_proj, q_proj" in r.stderr
+
+
+def test_qlora_on_cpu_names_the_alternative(tmp_path, tiny_base_model):
+    r = cli("train", _sft(tmp_path, tiny_base_model, "peft", adapter={"method": "qlora"}))
+    assert r.exit_code == 2 and "needs a CUDA GPU" in r.stderr and "method: lora" in r.stderr
+
+
+def test_prompt_tuning_refuses_explicit_packing(tmp_path, tiny_base_model):
+    cfg = _sft(tmp_path, tiny_base_model, "peft", adapter={"method": "prompt_tuning"})
+    r = cli("train", cfg, "--set", "data.packing=true", "--dry-run")
+    assert r.exit_code == 2 and "set data.packing: false" in r.stderr

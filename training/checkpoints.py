@@ -1,0 +1,92 @@
+"""Complete-checkpoint markers and the resume fingerprint.
+
+transformers' Trainer writes checkpoint-N/ file by file (model, optimizer, scheduler, RNG,
+trainer_state.json) with no completion marker, so a kill during a save leaves a directory
+that `get_last_checkpoint` would happily pick. tunepath writes MARKER after the Trainer's
+save returns (on_save runs after _save_checkpoint) and resumes only from marked directories.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MARKER = "tunepath_complete.json"
+RUN_FILE = "tunepath_run.json"
+_CKPT = re.compile(r"^checkpoint-(\d+)$")  # transformers.trainer_utils.PREFIX_CHECKPOINT_DIR
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Temp file + fsync + rename: the file is either the old or the new content, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path, bool]]:
+    """(step, dir, complete) for every checkpoint-N directory, oldest first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for d in root.iterdir():
+        m = _CKPT.match(d.name)
+        if m and d.is_dir():
+            complete = (d / MARKER).is_file() and (d / "trainer_state.json").is_file()
+            found.append((int(m.group(1)), d, complete))
+    return sorted(found)
+
+
+def newest_complete(output_dir: str | os.PathLike) -> Path | None:
+    """The newest checkpoint whose save finished, or None."""
+    done = [d for _, d, ok in checkpoints(output_dir) if ok]
+    return done[-1] if done else None
+
+
+def mark_complete(ckpt_dir: Path, step: int) -> None:
+    """fsync what the Trainer wrote, then write the marker (so a power cut cannot leave a marked, empty file)."""
+    for f in ckpt_dir.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    write_json_atomic(ckpt_dir / MARKER, {"step": step})
+
+
+def remove_incomplete(output_dir: str | os.PathLike) -> list[Path]:
+    """Delete half-written checkpoints so the Trainer neither rotates on nor writes into them."""
+    gone = []
+    for _, d, ok in checkpoints(output_dir):
+        if not ok:
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d)
+    return gone
+
+
+def diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two nested fingerprints: ['training.learning_rate: 0.001 -> 0.0002']."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        name = f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff(a, b, name + ".")
+        elif a != b:
+            if isinstance(a, str) and len(str(a)) > 24:
+                out.append(f"{name} changed")
+            else:
+                out.append(f"{name}: {a} -> {b}")
+    return out

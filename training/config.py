@@ -1,0 +1,234 @@
+"""TrainConfig: the one validated description of a training run (YAML + dotted `--set` overrides).
+
+Pure pydantic: importing this module never imports torch. Relative paths are taken from the
+current working directory, as in transformers' example scripts and litgpt.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from adapters import AdapterSpec
+from advisor.errors import UserError
+
+Stage = Literal["pretrain", "full", "peft"]
+
+# Default peak learning rates per stage when training.learning_rate is unset:
+# pretrain 1e-3 (nanoGPT's small-model configs, e.g. config/train_shakespeare_char.py),
+# full 2e-5 (Stanford Alpaca's full fine-tuning of LLaMA-7B), peft 2e-4 (QLoRA paper, table 9).
+DEFAULT_LR: dict[str, float] = {"pretrain": 1e-3, "full": 2e-5, "peft": 2e-4}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Section):
+    """Which model to train: an existing checkpoint (full, peft) or an architecture to initialise (pretrain)."""
+
+    name_or_path: str | None = Field(None, description="HF hub id or local directory of the base model (stages full, peft).")
+    architecture: dict[str, Any] | str | None = Field(
+        None, description="pretrain: HF config fields including model_type (e.g. llama, qwen2), or a path to a config.json. "
+        "vocab_size and special token ids are taken from the tokenizer.")
+    attn_implementation: Literal["sdpa", "eager"] = Field(
+        "sdpa", description="Attention kernel; both honour packed position_ids (transformers masking_utils).")
+    trust_remote_code: bool = Field(False, description="Run Python code shipped with a hub model. Off unless you trust it.")
+
+
+class TokenizerSection(_Section):
+    """Which tokenizer to use, or how to train one for pretraining."""
+
+    name_or_path: str | None = Field(
+        None, description="Existing tokenizer (default: the model's). For pretrain, null trains a byte-level BPE on the data.")
+    vocab_size: int = Field(4096, ge=300, description="Vocabulary size of a trained tokenizer (256 byte symbols + merges + specials).")
+    chat_template: str | None = Field(
+        None, description="Jinja chat template replacing the tokenizer's; tunepath's default is used when it has none.")
+
+
+class DataSection(_Section):
+    """Training data and how it becomes token rows."""
+
+    paths: list[str] = Field(..., min_length=1, description=".txt, .jsonl or .json (array) files.")
+    format: Literal["auto", "text", "alpaca", "chat"] = Field(
+        "auto", description="text: {text} rows or .txt; alpaca: instruction/input/output(/history/system); "
+        "chat: {messages: [{role, content}]}; auto: decided from each file's first row.")
+    eval_fraction: float = Field(0.05, ge=0, le=0.5, description="Share of examples (or text blocks) held out for eval loss/perplexity.")
+    max_seq_len: PositiveInt = Field(512, description="Tokens per row; longer SFT examples are truncated (and counted).")
+    packing: bool | None = Field(
+        None, description="Pack SFT examples into max_seq_len rows with position ids restarting per example "
+        "(no attention across examples). null: on, except for prompt/prefix tuning.")
+    max_examples: PositiveInt | None = Field(None, description="Use only the first N rows of the data (quick trials).")
+
+
+class TrainingSection(_Section):
+    """Optimisation hyperparameters (mapped onto transformers.TrainingArguments)."""
+
+    learning_rate: float | None = Field(None, gt=0, description="Peak LR; null: 1e-3 pretrain, 2e-5 full, 2e-4 peft.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training rows (ignored when max_steps is set).")
+    max_steps: PositiveInt | None = Field(None, description="Optimizer steps; overrides epochs.")
+    micro_batch_size: PositiveInt = Field(4, description="Rows per device per forward pass.")
+    gradient_accumulation_steps: PositiveInt = Field(1, description="Micro-batches per optimizer step; the loss is "
+                                                     "normalised by the token count of the whole step.")
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field("cosine", description="LR schedule.")
+    warmup: float = Field(0.03, ge=0, description="Warmup: a fraction of the steps when < 1, else a number of steps.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0: off).")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw (torch, fused where available) or plain sgd.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, ~30% more compute.")
+    logging_steps: PositiveInt = Field(10, description="Log the loss every N steps.")
+    eval_steps: PositiveInt | None = Field(None, description="Evaluate every N steps; null: once at the end.")
+    save_steps: PositiveInt = Field(200, description="Write a resumable checkpoint every N steps.")
+    save_total_limit: int = Field(2, ge=2, description="Checkpoints kept (>= 2, so a complete one survives a kill during a save).")
+
+
+class TrainConfig(_Section):
+    """A training run: stage, model, tokenizer, data, hyperparameters, adapter (peft), outputs."""
+
+    stage: Stage = Field(..., description="pretrain (random init), full (all weights) or peft (an adapter).")
+    model: ModelSection = Field(default_factory=ModelSection)
+    tokenizer: TokenizerSection = Field(default_factory=TokenizerSection)
+    data: DataSection
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    adapter: AdapterSpec | None = Field(None, description="stage peft: the method and its settings (adapters/).")  # type: ignore[valid-type]
+    output_dir: str = Field(..., description="Where checkpoints, the final model/adapter, tokenizer and run_summary.json go.")
+    seed: int = Field(42, description="Seeds model init, data split, shuffling and dropout.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware runs bf16 matmuls natively (CUDA bf16, CPUs with "
+        "AMX/AVX512-BF16), else fp32 (fp16 on CUDA without bf16). Weights stay fp32 (mixed precision).")
+
+    @model_validator(mode="after")
+    def _stage_needs(self) -> "TrainConfig":
+        if self.stage == "pretrain" and self.model.architecture is None:
+            raise ValueError("stage pretrain needs model.architecture (HF config fields or a config.json path)")
+        if self.stage in ("full", "peft") and not self.model.name_or_path:
+            raise ValueError(f"stage {self.stage} needs model.name_or_path (HF id or local model dir)")
+        if self.stage == "peft" and self.adapter is None:
+            raise ValueError("stage peft needs an adapter section, e.g. adapter: {method: lora}")
+        if self.stage != "peft" and self.adapter is not None:
+            raise ValueError(f"adapter is only used with stage: peft (stage is {self.stage})")
+        if self.data.packing and self.adapter is not None and not self.adapter.supports_packing:
+            raise ValueError(f"data.packing: {self.adapter.method} prepends virtual tokens per row, so packed "
+                             "examples would not see them; set data.packing: false")
+        return self
+
+    @property
+    def learning_rate(self) -> float:
+        """The configured LR or the stage default (see DEFAULT_LR)."""
+        return self.training.learning_rate or DEFAULT_LR[self.stage]
+
+    @property
+    def packing(self) -> bool:
+        """Whether SFT examples are packed (text data is always cut into full blocks instead)."""
+        if self.data.packing is not None:
+            return self.data.packing
+        return self.adapter is None or self.adapter.supports_packing
+
+
+# --- loading: YAML + --set, errors as one line naming file:line and field ----------------------
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b=c` -> (['a', 'b'], yaml-parsed c): numbers, booleans, lists and null parse as in YAML."""
+    if "=" not in item:
+        raise UserError(f"--set {item}: expected KEY.PATH=VALUE, e.g. training.learning_rate=1e-4")
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise UserError(f"--set {item}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[tuple[str, ...]]:
+    """Set each dotted key in `data` (in place); returns the overridden paths for error messages."""
+    touched = set()
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = data
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        node[parts[-1]] = value
+        touched.add(tuple(parts))
+    return touched
+
+
+def _yaml_line(text: str, loc: tuple) -> int | None:
+    """1-based line of the deepest YAML node on the path `loc` (pydantic error location)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            hit = next((v for k, v in node.value if k.value == str(part)), None)
+            if hit is None:
+                # unknown key or a discriminator tag in the loc: point at the mapping itself
+                continue
+            line, node = hit.start_mark.line + 1, hit
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode) and line is None:
+            line = node.start_mark.line + 1
+    return line
+
+
+def _format_validation(e: ValidationError, where: str, text: str, touched: set[tuple[str, ...]]) -> str:
+    """First error as 'file:line: field: message', adding the count of further errors."""
+    errs = e.errors()
+    first = errs[0]
+    from adapters import REGISTRY
+
+    # drop pydantic's union-member tags (adapter.<method>.field -> adapter.field)
+    raw = first["loc"]
+    loc = tuple(p for i, p in enumerate(raw) if not (isinstance(p, str) and (
+        p.startswith("function-after") or (i and raw[i - 1] == "adapter" and p in REGISTRY))))
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field"
+    elif first["type"] == "union_tag_invalid":
+        msg = f"unknown {first['ctx']['discriminator'].strip(chr(39))} {first['ctx']['tag']!r}; expected one of " \
+              f"{first['ctx']['expected_tags']}"
+    str_loc = tuple(str(p) for p in loc)
+    if any(str_loc[:len(t)] == t or t[:len(str_loc)] == str_loc for t in touched):
+        head = f"--set {dotted}"
+    else:
+        line = _yaml_line(text, loc) if text else None
+        head = f"{where}:{line}: {dotted}" if line else f"{where}: {dotted}"
+    more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
+    return f"{head}: {msg}{more}"
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                data: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML config (or take `data`), apply `--set` overrides, validate; UserError on any mistake."""
+    text, where = "", "<config>"
+    if path is not None:
+        where = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"{path}: no such config file")
+        text = p.read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise UserError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping of sections (stage, model, data, ...), got {type(data).__name__}")
+    touched = apply_overrides(data, list(overrides or []))
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        raise UserError(_format_validation(e, where, text, touched)) from None
