@@ -186,7 +186,7 @@ def training_arguments(config: TrainConfig, precision: str, has_eval: bool) -> A
         include_num_input_tokens_seen="non_padding", report_to="none", disable_tqdm=True,
         # gloo for CPU ranks; a backend on a single process would make accelerate init a process group
         ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None, ddp_find_unused_parameters=False, dataloader_pin_memory=cuda,
-        remove_unused_columns=False, log_level="warning", log_level_replica="error",
+        remove_unused_columns=False, log_level="error", log_level_replica="error",
     )
 
 
