@@ -8,9 +8,7 @@ on the meta device and compare) and the linear modules are the ones peft can tar
 """
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 from advisor.errors import UserError
 
@@ -27,10 +25,10 @@ _KEY_ALIASES = {"n_embd": "hidden_size", "n_layer": "num_hidden_layers", "n_head
                 "n_positions": "max_position_embeddings", "layer_norm_epsilon": "layer_norm_eps"}
 
 
-class Linear(BaseModel):
+@dataclass(frozen=True)
+class Linear:
     """One linear (or GPT-2 Conv1D) module inside a decoder layer, by its peft-targetable name."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str                 # leaf module name, as peft's target_modules matches it
     in_features: int
     out_features: int
@@ -41,10 +39,11 @@ class Linear(BaseModel):
     scope: str = ""           # parent module ("attn"/"mlp") where a leaf name repeats (GPT-2's c_proj)
 
 
-class Architecture(BaseModel):
-    """What the estimator needs to know about a decoder-only transformer."""
+@dataclass(frozen=True)
+class Architecture:
+    """What the estimator needs to know about a decoder-only transformer (plain data: the
+    advisor's import time matters, design.md §7)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     model_type: str
     vocab_size: int
     hidden_size: int
@@ -54,11 +53,11 @@ class Architecture(BaseModel):
     head_dim: int
     intermediate_size: int
     tied_embeddings: bool
-    max_position_embeddings: int | None = None
-    position_embeddings: int = 0            # learned absolute positions (GPT-2)
     layer_linears: tuple[Linear, ...]
     layer_norm_params: int                  # norm weights (+biases) per layer, incl. q/k norms
     final_norm_params: int
+    max_position_embeddings: int | None = None
+    position_embeddings: int = 0            # learned absolute positions (GPT-2)
     lm_head_bias: bool = False
     num_experts: int = 0
     experts_per_token: int = 0

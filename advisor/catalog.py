@@ -8,6 +8,7 @@ in TUNEPATH_CATALOG (paths separated by os.pathsep), each with optional top-leve
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 import json
 import os
 from functools import lru_cache
@@ -59,8 +60,8 @@ class ApiPrices(BaseModel):
         return max(self.tiers, key=lambda t: t.max_params_b)
 
 
-class CatalogModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class CatalogModel:
     id: str
     path: Path
     note: str = ""

@@ -239,7 +239,7 @@ def estimate(
         inf = estimate_inference(arch, g, prompt_tokens, output_tokens, requests)
         if as_json:
             _print_json({"model": {"id": model, "total_params": arch.total_params,
-                                   "active_params": arch.active_params}, **inf.model_dump()})
+                                   "active_params": arch.active_params}, **inf.to_dict()})
             return
         from advisor.render import inference_table
 
@@ -265,7 +265,7 @@ def estimate(
         raise UserError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}, got {first['input']!r}") from None
     est = estimate_training(arch, g, setup)
     if as_json:
-        d = est.model_dump()
+        d = est.to_dict()
         d["model"] = {"id": model, "total_params": arch.total_params, "active_params": arch.active_params}
         d["memory_gb"] = est.memory.as_gb()
         d.pop("memory")

@@ -6,11 +6,11 @@ here, each with its source.
 """
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
-
-from pydantic import BaseModel
 
 from advisor import catalog
 from advisor.architecture import Architecture
@@ -41,7 +41,8 @@ EMBED_MFU = 0.3               # assumed: small-encoder batches use GPUs poorly
 SETUP_DAYS = {"prompting": 2, "rag": 5, "peft": 7, "full_finetuning": 10, "pretraining": 30}
 
 
-class PathCost(BaseModel):
+@dataclass
+class PathCost:
     path: str
     one_off_usd: float
     monthly_usd: float
@@ -54,13 +55,17 @@ class PathCost(BaseModel):
     method: str | None = None
     training_tokens: float | None = None
     prompt_tokens_per_request: float = 0
-    details: dict[str, Any] = {}
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
     def total_usd(self, months: int = 12) -> float:
         return self.one_off_usd + months * self.monthly_usd
 
 
-class Serving(BaseModel):
+@dataclass
+class Serving:
     monthly_usd: float
     how: str
     per_request_usd: float
@@ -186,4 +191,4 @@ def _path_costs_cached(spec_json: str) -> dict[str, PathCost]:
 
 def path_costs(spec: ProjectSpec) -> dict[str, PathCost]:
     """Cost of every path for this spec (cached: reports and sensitivity sweeps call it often)."""
-    return {k: v.model_copy(deep=True) for k, v in _path_costs_cached(spec.model_dump_json()).items()}
+    return copy.deepcopy(_path_costs_cached(spec.model_dump_json()))

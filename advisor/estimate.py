@@ -6,6 +6,7 @@ reported in GB (1e9 bytes) to match GPU data sheets.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,7 +60,8 @@ class TrainSetup(BaseModel):
     device: Literal["cuda", "cpu"] = "cuda"
 
 
-class MemoryBreakdown(BaseModel):
+@dataclass
+class MemoryBreakdown:
     weights: float
     gradients: float
     optimizer: float
@@ -71,12 +73,13 @@ class MemoryBreakdown(BaseModel):
         return self.weights + self.gradients + self.optimizer + self.activations + self.overhead
 
     def as_gb(self) -> dict[str, float]:
-        d = {k: round(v / GB, 3) for k, v in self.model_dump().items()}
+        d = {k: round(v / GB, 3) for k, v in asdict(self).items()}
         d["total"] = round(self.total / GB, 3)
         return d
 
 
-class TrainEstimate(BaseModel):
+@dataclass
+class TrainEstimate:
     method: Method
     total_params: int
     active_params: int
@@ -92,7 +95,10 @@ class TrainEstimate(BaseModel):
     hours: float              # wall-clock
     gpu_hours: float
     cost_usd: float
-    notes: list[str] = []
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 # --- adapters ---------------------------------------------------------------------------------
@@ -324,7 +330,8 @@ def chinchilla_tokens(params: int) -> float:
     return 20.0 * params
 
 
-class InferenceEstimate(BaseModel):
+@dataclass
+class InferenceEstimate:
     weights_gb: float
     kv_cache_gb: float
     kv_bytes_per_token: int
@@ -338,6 +345,9 @@ class InferenceEstimate(BaseModel):
     replicas: int
     monthly_gpu_hours: float
     monthly_usd: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def kv_bytes_per_token(arch: Architecture, bytes_per: int = 2) -> int:

@@ -6,7 +6,7 @@ retrieval for the knowledge, tuning for the behaviour.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel
+from dataclasses import dataclass
 
 from advisor import catalog
 from advisor.costs import PATHS, PathCost, path_costs
@@ -19,7 +19,8 @@ COMBINE_MIN_FIT = 2.5     # both halves of a combined plan must clearly earn the
 TIE = 1e-9
 
 
-class FiredRule(BaseModel):
+@dataclass
+class FiredRule:
     id: str
     effect: str          # "+1.5", "-0.5" or "infeasible"
     weight: float | None
@@ -27,7 +28,8 @@ class FiredRule(BaseModel):
     detail: str
 
 
-class PathResult(BaseModel):
+@dataclass
+class PathResult:
     path: str
     feasible: bool
     fit: float
@@ -36,13 +38,15 @@ class PathResult(BaseModel):
     cost: PathCost
 
 
-class Recommendation(BaseModel):
+@dataclass
+class Recommendation:
     path: str | None
     rationale: list[str]
     cost: PathCost | None = None
 
 
-class Advice(BaseModel):
+@dataclass
+class Advice:
     spec_name: str
     model: str
     total_params: int
@@ -158,9 +162,9 @@ def advice_json(advice: Advice) -> dict:
         "spec": advice.spec_name,
         "model": {"base": advice.model, "total_params": advice.total_params},
         "recommendation": {"path": advice.recommendation.path, "rationale": advice.recommendation.rationale,
-                           "cost": advice.recommendation.cost.model_dump() if advice.recommendation.cost else None},
+                           "cost": advice.recommendation.cost.to_dict() if advice.recommendation.cost else None},
         "paths": [{"path": r.path, "feasible": r.feasible, "fit": r.fit, "reasons": r.reasons,
                    "rules": [{"id": f.id, "effect": f.effect, "detail": f.detail, "evidence": f.evidence}
                              for f in r.rules],
-                   "cost": r.cost.model_dump()} for r in advice.paths],
+                   "cost": r.cost.to_dict()} for r in advice.paths],
     }
