@@ -88,6 +88,25 @@ def recommend(spec: Path = SpecArg, set_: list[str] = SetOpt, as_json: bool = Js
 
 
 @app.command(rich_help_panel="Advisor")
+def report(spec: Path = SpecArg,
+           output: Path = typer.Option(..., "-o", "--output", help="report.html (self-contained), report.md "
+                                                                   "(+ report.svg chart) or report.json."),
+           vary: list[str] = typer.Option(None, "--vary", help="What-if table over a numeric field: "
+                                                               "--vary traffic.requests_per_month=1e4,1e5,1e6"),
+           set_: list[str] = SetOpt,
+           no_sensitivity: bool = typer.Option(False, "--no-sensitivity", help="Skip the flip-point scan.")) -> None:
+    """Write a cost-comparison report to forward: all paths, cumulative cost and break-even over 24 months,
+    what would flip the recommendation, assumptions and sources."""
+    from advisor.report import build_report
+    from advisor.report_render import write_report
+    from advisor.spec import load_spec
+
+    data = build_report(load_spec(spec, set_), vary=vary, with_sensitivity=not no_sensitivity)
+    for f in write_report(data, output):
+        out.print(f"wrote {f}")
+
+
+@app.command(rich_help_panel="Advisor")
 def schema() -> None:
     """Print the JSON Schema of the project spec (field names, types, defaults, descriptions)."""
     from advisor.spec import ProjectSpec

@@ -1,0 +1,231 @@
+"""Render a report dict (advisor/report.py) as self-contained HTML, Markdown + SVG, or JSON.
+
+Every number printed comes from the dict through `fmt_usd` / `fmt_num`, so tests can check
+that HTML and Markdown show exactly the JSON's numbers.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from advisor.errors import UserError
+
+COLORS = {"prompting": "#4c78a8", "rag": "#f58518", "peft": "#54a24b", "full_finetuning": "#b279a2",
+          "pretraining": "#e45756"}
+
+
+def fmt_usd(x: float | None) -> str:
+    return "-" if x is None else f"${x:,.0f}"
+
+
+def fmt_num(x) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,}" if isinstance(x, int) else f"{x:,.1f}"
+
+
+def _esc(s) -> str:
+    return html.escape(str(s))
+
+
+def chart_svg(report: dict, width: int = 720, height: int = 360) -> str:
+    """Cumulative cost per path over months 0..24, break-even points marked; inline SVG, no script."""
+    cum = report["cumulative_usd"]
+    feasible = {p["path"]: p["feasible"] for p in report["paths"]}
+    months = len(next(iter(cum.values()))) - 1
+    shown = {p: v for p, v in cum.items() if feasible[p]} or cum
+    top = max(max(v) for v in shown.values()) or 1.0
+    left, right, top_pad, bottom = 70, 150, 20, 40
+    w, h = width - left - right, height - top_pad - bottom
+
+    def x(m):
+        return left + w * m / months
+
+    def y(v):
+        return top_pad + h * (1 - min(v, top) / top)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="Cumulative cost per path over {months} months" font-family="sans-serif" font-size="12">',
+             f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>']
+    for i in range(5):
+        v = top * i / 4
+        parts.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{left + w}" y2="{y(v):.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{_esc(fmt_usd(v))}</text>')
+    for m in range(0, months + 1, 6):
+        parts.append(f'<text x="{x(m):.1f}" y="{top_pad + h + 18}" text-anchor="middle">{m}</text>')
+    parts.append(f'<text x="{left + w / 2:.1f}" y="{height - 4}" text-anchor="middle">months</text>')
+    for i, (p, vals) in enumerate(shown.items()):
+        pts = " ".join(f"{x(m):.1f},{y(v):.1f}" for m, v in enumerate(vals))
+        dash = "" if feasible[p] else ' stroke-dasharray="4 3"'
+        parts.append(f'<polyline fill="none" stroke="{COLORS[p]}" stroke-width="2.5"{dash} points="{pts}"/>')
+        parts.append(f'<text x="{left + w + 10}" y="{top_pad + 16 + 18 * i}" fill="{COLORS[p]}">'
+                     f'{_esc(p)}</text>')
+    for e in report["break_even"]:
+        if e["path"] in shown:
+            parts.append(f'<circle cx="{x(e["month"]):.1f}" cy="{y(e["cost_usd"]):.1f}" r="5" fill="none" '
+                         f'stroke="black" stroke-width="1.5"><title>{_esc(e["path"])} overtakes '
+                         f'{_esc(e["overtakes"])} at month {e["month"]}</title></circle>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _paths_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for p in report["paths"]:
+        mem = "-" if p["memory_gb_per_gpu"] is None else f'{fmt_num(p["memory_gb_per_gpu"])} / {fmt_num(float(p["gpu_memory_gb"]))} GB'
+        rows.append([p["label"], "yes" if p["feasible"] else "no: " + "; ".join(p["reasons"]), f'{p["fit"]:+g}',
+                     fmt_usd(p["one_off_usd"]), fmt_usd(p["monthly_usd"]), fmt_usd(p["total_12m_usd"]),
+                     f'{fmt_num(p["time_to_first_result_days"])} d', mem, p["serving"], "; ".join(p["risks"])])
+    return rows
+
+
+PATH_HEADER = ["path", "feasible", "fit", "one-off", "monthly", "12 months", "first result", "memory / GPU",
+               "serving", "risks"]
+
+
+def _what_if_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    if not report["what_if"]:
+        return [], []
+    paths = list(report["what_if"][0]["paths"])
+    header = ["field", "value", "recommendation"] + [f"{p} 12 months" for p in paths]
+    rows = [[w["field"], fmt_num(w["value"]), w["recommendation"] or "none feasible"]
+            + [fmt_usd(w["paths"][p]["total_12m_usd"]) + ("" if w["paths"][p]["feasible"] else " (infeasible)")
+               for p in paths] for w in report["what_if"]]
+    return header, rows
+
+
+def to_markdown(report: dict, chart_name: str) -> str:
+    def table(header, rows):
+        esc = lambda c: str(c).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                         + ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows])
+
+    rec = report["recommendation"]
+    lines = [f"# {report['spec']['name']}: should we fine-tune?", "",
+             f"Base model `{report['model']['base']}` ({report['model']['total_params']:,} parameters).", "",
+             f"## Recommendation: {rec['label'] or 'no feasible path'}", ""]
+    if rec["path"]:
+        lines += [f"One-off {fmt_usd(rec['one_off_usd'])}, then {fmt_usd(rec['monthly_usd'])} per month.", ""]
+    lines += [f"- {r}" for r in rec["rationale"]] + ["", "## All paths", "", table(PATH_HEADER, _paths_rows(report)),
+                                                       "", "## Cumulative cost", "", f"![cumulative cost]({chart_name})", ""]
+    if report["break_even"]:
+        lines += [f"- {e['path']} overtakes {e['overtakes']} at month {e['month']} ({fmt_usd(e['cost_usd'])})"
+                  for e in report["break_even"]] + [""]
+    else:
+        lines += ["No break-even within 24 months: the cheapest path up front stays cheapest.", ""]
+    lines += ["## Sensitivity: what would change the recommendation", ""]
+    lines += [f"- {s['sentence']} (now {fmt_num(s['current'])})" for s in report["sensitivity"]] or \
+             ["- No single input within x1000 of its value changes the recommendation."]
+    header, rows = _what_if_rows(report)
+    if rows:
+        lines += ["", "## What if", "", table(header, rows)]
+    lines += ["", "## Rules that fired", ""]
+    for p in report["paths"]:
+        lines += [f"**{p['label']}**", ""] + [f"- `{r['id']}` {r['effect']}: {r['detail']} — {r['evidence']}"
+                                               for r in p["rules"]] + [""]
+    lines += ["## Assumptions and sources", "", table(["what", "value", "source"],
+                                                      [[a["what"], a["value"], a["source"]] for a in report["assumptions"]])]
+    return "\n".join(lines) + "\n"
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:16px;
+color:#222;line-height:1.45}
+h1{font-size:1.6em;margin:.3em 0}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd}
+.rec{background:#eef7ee;border-left:6px solid #54a24b;padding:10px 16px;border-radius:4px}
+.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.92em}
+th,td{border:1px solid #ddd;padding:6px 8px;text-align:left;vertical-align:top}th{background:#f5f5f5}
+td.num{text-align:right;white-space:nowrap}tr.no td{color:#888}svg{max-width:100%;height:auto}
+small{color:#666}
+@media print{body{max-width:none;padding:0}h2{break-after:avoid}table,svg{break-inside:avoid}}
+"""
+
+
+def to_html(report: dict) -> str:
+    def table(header, rows, num_cols=(), row_class=None):
+        head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+        body = []
+        for i, r in enumerate(rows):
+            cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
+            body.append(f"<tr{cls}>" + "".join(
+                f'<td{" class=num" if j in num_cols else ""}>{_esc(c)}</td>' for j, c in enumerate(r)) + "</tr>")
+        return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+    rec = report["recommendation"]
+    name = _esc(report["spec"]["name"])
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{name}: should we fine-tune?</title><style>{CSS}</style></head><body>",
+             f"<h1>{name}: should we fine-tune?</h1>",
+             f"<p>Base model <code>{_esc(report['model']['base'])}</code> "
+             f"({report['model']['total_params']:,} parameters).</p>",
+             f'<div class="rec"><h2 style="border:0;margin-top:.2em">Recommendation: '
+             f"{_esc(rec['label'] or 'no feasible path')}</h2>"]
+    if rec["path"]:
+        parts.append(f"<p>One-off {_esc(fmt_usd(rec['one_off_usd']))}, then "
+                     f"{_esc(fmt_usd(rec['monthly_usd']))} per month.</p>")
+    parts.append("<ul>" + "".join(f"<li>{_esc(r)}</li>" for r in rec["rationale"]) + "</ul></div>")
+    parts.append("<h2>All paths</h2>")
+    parts.append(table(PATH_HEADER, _paths_rows(report), num_cols=(2, 3, 4, 5, 6),
+                       row_class=["" if p["feasible"] else "no" for p in report["paths"]]))
+    parts.append("<h2>Cumulative cost</h2>" + chart_svg(report))
+    if report["break_even"]:
+        parts.append("<ul>" + "".join(f"<li>{_esc(e['path'])} overtakes {_esc(e['overtakes'])} at month "
+                                      f"{e['month']} ({_esc(fmt_usd(e['cost_usd']))})</li>"
+                                      for e in report["break_even"]) + "</ul>")
+    else:
+        parts.append("<p>No break-even within 24 months: the cheapest path up front stays cheapest.</p>")
+    parts.append("<h2>Sensitivity: what would change the recommendation</h2><ul>")
+    parts += [f"<li>{_esc(s['sentence'])} (now {_esc(fmt_num(s['current']))})</li>" for s in report["sensitivity"]] or \
+        ["<li>No single input within x1000 of its value changes the recommendation.</li>"]
+    parts.append("</ul>")
+    header, rows = _what_if_rows(report)
+    if rows:
+        parts.append("<h2>What if</h2>" + table(header, rows, num_cols=tuple(range(1, len(header)))))
+    parts.append("<h2>Rules that fired</h2>")
+    for p in report["paths"]:
+        parts.append(f"<h3>{_esc(p['label'])}</h3>" + table(
+            ["rule", "effect", "detail", "evidence"],
+            [[r["id"], r["effect"], r["detail"], r["evidence"]] for r in p["rules"]]))
+    parts.append("<h2>Assumptions and sources</h2>" + table(
+        ["what", "value", "source"], [[a["what"], a["value"], a["source"]] for a in report["assumptions"]]))
+    parts.append("<p><small>Generated by tunepath. Prices are dated catalog data; override them with "
+                 "TUNEPATH_CATALOG.</small></p></body></html>")
+    return "\n".join(parts)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: dict, out: Path) -> list[Path]:
+    """Write by suffix: .html (self-contained), .md (+ .svg chart beside it), .json. Returns files written."""
+    suffix = out.suffix.lower()
+    try:
+        if suffix in (".html", ".htm"):
+            _atomic_write(out, to_html(report))
+            return [out]
+        if suffix == ".md":
+            chart = out.with_suffix(".svg")
+            _atomic_write(chart, chart_svg(report))
+            _atomic_write(out, to_markdown(report, chart.name))
+            return [out, chart]
+        if suffix == ".json":
+            _atomic_write(out, json.dumps(report, indent=2))
+            return [out]
+    except OSError as e:
+        raise UserError(f"{out}: cannot write ({e.strerror})") from None
+    raise UserError(f"-o {out}: expected a .html, .md or .json file name")
