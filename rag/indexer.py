@@ -142,10 +142,15 @@ def build_index(
             new_ids, removed = _sync_documents(w, files, roots, st.tokenizer, size, overlap, report)
             report.chunks_removed = len(removed)
             n_live = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            if n_live == 0:
+                first = f" (first: {Path(report.skipped[0].path).name}: {report.skipped[0].reason})" if report.skipped else ""
+                raise UserError(f"{', '.join(map(str, paths))}: no indexable text found; "
+                                f"{len(report.skipped)} file(s) skipped{first}")
             if old is not None and not new_ids and not removed and index in ("auto", old.index.kind):
                 con.execute("ROLLBACK")
                 con.close()
                 db_path.unlink(missing_ok=True)
+                (index_dir / f"{db_path.name}-journal").unlink(missing_ok=True)
                 report.manifest = old
                 report.up_to_date = True
                 report.chunks_reused = old.counts.chunks
@@ -158,8 +163,11 @@ def build_index(
             w.set_meta("dim", dim)
             con.execute("COMMIT")
             c = store.counts(con)
-        finally:
+        except BaseException:
             con.close()
+            db_path.unlink(missing_ok=True)  # a failed build leaves the live generation alone
+            raise
+        con.close()
         faiss_name = f"vectors-{gen}.faiss"
         ann.write_atomic(faiss_index, index_dir / faiss_name)
         manifest = Manifest(

@@ -289,6 +289,10 @@ def test_missing_index_and_inputs(tmp_path, scifact_slice):
     (tmp_path / "empty").mkdir()
     _one_line_error(cli("rag", "query", tmp_path / "empty", "q"), "manifest.json")
     _one_line_error(cli("rag", "index", tmp_path / "missing-docs", "--out", tmp_path / "x"), "missing-docs")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.bin").write_bytes(b"\x00\x01")
+    _one_line_error(cli("rag", "index", tmp_path / "junk", "--out", tmp_path / "x"), "no indexable text", "a.bin")
+    _one_line_error(cli("rag", "index", tmp_path / "junk", "--out", tmp_path / "y", "--overlap", "200"), "--overlap")
     _one_line_error(cli("rag", "query", scifact_slice["index"], "q", "--mode", "sparse"), "--mode")
     _one_line_error(cli("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl",
                         "--qrels", tmp_path / "none.tsv"), "--qrels")
@@ -304,6 +308,11 @@ def test_corrupt_index_and_dim_mismatch(tmp_path, scifact_slice):
     _one_line_error(cli("rag", "query", broken, "q"), "corrupt FAISS index")
     (broken / "manifest.json").write_text("{not json")
     _one_line_error(cli("rag", "query", broken, "q"), "corrupt or unsupported manifest")
+
+    bad_db = tmp_path / "bad-db"
+    shutil.copytree(scifact_slice["index"], bad_db)
+    (bad_db / manifest["sqlite_file"]).write_bytes(b"not a database" * 100)
+    _one_line_error(cli("rag", "query", bad_db, "q"), "corrupt chunk database")
 
     wrong = tmp_path / "wrong-dim"
     shutil.copytree(scifact_slice["index"], wrong)

@@ -153,3 +153,16 @@ def test_citations_parsed_in_order_and_in_range():
     assert cited("A [2] and [1], again [2]; not [7] or [0].", 3) == [2, 1]
     hit = Hit(rank=1, chunk_id=1, doc_id="d", source="/x/a.md", start=0, end=3, text="abc", score=1.0)
     assert "[1] (a.md) abc" in build_prompt("q?", [hit])
+
+
+def test_pdf_without_pypdf_is_skipped_with_reason(tmp_path: Path):
+    try:
+        import pypdf  # noqa: F401
+    except ImportError:
+        (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4 minimal")
+        with pytest.raises(loaders.SkipFile, match="pypdf"):
+            loaders.load(tmp_path / "a.pdf", [tmp_path])
+    else:
+        (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4 broken")
+        with pytest.raises(loaders.SkipFile, match="PDF"):
+            loaders.load(tmp_path / "a.pdf", [tmp_path])
