@@ -230,41 +230,58 @@ def _state_bytes(precision: Precision, optimizer: Optimizer) -> tuple[float, flo
     return 4, 4, moments        # fp32
 
 
+_ATTN_INPUT = {"q_proj", "k_proj", "v_proj", "qkv_proj", "c_attn", "query_key_value"}
+_ATTN_OUTPUT = {"o_proj", "dense", "c_proj"}
+_MLP_INPUT = {"gate_proj", "up_proj", "gate_up_proj", "c_fc", "fc1", "dense_h_to_4h", "w1", "w3"}
+
+
 def activation_bytes_per_layer(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: int = 2,
                                attention: str = "sdpa", grad_checkpointing: bool = False,
-                               frozen_base: bool = False) -> float:
-    """Activations one decoder layer saves for backward, in bytes.
+                               lora_targets: set[str] | None = None, lora_rank: int = 0) -> float:
+    """Activations one decoder layer saves for backward, in bytes (all of them for full training,
+    `lora_targets=None`; for adapters only what the adapters' gradients need).
 
     Korthikanti et al. 2022 (Table 2) give s*b*h*(34 + 5*a*s/h) for a GPT layer in 16-bit with
-    dropout; with full recomputation only the layer input, 2*s*b*h. We count instead what
-    transformers' Llama-family layers save (measured with saved_tensors_hooks by
-    bench/estimator_accuracy.py), per token: each RMSNorm keeps its fp32 input and its output
-    (4h + B*h); rotary keeps q, k and their rotate_half copies; attention keeps q, the repeated
-    k and v, and its output (eager also keeps the fp32 softmax and its cast, a*s each); o_proj and
-    the gated MLP keep their inputs, gate, up and activation outputs (4*I). Frozen linears (LoRA)
-    need no input for a weight gradient, which drops the o_proj and down_proj inputs.
+    dropout; with full recomputation only the layer input stays (+ one layer being recomputed).
+    We count what transformers' Llama-family layers actually save (listed with saved_tensors_hooks
+    by bench/estimator_accuracy.py), per token: each RMSNorm keeps its fp32 input and rsqrt, plus
+    its normalised output when the norm weight trains, plus its output when a trained linear reads
+    it; attention keeps q and the head-repeated k and v (eager also the fp32 softmax and its cast,
+    a*s each; sdpa its output and log-sum-exp); a linear keeps its input only when its weight (or
+    adapter) trains; the gated MLP keeps gate, activation and up outputs; LoRA keeps each A output.
     """
     s, b, h, B = seq_len, micro_batch, arch.hidden_size, bytes_per
-    if grad_checkpointing:
-        return B * s * b * h
+    full = lora_targets is None
+    trains = (lambda names: True) if full else (lambda names: bool(lora_targets & names))
     d_attn = arch.num_heads * arch.head_dim
-    norms = 2 * (4 * h + B * h)
-    rotary = B * (2 * d_attn + 2 * arch.kv_dim)
-    core = B * 4 * d_attn + 4 * arch.num_heads
-    if attention == "eager":
-        core += arch.num_heads * s * (4 + (B if B != 4 else 0))
-    o_in = 0 if frozen_base else B * d_attn
     inter = arch.intermediate_size * (arch.experts_per_token or 1)
     gated = any(lin.name in ("gate_proj", "gate_up_proj", "w1") for lin in arch.layer_linears)
-    mlp = B * (4 * inter if gated else 2 * inter) - (B * inter if frozen_base else 0)
-    return s * b * (norms + rotary + core + o_in + mlp)
+
+    def norm(read_by_trained: bool) -> float:
+        return 4 * h + 4 + (B * h if full else 0) + (B * h if read_by_trained else 0)
+
+    per_token = norm(trains(_ATTN_INPUT)) + norm(trains(_MLP_INPUT))
+    per_token += B * 3 * d_attn                                       # q, repeated k and v
+    if attention == "eager":
+        per_token += arch.num_heads * s * (4 + (B if B != 4 else 0))  # fp32 softmax (+ its cast)
+    else:
+        per_token += B * d_attn + 4 * arch.num_heads                 # sdpa output + log-sum-exp
+    per_token += B * d_attn if trains(_ATTN_OUTPUT) else 0             # o_proj input
+    per_token += B * (3 if gated else 1) * inter                      # gate/act/up (or fc1) outputs
+    per_token += B * inter if trains({"down_proj", "fc2", "dense_4h_to_h", "w2", "c_proj"}) else 0
+    if not full:
+        per_token += B * lora_rank * sum(1 for lin in arch.layer_linears if lin.name in lora_targets)
+    if grad_checkpointing:
+        return s * b * B * h          # the layer input; recompute adds one layer once (training_memory)
+    return s * b * per_token
 
 
-def logits_bytes(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: int = 2) -> float:
-    """The loss keeps the fp32 log-softmax of the logits (4 bytes * b * s * V), and the final norm
-    its input and output. Korthikanti's per-layer formula leaves these out, yet with 128k-256k
-    vocabularies they rival a whole layer's activations."""
-    return seq_len * micro_batch * (4 * arch.vocab_size + 4 * arch.hidden_size + bytes_per * arch.hidden_size)
+def logits_bytes(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: int = 2, full: bool = True) -> float:
+    """The loss keeps the fp32 log-softmax of the logits (4 bytes * b * s * V) - Korthikanti's
+    per-layer formula leaves it out, yet with 128k-256k vocabularies it rivals a whole layer - and
+    the final norm its fp32 input (+ its outputs when the head trains)."""
+    return seq_len * micro_batch * (4 * arch.vocab_size + 4 * arch.hidden_size + 4
+                                    + (2 * bytes_per * arch.hidden_size if full else 0))
 
 
 def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
@@ -272,10 +289,14 @@ def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
     G = setup.gpus
     w_b, g_b, o_b = _state_bytes(setup.precision, setup.optimizer)
     act_bytes = 4 if setup.precision == "fp32" else 2
-    frozen = setup.method not in ("full", "pretrain")
-    acts = (arch.num_layers * activation_bytes_per_layer(arch, setup.seq_len, setup.micro_batch, act_bytes,
-                                                         setup.attention, setup.grad_checkpointing, frozen)
-            + logits_bytes(arch, setup.seq_len, setup.micro_batch, act_bytes))
+    full = setup.method in ("full", "pretrain")
+    targets = None if full else set(resolve_targets(arch, setup.target_modules))
+    layer = lambda ckpt: activation_bytes_per_layer(arch, setup.seq_len, setup.micro_batch, act_bytes,  # noqa: E731
+                                                    setup.attention, ckpt, targets, setup.lora_rank)
+    acts = arch.num_layers * layer(setup.grad_checkpointing) + logits_bytes(arch, setup.seq_len, setup.micro_batch,
+                                                                            act_bytes, full)
+    if setup.grad_checkpointing:
+        acts += layer(False)          # the one layer being recomputed during backward
     overhead = CUDA_OVERHEAD_GB * GB if setup.device == "cuda" else 0.0
     if setup.method in ("full", "pretrain"):
         # ZeRO (Rajbhandari et al. 2020) partitions optimizer states (1), + gradients (2), + weights (3).

@@ -187,3 +187,39 @@ def test_config_missing_keys_is_one_line(tmp_path):
     p.write_text(json.dumps({"model_type": "mamba", "hidden_size": 64}))
     r = cli_subprocess("estimate", "--model", p, "--tokens", "1M")
     assert r.returncode == 2 and "supported" in r.stderr
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_training_memory_within_10_percent_of_saved_tensor_accounting(method):
+    """Model states + activations saved for backward (unique storages, parameters excluded)."""
+    model, arch = _tiny("llama", attn_implementation="eager")
+    model.config._attn_implementation = "eager"
+    targets = ["q_proj", "v_proj"]
+    if method == "lora":
+        import peft
+        model = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=targets))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    s, b = 128, 4
+    ids = torch.randint(0, 512, (b, s))
+    model(input_ids=ids, labels=ids).loss.backward()
+    opt.step()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen, saved = set(params), [0]
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in seen:
+            seen.add(t.untyped_storage().data_ptr())
+            saved[0] += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model(input_ids=ids, labels=ids).loss
+    states = sum(p.numel() * 4 for p in model.parameters())
+    states += sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)          # grads
+    states += sum(v.numel() * 4 for st in opt.state.values() for v in st.values() if v.dim() > 0)
+    measured = states + saved[0]
+    est = training_memory(arch, TrainSetup(method=method, tokens=b * s, seq_len=s, micro_batch=b, lora_rank=4,
+                                           target_modules=targets, precision="fp32", attention="eager",
+                                           device="cpu"))
+    assert est.total == pytest.approx(measured, rel=0.10)
+    del loss
