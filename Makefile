@@ -19,7 +19,8 @@ install: venv
 	$(BIN)/pip install -q -e ".[all,test]"
 
 demo: install
-	$(BIN)/tunepath recommend examples/support-assistant.yaml
+	$(BIN)/tunepath recommend examples/acme-support.yaml
+	$(BIN)/tunepath run examples/acme-support.yaml --yes
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -200,6 +200,61 @@ def gpus(as_json: bool = JsonOpt) -> None:
     out.print(f"Prices: {rows[0]['price_source']}" if rows else "")
 
 
+@app.command(rich_help_panel="Run")
+def run(spec: Path = SpecArg,
+        path: str = typer.Option(None, "--path", help="Run this path instead of the recommended one: prompting, "
+                                                     "rag, peft, full_finetuning, pretraining or rag+peft."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and its estimates; run nothing."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before starting."),
+        set_: list[str] = SetOpt, as_json: bool = JsonOpt) -> None:
+    """Recommend, then run the chosen path on this machine from the spec's `run:` section (local data and
+    models): build the RAG index and answer sample questions, or write a TrainConfig and train, or build a
+    few-shot prompt and evaluate it. The summary puts estimated and measured time, memory and throughput
+    side by side."""
+    from advisor.launcher import execute, plan_run
+    from advisor.render import plan_table, run_summary_table
+    from advisor.spec import load_spec
+
+    s = load_spec(spec, set_)
+    plan = plan_run(s, spec, path)
+    if dry_run and as_json:
+        _print_json(plan.to_dict())
+        return
+    console = err if as_json else out
+    console.print(plan_table(plan))
+    console.print(f"[dim]{plan.calibration}[/]")
+    if dry_run:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError("not a terminal: add --yes to start the run without a prompt")
+        typer.confirm("Start the run?", abort=True)
+    summary = execute(plan, s, on_step=lambda st: err.print(f"[bold cyan]>[/] {st.description}", soft_wrap=True))
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(run_summary_table(summary))
+    out.print(f"summary: {Path(summary['output_dir']) / 'run_summary.json'}")
+
+
+@app.command(rich_help_panel="Run")
+def calibrate(model: str = typer.Option(None, "--model", help="Config.json / model folder / catalog id under 2B "
+                                                             "params for the micro-run (default: a 10M Llama)."),
+              steps: int = typer.Option(6, "--steps", min=1, help="Timed training steps."),
+              as_json: bool = JsonOpt) -> None:
+    """Measure this machine: a short training micro-run (and embedding run) whose achieved FLOP/s and
+    chunks/s later local estimates (`tunepath run`) use - and say they use."""
+    from advisor import calibration
+
+    cal = calibration.measure(model, steps=steps)
+    p = calibration.save(cal)
+    if as_json:
+        _print_json({**cal.__dict__, "path": str(p)})
+        return
+    out.print(cal.describe())
+    out.print(f"saved to {p}")
+
+
 class _Method(str, Enum):
     full = "full"
     lora = "lora"

@@ -127,6 +127,32 @@ class Constraints(_Strict):
             raise ValueError(str(e)) from None
 
 
+class RunSection(_Strict):
+    """Where `tunepath run` finds local data and models. Relative paths are relative to the spec file."""
+
+    output_dir: str | None = Field(None, description="Run folder (default runs/<name>).")
+    documents: list[str] = Field(default_factory=list, description="Files/folders to index for RAG.")
+    questions: list[str] | str | None = Field(None, description="Sample questions: a list, or a .txt/.jsonl file.")
+    queries: str | None = Field(None, description="BEIR queries.jsonl to evaluate retrieval (with qrels).")
+    qrels: str | None = Field(None, description="BEIR qrels .tsv for those queries.")
+    labeled_data: str | None = Field(None, description="Labeled examples (alpaca or chat jsonl/json) for PEFT, "
+                                                       "full fine-tuning and few-shot prompting.")
+    corpus: list[str] = Field(default_factory=list, description="Raw text (.txt/.jsonl) for pretraining.")
+    base_model: str | None = Field(None, description="Local model folder (or hub id) to tune and evaluate on this "
+                                                     "machine; the spec's model.base is what production would use.")
+    architecture: dict[str, Any] | str | None = Field(
+        None, description="Pretraining: HF config fields or a config.json path (default: a tiny Llama).")
+    generator: str | None = Field(None, description="Local causal LM that writes RAG answers and is evaluated "
+                                                    "with the few-shot prompt (default: base_model).")
+    train: dict[str, Any] = Field(default_factory=dict, description="Overrides of the training section of the "
+                                                                    "generated TrainConfig (e.g. max_steps).")
+    adapter: dict[str, Any] = Field(default_factory=lambda: {"method": "lora", "r": 8, "alpha": 16,
+                                                             "target_modules": "all-linear"},
+                                    description="PEFT method and settings (adapters/).")
+    max_seq_len: int = Field(256, gt=0, description="Tokens per training row.")
+    eval_examples: int = Field(8, ge=0, description="Held-out labeled examples used to evaluate prompting.")
+
+
 class ProjectSpec(_Strict):
     """A project the advisor reasons about. Only `name` and `task.kind` are required."""
 
@@ -137,6 +163,7 @@ class ProjectSpec(_Strict):
     model: ModelRef = ModelRef()
     traffic: Traffic = Traffic()
     constraints: Constraints = Constraints()
+    run: RunSection | None = Field(None, description="Local data and models for `tunepath run`.")
 
 
 # --- loading -----------------------------------------------------------------------------

@@ -1,0 +1,385 @@
+"""`tunepath run`: from the recommendation to a finished local run, measured beside the estimate.
+
+plan_run() is cheap and pure (no torch): it picks the path, resolves the spec's `run:` section
+and estimates each step on this machine from the calibration. execute() imports rag/ or
+training/ lazily and runs the steps, then returns a summary with estimated and measured wall
+time, peak memory and throughput side by side.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import resource
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from advisor import calibration, catalog
+from advisor.architecture import from_config
+from advisor.errors import UserError
+from advisor.estimate import GB, TrainSetup, training_flops, training_memory
+from advisor.recommend import recommend
+from advisor.spec import ProjectSpec, RunSection
+
+RUNNABLE = ("prompting", "rag", "peft", "full_finetuning", "pretraining", "rag+peft")
+CHARS_PER_TOKEN = 4.0          # English text averages ~4 characters per BPE token (OpenAI tokenizer docs)
+RAG_CHUNK_STRIDE = 256 - 32    # chunk tokens minus overlap (rag defaults)
+FEW_SHOT = 3                   # examples in the prompt of the prompting path (kept short for small models)
+DEFAULT_PRETRAIN_ARCH = {      # a tiny Llama that pretrains in about a minute on 2 CPU cores
+    "model_type": "llama", "hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 4,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
+    "tie_word_embeddings": True}
+
+
+@dataclass
+class Step:
+    kind: str                          # index | answer | evaluate | train | prompt
+    description: str
+    estimate: dict[str, Any] = field(default_factory=dict)   # wall_s, peak_memory_gb, throughput
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    path: str
+    recommended: str | None
+    spec_name: str
+    output_dir: str
+    calibration: str
+    steps: list[Step]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _resolve(base: Path, p: str | None) -> str | None:
+    if p is None:
+        return None
+    q = Path(p).expanduser()
+    return str(q if q.is_absolute() else (base / q))
+
+
+def _resolve_existing(base: Path, p: str, field_name: str) -> str:
+    r = _resolve(base, p)
+    if not Path(r).exists():
+        raise UserError(f"run.{field_name}: {p} does not exist (relative paths are relative to the spec file)")
+    return r
+
+
+def _text_chars(paths: list[str]) -> int:
+    total = 0
+    for p in paths:
+        q = Path(p)
+        files = [f for f in q.rglob("*") if f.is_file()] if q.is_dir() else [q]
+        total += sum(f.stat().st_size for f in files)
+    return total
+
+
+def _needs(run: RunSection, names: list[str], path: str) -> None:
+    missing = [n for n in names if not getattr(run, n)]
+    if missing:
+        raise UserError(f"path {path} needs run.{', run.'.join(missing)} in the spec (where the local data or model is)")
+
+
+def _arch_of(ref: str | dict) -> Any:
+    if isinstance(ref, dict):
+        return from_config({**ref, "vocab_size": ref.get("vocab_size", 2048)}, "run.architecture")
+    return catalog.architecture(ref)
+
+
+def _train_estimate(arch, method: str, tokens: float, seq_len: int, micro_batch: int,
+                    cal: calibration.Calibration, targets="all-linear", rank: int = 8) -> dict:
+    """Time from the calibrated FLOP/s (+ backend start-up); memory = model states + activations + the
+    process itself (both measured by `tunepath calibrate`)."""
+    setup = TrainSetup(method=method, tokens=max(tokens, 1), seq_len=seq_len, micro_batch=micro_batch, device="cpu",
+                       target_modules=targets, lora_rank=rank)
+    flops = training_flops(arch, setup)
+    mem = training_memory(arch, setup)
+    seconds = flops / cal.train_flops_per_s
+    return {"wall_s": round(seconds + cal.train_startup_s, 1),
+            "peak_memory_gb": round(mem.total / GB + cal.train_process_gb, 3),
+            "tokens_per_s": round(tokens / seconds, 1) if seconds else None, "flops": flops, "tokens": tokens}
+
+
+def _train_config(spec: ProjectSpec, run: RunSection, base: Path, stage: str, out: Path) -> dict:
+    train = {"epochs": 1, "micro_batch_size": 4, "logging_steps": 5, "save_steps": 1000, **run.train}
+    cfg: dict[str, Any] = {"stage": stage, "output_dir": str(out), "seed": 0, "training": train,
+                           "data": {"max_seq_len": run.max_seq_len, "eval_fraction": 0.1}}
+    if stage == "pretrain":
+        arch = run.architecture or DEFAULT_PRETRAIN_ARCH
+        cfg["model"] = {"architecture": _resolve(base, arch) if isinstance(arch, str) else arch}
+        cfg["tokenizer"] = {"vocab_size": 2048}
+        cfg["data"]["paths"] = [_resolve_existing(base, c, "corpus") for c in run.corpus]
+    else:
+        model = run.base_model
+        cfg["model"] = {"name_or_path": _resolve(base, model) if Path(base / model).exists() else model}
+        cfg["data"]["paths"] = [_resolve_existing(base, run.labeled_data, "labeled_data")]
+        if stage == "peft":
+            cfg["adapter"] = dict(run.adapter)
+    return cfg
+
+
+def _tokens_for(cfg: dict, chars: int) -> float:
+    t = cfg["training"]
+    if t.get("max_steps"):
+        return t["max_steps"] * t.get("micro_batch_size", 4) * t.get("gradient_accumulation_steps", 1) * \
+            cfg["data"]["max_seq_len"]
+    return chars / CHARS_PER_TOKEN * t.get("epochs", 1)
+
+
+def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Plan:
+    advice = recommend(spec)
+    recommended = advice.recommendation.path
+    chosen = path or recommended
+    if chosen is None:
+        raise UserError("no path is feasible for this spec (see `tunepath recommend`); choose one with --path")
+    if chosen not in RUNNABLE:
+        raise UserError(f"--path {chosen!r}: expected one of {', '.join(RUNNABLE)}")
+    run = spec.run or RunSection()
+    base = spec_path.resolve().parent
+    out = Path(_resolve(base, run.output_dir) if run.output_dir else Path("runs") / spec.name).resolve()
+    cal = calibration.load()
+    steps: list[Step] = []
+    for part in chosen.split("+"):
+        if part == "rag":
+            _needs(run, ["documents"], part)
+            docs = [_resolve_existing(base, d, "documents") for d in run.documents]
+            chunks = max(1, math.ceil(_text_chars(docs) / CHARS_PER_TOKEN / RAG_CHUNK_STRIDE))
+            rate = cal.embed_chunks_per_s or calibration.DEFAULT_EMBED_CHUNKS_PER_S
+            steps.append(Step("index", f"index {len(docs)} path(s), ~{chunks} chunks, into {out / 'index'}",
+                              {"wall_s": round(cal.rag_startup_s + chunks / rate, 1),
+                               "peak_memory_gb": cal.rag_process_gb, "chunks_per_s": round(rate, 1)},
+                              {"paths": docs, "out": str(out / "index")}))
+            questions = _questions(run, base)
+            if questions:
+                gen = _resolve(base, run.generator) if run.generator else None
+                steps.append(Step("answer", f"answer {len(questions)} sample question(s)"
+                                  + (f" with {gen}" if gen else " (passages with sources; no generator configured)"),
+                                  {}, {"questions": questions, "generator": gen}))
+            if run.queries and run.qrels:
+                steps.append(Step("evaluate", "evaluate retrieval (nDCG@10, recall@k, MRR@10)", {},
+                                  {"queries": _resolve_existing(base, run.queries, "queries"),
+                                   "qrels": _resolve_existing(base, run.qrels, "qrels")}))
+        elif part in ("peft", "full_finetuning", "pretraining"):
+            stage = {"peft": "peft", "full_finetuning": "full", "pretraining": "pretrain"}[part]
+            _needs(run, ["corpus"] if stage == "pretrain" else ["labeled_data", "base_model"], part)
+            cfg = _train_config(spec, run, base, stage, out / ("adapter" if stage == "peft" else "model"))
+            ref = cfg["model"].get("architecture") or cfg["model"]["name_or_path"]
+            try:
+                arch = _arch_of(ref)
+            except UserError as e:
+                if isinstance(ref, str) and Path(ref).exists():
+                    raise UserError(f"run.base_model: {e}") from None
+                arch = None       # a hub id outside the catalog: it loads at run time, no config to estimate from
+            chars = _text_chars(cfg["data"]["paths"])
+            method = {"peft": "lora", "full": "full", "pretrain": "pretrain"}[stage]
+            est = {} if arch is None else _train_estimate(arch, method, _tokens_for(cfg, chars), run.max_seq_len,
+                                                          cfg["training"]["micro_batch_size"], cal,
+                                                          rank=int(run.adapter.get("r", 8)))
+            size = f"{arch.total_params:,} params" if arch else f"{ref}, not in the catalog: no estimate"
+            steps.append(Step("train", f"{stage} training ({size}) -> {cfg['output_dir']}; "
+                                       f"config written to {out / 'train.yaml'}", est, cfg))
+        elif part == "prompting":
+            _needs(run, ["labeled_data"], part)
+            gen = run.generator or run.base_model
+            gen = _resolve(base, gen) if gen and (base / gen).exists() else gen
+            steps.append(Step("prompt", f"build a {FEW_SHOT}-shot prompt from {run.labeled_data}"
+                                        + (f", evaluate {gen} on {run.eval_examples} held-out examples" if gen else
+                                           " (no local model configured: template only)"), {},
+                              {"labeled_data": _resolve_existing(base, run.labeled_data, "labeled_data"),
+                               "generator": gen, "eval_examples": run.eval_examples}))
+    return Plan(path=chosen, recommended=recommended, spec_name=spec.name, output_dir=str(out),
+                calibration=cal.describe(), steps=steps)
+
+
+def _questions(run: RunSection, base: Path) -> list[str]:
+    q = run.questions
+    if q is None:
+        return []
+    if isinstance(q, list):
+        return q
+    p = Path(_resolve_existing(base, q, "questions"))
+    if p.suffix == ".jsonl":
+        out = []
+        for n, line in enumerate(p.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{p}:{n}: invalid JSON ({e.msg})") from None
+                text = row.get("question") or row.get("text") if isinstance(row, dict) else row
+                if not isinstance(text, str):
+                    raise UserError(f"{p}:{n}: expected a 'question' or 'text' field")
+                out.append(text)
+        return out
+    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+
+
+# --- execution ----------------------------------------------------------------------------------
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB   # ru_maxrss is KiB on Linux
+
+
+def _write_yaml_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write("# Written by `tunepath run`; rerun by hand with: tunepath train " + str(path) + "\n")
+        yaml.safe_dump(data, f, sort_keys=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _normalize(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9 ]", " ", text.lower()).split()
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD's token-overlap F1 (Rajpurkar et al. 2016)."""
+    p, r = _normalize(prediction), _normalize(reference)
+    common = sum((Counter(p) & Counter(r)).values())
+    if not p or not r or common == 0:
+        return 0.0
+    precision, recall = common / len(p), common / len(r)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _load_examples(path: str) -> list[tuple[str, str]]:
+    """(prompt, reference) pairs from alpaca or chat rows (the training backend's readers)."""
+    from training.data import alpaca_to_messages, chat_messages, detect_format, read_rows
+
+    pairs = []
+    for where, row in read_rows(path):
+        fmt = detect_format(row, where)
+        if fmt == "text":
+            raise UserError(f"{where}: run.labeled_data needs input -> output rows (alpaca or chat), not raw text")
+        msgs = alpaca_to_messages(row, where) if fmt == "alpaca" else chat_messages(row, where)
+        user = next(m["content"] for m in reversed(msgs) if m["role"] == "user")
+        pairs.append((user, msgs[-1]["content"]))
+    if not pairs:
+        raise UserError(f"{path}: no labeled examples")
+    return pairs
+
+
+def build_prompt(shots: list[tuple[str, str]], instruction: str) -> str:
+    """Few-shot template (Brown et al. 2020): instruction, k solved examples, then the new input."""
+    parts = [instruction.strip(), ""]
+    for q, a in shots:
+        parts += [f"Input: {q}", f"Output: {a}", ""]
+    parts += ["Input: {input}", "Output:"]
+    return "\n".join(parts)
+
+
+def _run_prompting(step: Step, out: Path, spec: ProjectSpec) -> dict:
+    pairs = _load_examples(step.config["labeled_data"])
+    rng = random.Random(0)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    shots = [pairs[i] for i in order[:FEW_SHOT]]
+    held = [pairs[i] for i in order[FEW_SHOT:FEW_SHOT + step.config["eval_examples"]]]
+    template = build_prompt(shots, f"Task ({spec.task.kind.value}): answer in the style of the examples.")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "prompt_template.txt").write_text(template)
+    result: dict[str, Any] = {"prompt_template": str(out / "prompt_template.txt"), "few_shot": len(shots)}
+    gen = step.config["generator"]
+    if gen and held:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(gen)
+        lm = AutoModelForCausalLM.from_pretrained(gen, dtype=torch.float32).eval()
+        rows, t0, new_tokens = [], time.perf_counter(), 0
+        for q, ref in held:
+            enc = tok(template.replace("{input}", q), return_tensors="pt")
+            with torch.no_grad():
+                ids = lm.generate(**enc, max_new_tokens=48, do_sample=False,
+                                  pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+            pred = tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).split("\nInput:")[0].strip()
+            new_tokens += ids.shape[1] - enc["input_ids"].shape[1]
+            rows.append({"input": q, "reference": ref, "prediction": pred,
+                         "exact_match": _normalize(pred) == _normalize(ref), "f1": round(token_f1(pred, ref), 4)})
+        dt = time.perf_counter() - t0
+        result.update({"generator": gen, "eval_examples": len(rows),
+                       "exact_match": sum(r["exact_match"] for r in rows) / len(rows),
+                       "token_f1": sum(r["f1"] for r in rows) / len(rows),
+                       "generated_tokens_per_s": round(new_tokens / dt, 1) if dt else None, "predictions": rows})
+    return result
+
+
+def execute(plan: Plan, spec: ProjectSpec, on_step: Callable[[Step], None] | None = None,
+            progress: bool = True) -> dict:
+    """Run the plan's steps; returns the run summary (also written to OUTPUT_DIR/run_summary.json)."""
+    out = Path(plan.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    t_all = time.perf_counter()
+    for step in plan.steps:
+        if on_step:
+            on_step(step)
+        t0 = time.perf_counter()
+        measured: dict[str, Any] = {}
+        detail: dict[str, Any] = {}
+        if step.kind == "index":
+            import sentence_transformers  # noqa: F401  (start-up measured apart from embedding)
+            from rag import build_index
+
+            t_embed = time.perf_counter()
+            rep = build_index(step.config["paths"], step.config["out"])
+            dt = time.perf_counter() - t_embed
+            measured = {"startup_s": round(t_embed - t0, 1),
+                        "chunks_per_s": round(rep.chunks_embedded / dt, 1) if dt and rep.chunks_embedded else None}
+            detail = {"chunks_embedded": rep.chunks_embedded, "chunks_reused": rep.chunks_reused,
+                      "counts": rep.manifest.counts.model_dump(), "index_type": rep.manifest.index.model_dump(),
+                      "skipped_files": len(rep.skipped), "index_dir": step.config["out"]}
+        elif step.kind == "answer":
+            from rag import answer
+
+            index_dir = str(out / "index")
+            answers = []
+            for q in step.config["questions"]:
+                a = answer(index_dir, q, k=5, mode="hybrid", generator=step.config["generator"])
+                answers.append({"question": q, "answer": a.answer,
+                                "sources": [f"{h.source}:{h.start}-{h.end}" for h in a.passages[:3]],
+                                "top_passage": a.passages[0].text[:300] if a.passages else None})
+            detail = {"answers": answers}
+        elif step.kind == "evaluate":
+            from rag import evaluate
+
+            metrics = evaluate(str(out / "index"), step.config["queries"], step.config["qrels"], mode="hybrid")
+            detail = {"metrics": metrics.model_dump()}
+        elif step.kind == "train":
+            import training
+
+            cfg_path = out / "train.yaml"
+            _write_yaml_atomic(cfg_path, step.config)
+            summary = training.run(training.load_config(cfg_path), progress=progress)
+            measured = {"tokens_per_s": round(summary.tokens_per_s, 1), "tokens": summary.tokens,
+                        "peak_memory_gb_reported": round(summary.peak_memory_bytes / GB, 3)}
+            detail = {"train_config": str(cfg_path), "output_dir": summary.output_dir, "steps": summary.steps,
+                      "train_loss": summary.train_loss, "eval_loss": summary.eval_loss,
+                      "perplexity": summary.perplexity, "trainable_params": summary.trainable_params}
+        elif step.kind == "prompt":
+            detail = _run_prompting(step, out, spec)
+            if "generated_tokens_per_s" in detail:
+                measured["generated_tokens_per_s"] = detail["generated_tokens_per_s"]
+        measured["wall_s"] = round(time.perf_counter() - t0, 1)
+        measured["peak_memory_gb"] = round(_peak_rss_gb(), 3)
+        results.append({"kind": step.kind, "description": step.description, "estimate": step.estimate,
+                        "measured": measured, "detail": detail})
+    summary = {"spec": plan.spec_name, "path": plan.path, "recommended": plan.recommended,
+               "output_dir": plan.output_dir, "calibration": plan.calibration,
+               "wall_s": round(time.perf_counter() - t_all, 1), "peak_memory_gb": round(_peak_rss_gb(), 3),
+               "peak_memory_kind": "process peak RSS (ru_maxrss)", "steps": results}
+    tmp = out / "run_summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    os.replace(tmp, out / "run_summary.json")
+    return summary

@@ -1,0 +1,124 @@
+"""`tunepath run` launches every path end to end on tiny local data; `calibrate` feeds its estimates."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import EXAMPLES, cli, cli_subprocess
+
+GARDEN_TXT = EXAMPLES / "data" / "garden.txt"
+GARDEN_QA = EXAMPLES / "data" / "garden_qa.jsonl"
+TINY_ARCH = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 176, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+             "tie_word_embeddings": True}
+
+
+@pytest.fixture(autouse=True)
+def _calibration(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEPATH_CALIBRATION", str(tmp_path / "calibration.json"))
+
+
+def _spec(tmp_path: Path, run: dict, **over) -> Path:
+    spec = yaml.safe_load((EXAMPLES / "brand-voice-writer.yaml").read_text())
+    spec["run"] = {"output_dir": str(tmp_path / "run"), "max_seq_len": 128, **run}
+    spec.update(over)
+    p = tmp_path / "spec.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+def _run(spec: Path, *args: str) -> dict:
+    r = cli("run", spec, "--yes", "--json", *args)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_rag_path_on_the_bundled_demo(tmp_path):
+    s = _run(EXAMPLES / "acme-support.yaml", "--set", f"run.output_dir={tmp_path / 'acme'}")
+    assert s["path"] == s["recommended"] == "rag"
+    kinds = [st["kind"] for st in s["steps"]]
+    assert kinds == ["index", "answer", "evaluate"]
+    index, answer, evaluate = s["steps"]
+    assert index["detail"]["chunks_embedded"] > 0 and index["measured"]["chunks_per_s"] > 0
+    assert index["estimate"]["wall_s"] > 0 and index["measured"]["wall_s"] > 0
+    first = answer["detail"]["answers"][0]
+    assert "Family plan" in first["question"] and any("pricing.md" in src for src in first["sources"])
+    assert evaluate["detail"]["metrics"]["recall_at_10"] >= 0.8
+    assert (tmp_path / "acme" / "run_summary.json").is_file()
+    again = _run(EXAMPLES / "acme-support.yaml", "--set", f"run.output_dir={tmp_path / 'acme'}")
+    assert again["steps"][0]["detail"]["chunks_embedded"] == 0          # incremental: nothing changed
+
+
+def test_peft_path_trains_an_adapter_and_writes_its_config(tmp_path, tiny_base_model):
+    spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model),
+                            "train": {"max_steps": 3, "micro_batch_size": 4}})
+    s = _run(spec)
+    assert s["path"] == "peft"
+    (step,) = s["steps"]
+    assert step["kind"] == "train" and step["detail"]["steps"] == 3
+    assert step["estimate"]["tokens_per_s"] > 0 and step["measured"]["tokens_per_s"] > 0
+    assert step["estimate"]["peak_memory_gb"] > 0 and step["measured"]["peak_memory_gb"] > 0
+    cfg = yaml.safe_load((tmp_path / "run" / "train.yaml").read_text())
+    assert cfg["stage"] == "peft" and cfg["adapter"]["method"] == "lora"
+    assert (Path(step["detail"]["output_dir"]) / "adapter_config.json").is_file()
+
+
+def test_full_finetuning_path(tmp_path, tiny_base_model):
+    spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model),
+                            "train": {"max_steps": 2}})
+    s = _run(spec, "--path", "full_finetuning")
+    assert s["path"] == "full_finetuning" and s["recommended"] == "peft"
+    out = Path(s["steps"][0]["detail"]["output_dir"])
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+
+
+def test_pretraining_path(tmp_path):
+    spec = _spec(tmp_path, {"corpus": [str(GARDEN_TXT)], "architecture": TINY_ARCH, "train": {"max_steps": 3}})
+    s = _run(spec, "--path", "pretraining")
+    step = s["steps"][0]
+    assert step["detail"]["steps"] == 3 and step["detail"]["train_loss"] > 0
+    assert (Path(step["detail"]["output_dir"]) / "tokenizer_config.json").is_file()
+
+
+def test_prompting_path_builds_and_evaluates_a_few_shot_prompt(tmp_path, tiny_base_model):
+    spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "generator": str(tiny_base_model), "eval_examples": 2})
+    s = _run(spec, "--path", "prompting")
+    d = s["steps"][0]["detail"]
+    template = Path(d["prompt_template"]).read_text()
+    assert template.count("Input:") == 4 and "{input}" in template          # 3 shots + the slot
+    assert d["eval_examples"] == 2 and 0 <= d["token_f1"] <= 1 and len(d["predictions"]) == 2
+
+
+def test_dry_run_plans_without_running(tmp_path, tiny_base_model):
+    spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model)})
+    r = cli("run", spec, "--dry-run", "--json")
+    plan = json.loads(r.stdout)
+    assert plan["path"] == "peft" and plan["steps"][0]["estimate"]["wall_s"] > 0
+    assert "uncalibrated" in plan["calibration"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_calibrate_then_estimates_say_they_use_it(tmp_path, tiny_base_model):
+    r = cli("calibrate", "--steps", "1", "--json")
+    assert r.exit_code == 0, r.output
+    cal = json.loads(r.stdout)
+    assert cal["train_flops_per_s"] > 0 and Path(cal["path"]).is_file()
+    spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model)})
+    plan = json.loads(cli("run", spec, "--dry-run", "--json").stdout)
+    assert plan["calibration"].startswith("calibrated")
+
+
+@pytest.mark.parametrize("run,args,needle", [
+    ({}, ["--yes"], "run.labeled_data"),
+    ({"labeled_data": "nope.jsonl", "base_model": "x"}, ["--yes"], "run.labeled_data: nope.jsonl does not exist"),
+    ({"labeled_data": str(GARDEN_QA), "base_model": "Qwen/Qwen2.5-0.5B"}, [], "add --yes"),
+    ({"labeled_data": str(GARDEN_QA), "base_model": "Qwen/Qwen2.5-0.5B"}, ["--yes", "--path", "magic"],
+     "--path 'magic'"),
+])
+def test_run_bad_input(tmp_path, run, args, needle):
+    r = cli_subprocess("run", _spec(tmp_path, run), *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
