@@ -55,7 +55,7 @@ class TrainSetup(BaseModel):
     grad_checkpointing: bool = False
     attention: Literal["sdpa", "eager"] = "sdpa"
     lora_rank: int = Field(16, gt=0)
-    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
+    target_modules: list[str] | Literal["all-linear"] | None = ["q_proj", "v_proj"]
     mfu: float | None = Field(None, gt=0, le=1, description="Override the default MFU.")
     device: Literal["cuda", "cpu"] = "cuda"
 
@@ -104,8 +104,11 @@ class TrainEstimate:
 # --- adapters ---------------------------------------------------------------------------------
 
 def resolve_targets(arch: Architecture, targets: list[str] | str) -> list[str]:
-    """`all-linear` = every targetable linear except the output head (peft's definition)."""
+    """`all-linear` = every targetable linear except the output head (peft's definition); None = peft's
+    per-architecture default."""
     names = arch.linear_names()
+    if targets is None:
+        return list(LORA_DEFAULT_TARGETS.get(arch.model_type, []))
     if targets == "all-linear" or targets == ["all-linear"]:
         return names
     unknown = [t for t in targets if t not in names]
@@ -124,6 +127,14 @@ def lora_trainable(arch: Architecture, rank: int, targets: list[str] | str, dora
         if lin.targetable and lin.name in chosen:
             per_layer += lin.count * (rank * (lin.in_features + lin.out_features) + (lin.out_features if dora else 0))
     return per_layer * arch.num_layers
+
+
+# peft 0.21 TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING: what target_modules=None means
+LORA_DEFAULT_TARGETS = {"llama": ["q_proj", "v_proj"], "mistral": ["q_proj", "v_proj"], "mixtral": ["q_proj", "v_proj"],
+                        "qwen2": ["q_proj", "v_proj"], "qwen3": ["q_proj", "v_proj"], "gemma": ["q_proj", "v_proj"],
+                        "gemma2": ["q_proj", "v_proj"], "phi": ["q_proj", "v_proj", "fc1", "fc2"],
+                        "phi3": ["qkv_proj"], "gpt2": ["c_attn"], "gpt_neox": ["query_key_value"],
+                        "falcon": ["query_key_value"]}
 
 
 # peft 0.21 TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING / ..._FEEDFORWARD_MODULES_MAPPING

@@ -365,6 +365,7 @@ def execute(plan: Plan, spec: ProjectSpec, on_step: Callable[[Step], None] | Non
             measured = {"tokens_per_s": round(summary.tokens_per_s, 1), "tokens": summary.tokens,
                         "peak_memory_gb_reported": round(summary.peak_memory_bytes / GB, 3)}
             detail = {"train_config": str(cfg_path), "output_dir": summary.output_dir, "steps": summary.steps,
+                      "estimate_for_exact_tokens": summary.estimate,
                       "train_loss": summary.train_loss, "eval_loss": summary.eval_loss,
                       "perplexity": summary.perplexity, "trainable_params": summary.trainable_params}
         elif step.kind == "prompt":

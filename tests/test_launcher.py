@@ -122,3 +122,13 @@ def test_run_bad_input(tmp_path, run, args, needle):
     r = cli_subprocess("run", _spec(tmp_path, run), *args)
     assert r.returncode == 2, r.stdout + r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_training_summary_carries_the_estimators_prediction(tmp_path, tiny_base_model):
+    spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model),
+                            "train": {"max_steps": 2}})
+    s = _run(spec)
+    est = s["steps"][0]["detail"]["estimate_for_exact_tokens"]
+    summary = json.loads((Path(s["steps"][0]["detail"]["output_dir"]) / "run_summary.json").read_text())
+    assert summary["estimate"] == est
+    assert est["flops"] > 0 and est["memory_gb"]["total"] > 0 and est["tokens_per_s"] > 0

@@ -157,12 +157,43 @@ def build_model(config: TrainConfig, tok: Any) -> Any:
     return model
 
 
-def _estimate_for(config: TrainConfig, model: Any) -> dict[str, Any] | None:
-    """The advisor's estimate (time, memory, FLOPs) for this run, stored beside the measurements.
+def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str) -> dict[str, Any] | None:
+    """The advisor's estimate (FLOPs, memory, time) for this very run, stored beside the measurements.
 
-    Returns None until the estimator is wired in (the lead replaces this function).
+    Time uses this machine's calibration (`tunepath calibrate`; a stated guess without one). None for
+    architectures or adapter methods the estimator does not model.
     """
-    return None
+    import torch
+
+    from advisor import calibration
+    from advisor.architecture import from_config
+    from advisor.errors import UserError
+    from advisor.estimate import GB, TrainSetup, training_flops, training_memory
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    method = {"pretrain": "pretrain", "full": "full"}.get(config.stage) or (
+        config.adapter.method if config.adapter and config.adapter.method in ("lora", "dora", "qlora") else None)
+    if method is None or tokens <= 0:
+        return None
+    try:
+        arch = from_config(base.config.to_dict(), "model")
+        targets = getattr(config.adapter, "target_modules", "all-linear") if config.adapter else "all-linear"
+        setup = TrainSetup(method=method, tokens=tokens, seq_len=config.data.max_seq_len,
+                           micro_batch=config.training.micro_batch_size,
+                           precision="fp32" if precision == "fp32" else "mixed",
+                           grad_checkpointing=config.training.gradient_checkpointing,
+                           attention=config.model.attn_implementation, lora_rank=getattr(config.adapter, "r", 8),
+                           target_modules=targets if targets in ("all-linear", None) else list(targets),
+                           device="cuda" if torch.cuda.is_available() else "cpu")
+        flops, mem = training_flops(arch, setup), training_memory(arch, setup)
+    except (UserError, ValueError, TypeError):
+        return None
+    cal = calibration.load()
+    seconds = flops / cal.train_flops_per_s
+    return {"flops": flops, "memory_gb": mem.as_gb(), "process_gb": cal.train_process_gb,
+            "peak_memory_gb": round(mem.total / GB + (cal.train_process_gb if setup.device == "cpu" else 0), 3),
+            "train_wall_s": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
+            "calibration": cal.describe()}
 
 
 def training_arguments(config: TrainConfig, precision: str, has_eval: bool) -> Any:
@@ -363,7 +394,8 @@ def execute(p: Plan) -> RunSummary:
         final_loss=float(losses[-1]) if losses else None, eval_loss=eval_loss,
         perplexity=math.exp(min(eval_loss, 700)) if eval_loss is not None else None,
         trainable_params=trainable, total_params=total, trainable_percent=100 * trainable / max(1, total),
-        data=asdict(p.prepared.stats), replica_checksums=checksums, estimate=_estimate_for(config, model),
+        data=asdict(p.prepared.stats), replica_checksums=checksums,
+        estimate=_estimate_for(config, model, int(state.num_input_tokens_seen), p.precision),
     )
     if trainer.args.process_index == 0:
         for f in tmp.iterdir():
