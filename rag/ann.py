@@ -24,19 +24,25 @@ from advisor.errors import UserError
 FLAT_MAX_VECTORS = 50_000
 
 # HNSW: M=32 links per node (Malkov & Yashunin 2018 suggest M in 5-48; FAISS's "HNSW32").
-# efConstruction=80 and efSearch=128: on clustered vectors efSearch 16/64/128 gave recall@10
-# 0.70/0.95/0.99 vs Flat (machine-notes.md); 128 keeps >= 0.95 with margin, re-measured by
-# bench/rag_throughput.py on SciFact embeddings and 100k clustered vectors.
+# efSearch=128: bench/rag_throughput.py measured recall@10 vs Flat on SciFact MiniLM chunk
+# embeddings (9,651 vectors, 1,109 queries) at efSearch 16/32/64/128/256 of
+# 0.937/0.972/0.991/0.998/1.000; machine-notes.md had 0.70/0.95/0.99 at 16/64/128 on clustered
+# synthetic vectors. 128 keeps >= 0.95 with margin on both. efConstruction=80: twice FAISS's
+# default 40, for graph quality at a build cost paid once.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 DEAD_REBUILD_FRACTION = 0.25
 
 # IVF-PQ: nlist ~ 4*sqrt(N) (FAISS wiki, "Guidelines to choose an index": 4*sqrt(N)..16*sqrt(N));
-# PQ with 8-bit codes of 8-dim sub-vectors (dim/8 sub-quantizers, e.g. 48 bytes/vector at 384-d);
-# k-means wants >= 39 training points per centroid (FAISS warns below that).
+# k-means wants >= 39 training points per centroid (FAISS warns below that). PQ with 8-bit codes
+# of 4-dim sub-vectors: 96 bytes per 384-d vector, 16x smaller than float32. Measured recall@10
+# vs Flat on SciFact MiniLM embeddings (9,651 vectors, nlist 247, nprobe 32): 8-dim sub-vectors
+# 0.72, 4-dim 0.85 (nprobe 8/64: 0.77/0.86), 2-dim 0.92 at 3x the training time. IVF-PQ trades recall
+# for memory: auto picks it only when vectors would not fit (MEMORY_SHARE below).
 IVF_POINTS_PER_CENTROID = 39
-PQ_SUBVECTOR_DIM = 8
+PQ_SUBVECTOR_DIM = 4
+PQ_TRAIN_POINTS_PER_CENTROID = 64  # FAISS default 256; 64 x 256 codes = 16k points keeps training minutes, not hours
 IVF_NPROBE = 32
 # PQ's 8-bit codebooks have 256 centroids; FAISS refuses fewer training points than that, and
 # ~4 per centroid is the least that gives non-degenerate codebooks: require 1,000 vectors.
@@ -111,6 +117,7 @@ def new_index(kind: str, dim: int, params: dict) -> Any:
         index = faiss.IndexIVFPQ(quantizer, dim, int(params["nlist"]), int(params["pq_m"]),
                                  int(params["pq_bits"]), faiss.METRIC_INNER_PRODUCT)
         index.nprobe = int(params["nprobe"])
+        index.pq.cp.max_points_per_centroid = PQ_TRAIN_POINTS_PER_CENTROID
         return index
     raise UserError(f"--index {kind}: expected auto, flat, hnsw or ivfpq")
 

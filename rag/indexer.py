@@ -113,7 +113,8 @@ def build_index(
     index_dir.mkdir(parents=True, exist_ok=True)
 
     with _lock(index_dir):
-        old = None if rebuild or not (index_dir / MANIFEST).exists() else read_manifest(index_dir)
+        live = _live_manifest(index_dir, strict=not rebuild)  # its files stay until the new manifest lands
+        old = None if rebuild else live
         model_name = resolve_model(model) if model or old is None else old.model
         if old is not None and model_name != old.model:
             raise UserError(f"--model {model}: this index was built with {old.model}; "
@@ -126,9 +127,9 @@ def build_index(
         if old is not None and old.dim != dim:
             raise UserError(f"{index_dir / MANIFEST}: dim {old.dim} but model {model_name} gives {dim}; use --rebuild")
         size = effective_chunk_tokens(chunk_tokens, int(st.max_seq_length or chunk_tokens), n_special_tokens(st))
-        gen = (old.generation + 1) if old else _next_free_generation(index_dir)
+        gen = max(live.generation if live else 0, _next_free_generation(index_dir) - 1) + 1
         db_path = index_dir / f"chunks-{gen}.sqlite"
-        _cleanup(index_dir, keep={old.sqlite_file, old.faiss_file} if old else set())
+        _cleanup(index_dir, keep={live.sqlite_file, live.faiss_file} if live else set())
         if old is not None:
             store.copy_db(index_dir / old.sqlite_file, db_path)
         con = store.connect(db_path)
@@ -184,6 +185,17 @@ def build_index(
     report.seconds = time.perf_counter() - t0
     report.chunks_per_s = report.chunks_embedded / report.embed_seconds if report.embed_seconds else 0.0
     return report
+
+
+def _live_manifest(index_dir: Path, strict: bool) -> Manifest | None:
+    if not (index_dir / MANIFEST).exists():
+        return None
+    try:
+        return read_manifest(index_dir)
+    except UserError:
+        if strict:
+            raise
+        return None  # --rebuild over a corrupt index
 
 
 def _placeholder() -> Manifest:
@@ -257,6 +269,36 @@ def _sync_documents(w: store.Writer, files: list[Path], roots: list[Path], token
     return new_ids, removed
 
 
+def _migrate(prev, old_kind: str, kind: str, dim: int, params: dict, dead: set[int], index_dir: Path):
+    """Move the live vectors of an exact index into a new one. They go through a memory-mapped
+    scratch file so that the old and new index never both hold the corpus in RAM."""
+    import numpy as np
+
+    ids = ann.stored_ids(prev, old_kind)
+    live = np.array([int(x) not in dead for x in ids], dtype=bool)
+    scratch = index_dir / f"vectors-migrate.npy.tmp-{os.getpid()}"
+    mm = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=(int(live.sum()), dim))
+    try:
+        pos = 0
+        for bids, vecs in ann.iter_vectors(prev, old_kind):
+            mask = np.array([int(x) not in dead for x in bids], dtype=bool)
+            n = int(mask.sum())
+            mm[pos:pos + n] = vecs[mask]
+            pos += n
+        live_ids = ids[live]
+        prev.reset()  # frees the old vectors before the new index fills
+        index = ann.new_index(kind, dim, params)
+        if not index.is_trained:
+            n_train = ann.ivf_train_size(len(live_ids))
+            index.train(np.ascontiguousarray(mm[np.sort(np.random.default_rng(0).choice(len(live_ids), n_train, replace=False))]))
+        for s in range(0, len(live_ids), EMBED_BLOCK * 10):
+            ann.add(index, np.ascontiguousarray(mm[s:s + EMBED_BLOCK * 10]), live_ids[s:s + EMBED_BLOCK * 10])
+    finally:
+        del mm
+        scratch.unlink(missing_ok=True)
+    return index
+
+
 def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_live: int,
              w: store.Writer, new_ids: list[int], removed: list[int], st, batch_size: int,
              progress: ProgressFn | None, report: IndexReport):
@@ -284,16 +326,7 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
             if old.index.kind == "ivfpq":
                 raise UserError(f"--index {requested}: an ivfpq index keeps only compressed vectors; "
                                 "use --rebuild to re-embed into another index type")
-            index = ann.new_index(kind, dim, params)
-            if not index.is_trained:
-                train = [v[[i for i, x in enumerate(ids) if int(x) not in dead]]
-                         for ids, v in ann.iter_vectors(prev, old.index.kind, batch=ann.ivf_train_size(n_live))][0]
-                index.train(train)
-                del train
-            for ids, vecs in ann.iter_vectors(prev, old.index.kind):
-                keep = [i for i, x in enumerate(ids) if int(x) not in dead]
-                if keep:
-                    ann.add(index, vecs[keep], ids[keep])
+            index = _migrate(prev, old.index.kind, kind, dim, params, dead, index_dir)
             del prev
             w.clear_dead()
             if rebuild_graph:

@@ -223,6 +223,26 @@ def test_hnsw_deletes_are_filtered_then_purged(tmp_path):
     assert hits[0]["doc_id"] == docs[2]["_id"]
 
 
+def test_auto_index_moves_from_flat_to_hnsw_as_corpus_grows(tmp_path, monkeypatch):
+    from rag import ann
+
+    monkeypatch.setattr(ann, "FLAT_MAX_VECTORS", 12)  # the real threshold is 50k vectors
+    docs = _scifact_docs()[500:510]
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    _write_jsonl(corpus / "a.jsonl", docs[:4])
+    first = json.loads(cli("rag", "index", corpus, "--out", tmp_path / "i", "--json").stdout)
+    assert first["manifest"]["index"]["kind"] == "flat" and first["manifest"]["counts"]["chunks"] < 12
+    _write_jsonl(corpus / "b.jsonl", docs[4:])
+    rep = json.loads(cli("rag", "index", corpus, "--out", tmp_path / "i", "--json").stdout)
+    m = rep["manifest"]
+    assert m["index"]["kind"] == "hnsw" and m["index"]["auto"] and any("moved from flat" in n for n in rep["notes"])
+    assert rep["chunks_embedded"] == m["counts"]["chunks"] - first["manifest"]["counts"]["chunks"]
+    assert m["counts"]["vectors"] == m["counts"]["chunks"]
+    hits = json.loads(cli("rag", "query", tmp_path / "i", docs[1]["title"], "-k", "1", "--json").stdout)
+    assert hits[0]["doc_id"] == docs[1]["_id"]
+
+
 def test_acme_corpus_and_bad_files(tmp_path):
     corpus = tmp_path / "docs"
     shutil.copytree(ACME / "docs", corpus)
@@ -244,6 +264,10 @@ def test_acme_corpus_and_bad_files(tmp_path):
     hits = json.loads(cli("rag", "query", tmp_path / "index", "restore a whole server onto new hardware",
                           "-k", "1", "--json").stdout)
     assert hits[0]["doc_id"] == "restore-bare-metal.html" and "console.log" not in hits[0]["text"]
+    rep = json.loads(cli("rag", "index", corpus, "--out", tmp_path / "index", "--rebuild", "--json").stdout)
+    assert rep["manifest"]["generation"] == 2 and rep["chunks_embedded"] == rep["manifest"]["counts"]["chunks"]
+    assert sorted(p.name for p in (tmp_path / "index").iterdir() if not p.name.startswith(".")) == [
+        "chunks-2.sqlite", "manifest.json", "vectors-2.faiss"]
 
 
 def test_answer_without_generator_shows_sources(scifact_slice):
