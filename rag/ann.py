@@ -32,6 +32,9 @@ FLAT_MAX_VECTORS = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
+# Design choice, not a published figure: dead ids cost an over-fetch of len(dead) per query and
+# their memory; past a quarter of the graph, rebuilding from the stored vectors (seconds to
+# minutes, no re-embedding) is cheaper than carrying them.
 DEAD_REBUILD_FRACTION = 0.25
 
 # IVF-PQ: nlist ~ 4*sqrt(N) (FAISS wiki, "Guidelines to choose an index": 4*sqrt(N)..16*sqrt(N));
@@ -48,7 +51,8 @@ IVF_NPROBE = 32
 # ~4 per centroid is the least that gives non-degenerate codebooks: require 1,000 vectors.
 IVF_MIN_TRAIN = 1000
 
-# Auto switches to IVF-PQ when a Flat/HNSW index would take more than this share of free memory.
+# Auto switches to IVF-PQ when a Flat/HNSW index would take more than this share of free memory
+# (design choice: leaves the other half for the embedding model, SQLite cache and the OS).
 MEMORY_SHARE = 0.5
 
 

@@ -134,7 +134,7 @@ def build_index(
             store.copy_db(index_dir / old.sqlite_file, db_path)
         con = store.connect(db_path)
         report = IndexReport(index_dir=str(index_dir), manifest=_placeholder())
-        if size < chunk_tokens:
+        if chunk_tokens > int(st.max_seq_length or chunk_tokens):
             report.notes.append(f"chunks capped at {size} tokens: {model_name} reads at most "
                                 f"{st.max_seq_length} including special tokens")
         try:
