@@ -71,15 +71,9 @@ def load() -> Calibration:
 
 
 def save(cal: Calibration) -> Path:
-    p = path()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(asdict(cal), f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, p)
-    return p
+    from advisor.textio import atomic_write_text
+
+    return atomic_write_text(path(), json.dumps(asdict(cal), indent=2))
 
 
 # Default micro-run model: a small Llama, big enough that matmuls dominate (~10M parameters).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import re
 import resource
@@ -27,6 +26,7 @@ from advisor.errors import UserError
 from advisor.estimate import GB, TrainSetup, training_flops, training_memory
 from advisor.recommend import recommend
 from advisor.spec import ProjectSpec, RunSection
+from advisor.textio import atomic_write_text
 
 RUNNABLE = ("prompting", "rag", "peft", "full_finetuning", "pretraining", "rag+peft")
 CHARS_PER_TOKEN = 4.0          # English text averages ~4 characters per BPE token (OpenAI tokenizer docs)
@@ -229,14 +229,8 @@ def _peak_rss_gb() -> float:
 
 
 def _write_yaml_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write("# Written by `tunepath run`; rerun by hand with: tunepath train " + str(path) + "\n")
-        yaml.safe_dump(data, f, sort_keys=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, f"# Written by `tunepath run`; rerun by hand with: tunepath train {path}\n"
+                      + yaml.safe_dump(data, sort_keys=False))
 
 
 def _normalize(text: str) -> list[str]:
@@ -380,7 +374,5 @@ def execute(plan: Plan, spec: ProjectSpec, on_step: Callable[[Step], None] | Non
                "output_dir": plan.output_dir, "calibration": plan.calibration,
                "wall_s": round(time.perf_counter() - t_all, 1), "peak_memory_gb": round(_peak_rss_gb(), 3),
                "peak_memory_kind": "process peak RSS (ru_maxrss)", "steps": results}
-    tmp = out / "run_summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, out / "run_summary.json")
+    atomic_write_text(out / "run_summary.json", json.dumps(summary, indent=2, default=str))
     return summary

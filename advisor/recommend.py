@@ -12,6 +12,7 @@ from advisor import catalog
 from advisor.costs import PATHS, PathCost, path_costs
 from advisor.rules import HARD, RULES, Context
 from advisor.spec import ProjectSpec
+from advisor.textio import usd
 
 PATH_LABELS = {"prompting": "Prompting", "rag": "RAG", "peft": "PEFT", "full_finetuning": "Full fine-tuning",
                "pretraining": "Pretraining", "rag+peft": "RAG + PEFT"}
@@ -108,8 +109,7 @@ def _top_reasons(result: PathResult, n: int = 3) -> list[str]:
     return [f"{f.detail} ({f.id}, {f.effect})" for f in pos[:n]]
 
 
-def _money(x: float) -> str:
-    return f"${x:,.0f}"
+_money = usd
 
 
 def recommend(spec: ProjectSpec) -> Advice:
@@ -130,7 +130,7 @@ def recommend(spec: ProjectSpec) -> Advice:
         best = min(ties, key=lambda r: r.cost.total_usd())
     choice, cost = best.path, best.cost
     rationale = [f"{PATH_LABELS[choice]} has the best fit ({best.fit:+g}) of the feasible paths"
-                 + (f", tied on fit and cheaper over 12 months" if len(ties) > 1 else "") + "."]
+                 + (", tied on fit and cheaper over 12 months" if len(ties) > 1 else "") + "."]
     rationale += [f"Because {r}." for r in _top_reasons(best)]
 
     if choice in ("rag", "peft"):

@@ -5,23 +5,10 @@ from rich.table import Table
 
 from advisor.estimate import InferenceEstimate, TrainEstimate
 from advisor.recommend import PATH_LABELS, Advice
+from advisor.textio import human, usd
 
 
-def money(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x < 0.005:
-        return "$0"
-    if x >= 1e6:
-        return f"${x / 1e6:,.2f}M"
-    return f"${x:,.0f}" if x >= 10 else f"${x:,.2f}"
-
-
-def num(x: float) -> str:
-    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{unit}"
-    return f"{x:.3g}"
+money, num = usd, human
 
 
 def advice_table(advice: Advice) -> Table:

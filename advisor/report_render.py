@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from advisor.errors import UserError
+from advisor.textio import atomic_write_text
 
 COLORS = {"prompting": "#4c78a8", "rag": "#f58518", "peft": "#54a24b", "full_finetuning": "#b279a2",
           "pretraining": "#e45756"}
@@ -197,34 +196,20 @@ def to_html(report: dict) -> str:
     return "\n".join(parts)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(report: dict, out: Path) -> list[Path]:
     """Write by suffix: .html (self-contained), .md (+ .svg chart beside it), .json. Returns files written."""
     suffix = out.suffix.lower()
     try:
         if suffix in (".html", ".htm"):
-            _atomic_write(out, to_html(report))
+            atomic_write_text(out, to_html(report))
             return [out]
         if suffix == ".md":
             chart = out.with_suffix(".svg")
-            _atomic_write(chart, chart_svg(report))
-            _atomic_write(out, to_markdown(report, chart.name))
+            atomic_write_text(chart, chart_svg(report))
+            atomic_write_text(out, to_markdown(report, chart.name))
             return [out, chart]
         if suffix == ".json":
-            _atomic_write(out, json.dumps(report, indent=2))
+            atomic_write_text(out, json.dumps(report, indent=2))
             return [out]
     except OSError as e:
         raise UserError(f"{out}: cannot write ({e.strerror})") from None

@@ -23,6 +23,7 @@ from advisor.costs import (
     pretraining_tokens,
 )
 from advisor.spec import ProjectSpec
+from advisor.textio import human, usd
 
 HARD = "infeasible"
 Effect = Union[float, Literal["infeasible"]]
@@ -75,16 +76,7 @@ class Rule:
         return any(e == HARD for e in self.effects.values())
 
 
-def _n(x: float) -> str:
-    """Human number: 1.2M, 350K, 12."""
-    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{unit}"
-    return f"{x:.3g}"
-
-
-def _usd(x: float) -> str:
-    return f"${x:,.0f}" if x >= 10 else f"${x:,.2f}"
+_n, _usd = human, usd
 
 
 # --- conditions ---------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""Small shared helpers: human-readable numbers and atomic file writes."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def human(x: float) -> str:
+    """1.2M, 350K, 12 - three significant digits."""
+    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def usd(x: float | None) -> str:
+    """$1,234 for amounts from $10, cents below, $1.23M from a million."""
+    if x is None:
+        return "-"
+    if abs(x) < 0.005:
+        return "$0"
+    if abs(x) >= 1e6:
+        return f"${x / 1e6:,.2f}M"
+    return f"${x:,.0f}" if abs(x) >= 10 else f"${x:,.2f}"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Temp file in the same folder + fsync + rename: readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
