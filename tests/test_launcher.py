@@ -132,3 +132,18 @@ def test_training_summary_carries_the_estimators_prediction(tmp_path, tiny_base_
     summary = json.loads((Path(s["steps"][0]["detail"]["output_dir"]) / "run_summary.json").read_text())
     assert summary["estimate"] == est
     assert est["flops"] > 0 and est["memory_gb"]["total"] > 0 and est["tokens_per_s"] > 0
+
+
+def test_rag_plus_peft_runs_both_halves_with_a_local_generator(tmp_path, tiny_base_model):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "leeks.md").write_text("# Leeks\nSow leeks in early spring under cover; transplant in June.\n")
+    (docs / "garlic.md").write_text("# Garlic\nPlant garlic cloves in autumn, pointed end up, 15 cm apart.\n")
+    spec = _spec(tmp_path, {"documents": [str(docs)], "questions": ["When do I plant garlic?"],
+                            "generator": str(tiny_base_model), "labeled_data": str(GARDEN_QA),
+                            "base_model": str(tiny_base_model), "train": {"max_steps": 1}})
+    s = _run(spec, "--path", "rag+peft")
+    assert [st["kind"] for st in s["steps"]] == ["index", "answer", "train"]
+    ans = s["steps"][1]["detail"]["answers"][0]
+    assert "garlic.md" in ans["sources"][0] and isinstance(ans["answer"], str)
+    assert s["steps"][2]["detail"]["steps"] == 1
