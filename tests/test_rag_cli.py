@@ -317,6 +317,7 @@ def test_missing_index_and_inputs(tmp_path, scifact_slice):
     (tmp_path / "junk" / "a.bin").write_bytes(b"\x00\x01")
     _one_line_error(cli("rag", "index", tmp_path / "junk", "--out", tmp_path / "x"), "no indexable text", "a.bin")
     _one_line_error(cli("rag", "index", tmp_path / "junk", "--out", tmp_path / "y", "--overlap", "200"), "--overlap")
+    _one_line_error(cli("rag", "index", ACME / "docs", "--out", tmp_path / "z", "--index", "ivfpq"), "at least 1000")
     _one_line_error(cli("rag", "query", scifact_slice["index"], "q", "--mode", "sparse"), "--mode")
     _one_line_error(cli("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl",
                         "--qrels", tmp_path / "none.tsv"), "--qrels")
