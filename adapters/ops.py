@@ -58,19 +58,24 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters())
 
 
-def adapter_base_path(adapter_dir: str | os.PathLike) -> str:
-    """The base model recorded in the adapter's adapter_config.json."""
+def adapter_config(adapter_dir: str | os.PathLike) -> dict[str, Any]:
+    """The adapter's adapter_config.json (peft's format), or a UserError saying what is wrong."""
     import json
 
     cfg_path = Path(adapter_dir) / "adapter_config.json"
     if not cfg_path.is_file():
         raise UserError(f"{adapter_dir}: not an adapter directory (no adapter_config.json)")
     try:
-        base = json.loads(cfg_path.read_text())["base_model_name_or_path"]
-    except (ValueError, KeyError) as e:
+        return json.loads(cfg_path.read_text())
+    except ValueError as e:
         raise UserError(f"{cfg_path}: unreadable adapter config ({e})") from None
+
+
+def adapter_base_path(adapter_dir: str | os.PathLike) -> str:
+    """The base model recorded in the adapter's adapter_config.json."""
+    base = adapter_config(adapter_dir).get("base_model_name_or_path")
     if not base:
-        raise UserError(f"{cfg_path}: base_model_name_or_path is empty; pass --base")
+        raise UserError(f"{adapter_dir}/adapter_config.json: base_model_name_or_path is empty; pass --base")
     return base
 
 
@@ -88,14 +93,12 @@ def load_with_adapter(adapter_dir: str | os.PathLike, base: str | None = None, d
 def merge(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, base: str | None = None,
           trust_remote_code: bool = False) -> Path:
     """merge_and_unload the adapter into its base and save a plain transformers model (+ tokenizer) to out_dir."""
-    import json
     import shutil
     import tempfile
 
     from transformers import AutoTokenizer
 
-    method = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("peft_type", "") \
-        if (Path(adapter_dir) / "adapter_config.json").is_file() else ""
+    method = adapter_config(adapter_dir).get("peft_type", "")
     if method in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING"):
         raise UserError(f"{adapter_dir}: {method.lower()} adds virtual tokens and cannot be merged into the "
                         "weights; load it with PeftModel.from_pretrained instead")

@@ -9,6 +9,8 @@ from pydantic import TypeAdapter
 import adapters
 from advisor.errors import UserError
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.torch_one_thread
+
 H, LAYERS, HEADS, KV_HEADS, FF, VOCAB = 32, 2, 4, 2, 64, 128
 KV = H // HEADS * KV_HEADS  # k_proj / v_proj output width under GQA
 

@@ -9,6 +9,8 @@ import yaml
 from conftest import GARDEN_QA, GARDEN_TXT, TINY_LLAMA
 from helpers import cli, cli_subprocess
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.torch_one_thread
+
 
 def _config(tmp_path, name="train.yaml", **sections):
     path = tmp_path / name

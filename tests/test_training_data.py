@@ -9,6 +9,8 @@ from advisor.errors import UserError
 from training import data as D
 from training import tokenizer as T
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.torch_one_thread
+
 
 @pytest.fixture(scope="module")
 def tok():

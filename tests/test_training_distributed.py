@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from conftest import GARDEN_QA, GARDEN_TXT, TINY_LLAMA
 from helpers import REPO
@@ -44,7 +43,6 @@ def test_torchrun_two_ranks_pretrain(tmp_path):
     assert json.loads((out / "run_summary.json").read_text())["replica_checksums"] == [a, b]
 
 
-@pytest.mark.slow
 def test_accelerate_launch_two_ranks_lora(tmp_path, tiny_base_model):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({

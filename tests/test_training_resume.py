@@ -17,6 +17,8 @@ from helpers import REPO, cli
 
 from training import checkpoints
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.torch_one_thread
+
 
 def _cfg(tmp_path, base, out, data):
     cfg = {"stage": "full", "model": {"name_or_path": str(base)}, "seed": 3,

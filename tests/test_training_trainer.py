@@ -9,6 +9,8 @@ import pytest
 from training import load_config
 from training import runner
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.torch_one_thread
+
 
 def _full_cfg(tmp_path, base, data, **training):
     t = {"max_steps": 1, "optimizer": "sgd", "learning_rate": 1.0, "lr_scheduler": "constant", "warmup": 0,

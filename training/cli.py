@@ -26,7 +26,7 @@ def _is_main() -> bool:
 
 def _show_plan(p: Any) -> None:
     """nanoGPT-style: what was derived from the config, before the long part starts."""
-    from advisor.console import err, out
+    from advisor.console import err
 
     if not _is_main():
         return
@@ -48,7 +48,6 @@ def _show_plan(p: Any) -> None:
         err.print(f"[bold]{k:<16}[/]{v}", soft_wrap=True)
     for w in p.warnings:
         err.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
-    del out
 
 
 def _show_samples(prepared: Any, n: int) -> None:
