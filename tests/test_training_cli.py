@@ -135,6 +135,15 @@ def test_dry_run_shows_resolved_config_with_overrides(tmp_path, tiny_base_model)
     assert cfg["precision"] == "auto" and cfg["training"]["save_total_limit"] == 2
 
 
+@pytest.mark.parametrize("name", ["pretrain-tiny-llama.yaml", "lora-garden-qa.yaml"])
+def test_example_configs_validate(name):
+    from helpers import EXAMPLES
+
+    r = cli("train", EXAMPLES / "train" / name, "--dry-run", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["output_dir"].startswith("runs/")
+
+
 @pytest.mark.parametrize("edit, needle", [
     ({"stage": "finetune"}, "stage: Input should be 'pretrain', 'full' or 'peft'"),
     ({"adapter": {"method": "lorax"}}, "unknown method 'lorax'"),

@@ -95,6 +95,16 @@ def test_loss_only_on_responses_and_every_response_ends_with_eos(tok):
     assert tok.decode(ex.input_ids).startswith(prompt)
 
 
+def test_chat_rows_are_detected_and_masked(tmp_path, tok):
+    rows = [{"messages": [{"role": "user", "content": "Sow leeks when?"}, {"role": "assistant", "content": "February."}]},
+            {"messages": [{"role": "system", "content": "Short answers."}, {"role": "user", "content": "Peas?"},
+                          {"role": "assistant", "content": "March."}]}]
+    prep = D.prepare(tok, [_write(tmp_path / "c.jsonl", rows)], packing=False)
+    assert prep.stats.format == "chat" and prep.sft
+    trained = [tok.decode([t for t, lab in zip(e.input_ids, e.labels) if lab != D.IGNORE]) for e in prep.examples]
+    assert trained == ["February.<|endoftext|>", "March.<|endoftext|>"]
+
+
 def test_eos_is_appended_when_the_template_does_not_close_turns(tok):
     import copy
 

@@ -29,7 +29,8 @@ class RunSummary(BaseModel):
     peak_memory_bytes: int
     peak_memory_kind: str = Field(..., description="cpu_rss (getrusage ru_maxrss) or cuda_max_allocated.")
     train_loss: float | None = Field(None, description="Mean training loss over this session's steps (Trainer's).")
-    final_loss: float | None = Field(None, description="Last logged training loss.")
+    final_loss: float | None = Field(
+        None, description="Last logged training loss (mean over the last logging window; train_loss if none was logged).")
     eval_loss: float | None = None
     perplexity: float | None = Field(None, description="exp(eval_loss).")
     trainable_params: int
