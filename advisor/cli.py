@@ -212,7 +212,7 @@ def run(spec: Path = SpecArg,
     few-shot prompt and evaluate it. The summary puts estimated and measured time, memory and throughput
     side by side."""
     from advisor.launcher import execute, plan_run
-    from advisor.render import plan_table, run_summary_table
+    from advisor.render import plan_table, run_summary_table, sample_answers
     from advisor.spec import load_spec
 
     s = load_spec(spec, set_)
@@ -234,6 +234,8 @@ def run(spec: Path = SpecArg,
         _print_json(summary)
         return
     out.print(run_summary_table(summary))
+    for line in sample_answers(summary):
+        out.print(line, soft_wrap=True)
     out.print(f"summary: {Path(summary['output_dir']) / 'run_summary.json'}")
 
 

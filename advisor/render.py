@@ -139,3 +139,17 @@ def run_summary_table(summary: dict) -> Table:
         t.add_row(s["kind"], f"{_fmt(e.get('wall_s'))} / {m['wall_s']:,.1f} s",
                   f"{_fmt(e.get('peak_memory_gb'))} / {m['peak_memory_gb']:.2f} GB", thr, res)
     return t
+
+
+def sample_answers(summary: dict, n: int = 3) -> list[str]:
+    """The first answers of a RAG run, with where they come from - what a user checks first."""
+    lines = []
+    for st in summary["steps"]:
+        if st["kind"] != "answer":
+            continue
+        for a in st["detail"]["answers"][:n]:
+            src = a["sources"][0].rsplit("/", 1)[-1] if a["sources"] else "-"
+            body = a["answer"] if a["answer"] else (a["top_passage"] or "").replace("\n", " ")[:160] + "..."
+            label = "A" if a["answer"] else "top passage"
+            lines.append(f"[bold]Q:[/] {a['question']}\n   [bold]{label}:[/] {body}  [dim]({src})[/]")
+    return lines
