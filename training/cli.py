@@ -97,6 +97,9 @@ def train(
     cfg = load_config(config, set_ or [])
     if dry_run:
         data = cfg.model_dump(mode="json")
+        # resolved: the stage's default learning rate and the packing decision, not their null placeholders
+        data["training"]["learning_rate"] = cfg.learning_rate
+        data["data"]["packing"] = cfg.packing
         if as_json:
             out.print_json(json.dumps(data))
         else:
