@@ -111,19 +111,23 @@ def models() -> dict[str, CatalogModel]:
 @lru_cache(maxsize=1)
 def gpus() -> dict[str, GPU]:
     rows: dict[str, dict] = {}
-    sources = [DATA / "gpus.yaml", *_user_catalogs()]
-    for src in sources:
+    origin: dict[str, Path] = {}
+    for src in [DATA / "gpus.yaml", *_user_catalogs()]:
         data = _read_yaml(src)
         for gid, row in (data.get("gpus") or {}).items():
             merged = {**rows.get(gid, {}), **(row or {}), "id": gid}
             merged.setdefault("price_source", data.get("price_source", str(src)))
             merged.setdefault("price_date", data.get("price_date", ""))
-            rows[gid] = merged
-    try:
-        return {gid: GPU(**row) for gid, row in rows.items()}
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise UserError(f"GPU catalog: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            rows[gid], origin[gid] = merged, src
+    out = {}
+    for gid, row in rows.items():
+        try:
+            out[gid] = GPU(**row)
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise UserError(f"{origin[gid]}: gpus.{gid}.{'.'.join(map(str, first['loc']))}: "
+                            f"{first['msg'].lower()}, got {first.get('input')!r}") from None
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -223,3 +223,22 @@ def test_training_memory_within_10_percent_of_saved_tensor_accounting(method):
                                            device="cpu"))
     assert est.total == pytest.approx(measured, rel=0.10)
     del loss
+
+
+def test_user_catalog_adds_gpus_and_models(tmp_path):
+    cfg = tmp_path / "my-model.json"
+    cfg.write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
+                               "num_attention_heads": 4, "vocab_size": 512, "intermediate_size": 128}))
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text("gpus:\n  MY-GPU:\n    memory_gb: 32\n    bf16_tflops: 100\n    bandwidth_gbs: 900\n"
+                   "    usd_per_hour: 0.5\n  A100-80GB:\n    usd_per_hour: 1.0\nmodels:\n  acme/tiny: my-model.json\n")
+    env = {"TUNEPATH_CATALOG": str(cat)}
+    gpus = {g["id"]: g for g in json.loads(cli_subprocess("gpus", "--json", env=env).stdout)}
+    assert gpus["MY-GPU"]["memory_gb"] == 32 and gpus["A100-80GB"]["usd_per_hour"] == 1.0
+    assert gpus["A100-80GB"]["bf16_tflops"] == 312           # overriding the price keeps the specs
+    r = cli_subprocess("estimate", "--model", "acme/tiny", "--gpu", "MY-GPU", "--tokens", "1M", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["model"]["total_params"] == 64 * 512 * 2 + 2 * (4 * 64 * 64 + 3 * 64 * 128 + 128) + 64
+    cat.write_text("gpus:\n  BAD:\n    memory_gb: -1\n")
+    r = cli_subprocess("gpus", env=env)
+    assert r.returncode == 2 and "BAD" in r.stderr
