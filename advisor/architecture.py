@@ -124,6 +124,12 @@ def _require(cfg: dict, key: str, where: str) -> int:
     return v
 
 
+def _core_dims(cfg: dict, where: str) -> tuple[int, int, int, int]:
+    """hidden_size, num_hidden_layers, num_attention_heads, vocab_size: every family needs them."""
+    return tuple(_require(cfg, k, where) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                   "vocab_size"))
+
+
 def normalize_config(raw: dict) -> dict:
     """Map legacy key names onto the current transformers ones; returns a new dict."""
     cfg = dict(raw)
@@ -154,10 +160,7 @@ def from_config(raw: dict, where: str = "config.json") -> Architecture:
 def _llama_like(cfg: dict, where: str) -> Architecture:
     """Llama, Mistral, Qwen2/3, Gemma/Gemma2, Mixtral, Phi3: RMSNorm, gated MLP, GQA."""
     mt = cfg["model_type"]
-    h = _require(cfg, "hidden_size", where)
-    L = _require(cfg, "num_hidden_layers", where)
-    nh = _require(cfg, "num_attention_heads", where)
-    V = _require(cfg, "vocab_size", where)
+    h, L, nh, V = _core_dims(cfg, where)
     inter = _require(cfg, "intermediate_size", where)
     kv = _get(cfg, "num_key_value_heads", nh)
     hd = _get(cfg, "head_dim", h // nh)
@@ -208,10 +211,7 @@ def _llama_like(cfg: dict, where: str) -> Architecture:
 
 def _phi(cfg: dict, where: str) -> Architecture:
     """Phi-1/2 (modeling_phi.py): parallel attention+MLP after one LayerNorm, biases everywhere."""
-    h = _require(cfg, "hidden_size", where)
-    L = _require(cfg, "num_hidden_layers", where)
-    nh = _require(cfg, "num_attention_heads", where)
-    V = _require(cfg, "vocab_size", where)
+    h, L, nh, V = _core_dims(cfg, where)
     inter = _get(cfg, "intermediate_size", 4 * h)
     kv = _get(cfg, "num_key_value_heads", nh)
     hd = h // nh
@@ -231,10 +231,7 @@ def _phi(cfg: dict, where: str) -> Architecture:
 
 def _gpt2(cfg: dict, where: str) -> Architecture:
     """GPT-2 (modeling_gpt2.py): learned positions, Conv1D with biases, LayerNorms, tied head."""
-    h = _require(cfg, "hidden_size", where)
-    L = _require(cfg, "num_hidden_layers", where)
-    nh = _require(cfg, "num_attention_heads", where)
-    V = _require(cfg, "vocab_size", where)
+    h, L, nh, V = _core_dims(cfg, where)
     P = _require(cfg, "max_position_embeddings", where)
     inter = _get(cfg, "intermediate_size", 4 * h)
     linears = (Linear(name="c_attn", in_features=h, out_features=3 * h, bias=True),
@@ -250,10 +247,7 @@ def _gpt2(cfg: dict, where: str) -> Architecture:
 
 def _gpt_neox(cfg: dict, where: str) -> Architecture:
     """GPT-NeoX / Pythia (modeling_gpt_neox.py): fused qkv, biases, two LayerNorms, untied head."""
-    h = _require(cfg, "hidden_size", where)
-    L = _require(cfg, "num_hidden_layers", where)
-    nh = _require(cfg, "num_attention_heads", where)
-    V = _require(cfg, "vocab_size", where)
+    h, L, nh, V = _core_dims(cfg, where)
     inter = _require(cfg, "intermediate_size", where)
     bias = bool(_get(cfg, "attention_bias", True))
     linears = (Linear(name="query_key_value", in_features=h, out_features=3 * h, bias=bias),
@@ -269,10 +263,7 @@ def _gpt_neox(cfg: dict, where: str) -> Architecture:
 
 def _falcon(cfg: dict, where: str) -> Architecture:
     """Falcon (modeling_falcon.py), incl. legacy RW keys: multi-query, parallel attention, tied head."""
-    h = _require(cfg, "hidden_size", where)
-    L = _require(cfg, "num_hidden_layers", where)
-    nh = _require(cfg, "num_attention_heads", where)
-    V = _require(cfg, "vocab_size", where)
+    h, L, nh, V = _core_dims(cfg, where)
     hd = h // nh
     new_arch = bool(cfg.get("new_decoder_architecture"))
     if new_arch:
