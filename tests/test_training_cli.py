@@ -172,6 +172,11 @@ def test_bad_yaml_and_missing_data_file_in_a_fresh_process(tmp_path):
     assert r.returncode == 2 and "missing.txt does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_missing_model_dir_names_the_field(tmp_path):
+    r = cli("train", _sft(tmp_path, tmp_path / "no-such-model", "full"))
+    assert r.exit_code == 2 and "model.name_or_path: cannot load" in r.stderr and "no-such-model" in r.stderr
+
+
 def test_unknown_target_module_lists_the_models_linear_modules(tmp_path, tiny_base_model):
     cfg = _sft(tmp_path, tiny_base_model, "peft", adapter={"method": "lora", "target_modules": ["q_proj", "qkv"]})
     r = cli("train", cfg)

@@ -78,8 +78,7 @@ def build_tokenizer(config: TrainConfig, fresh: bool, is_main: bool, barrier: Ca
     """The run's tokenizer: the given one, the model's, or (pretrain) a BPE trained on the data and saved."""
     t = config.tokenizer
     if t.name_or_path or config.stage != "pretrain":
-        return tokmod.load(t.name_or_path or config.model.name_or_path, config.model.trust_remote_code,
-                           t.chat_template)
+        return _load_tokenizer(config)
     tok_dir = Path(config.output_dir) / "tokenizer"
     if fresh or not (tok_dir / "tokenizer_config.json").is_file():
         if is_main:
@@ -87,6 +86,14 @@ def build_tokenizer(config: TrainConfig, fresh: bool, is_main: bool, barrier: Ca
             tokmod.save_atomic(tok, tok_dir)
         barrier()  # other ranks load what rank 0 trained: one vocabulary for all
     return tokmod.load(str(tok_dir), chat_template=t.chat_template)
+
+
+def _load_tokenizer(config: TrainConfig) -> Any:
+    """The configured tokenizer, else the model's; errors name the field that pointed at it."""
+    t = config.tokenizer
+    field = "tokenizer.name_or_path" if t.name_or_path else "model.name_or_path"
+    return tokmod.load(t.name_or_path or config.model.name_or_path, config.model.trust_remote_code, t.chat_template,
+                       field=field)
 
 
 def train_tokenizer(config: TrainConfig) -> Any:
@@ -423,7 +430,7 @@ def inspect(config: TrainConfig) -> datamod.Prepared:
     """Tokenizer + data only (a pretrain tokenizer is trained in memory, nothing is written)."""
     t = config.tokenizer
     if t.name_or_path or config.stage != "pretrain":
-        tok = tokmod.load(t.name_or_path or config.model.name_or_path, config.model.trust_remote_code, t.chat_template)
+        tok = _load_tokenizer(config)
     else:
         tok = tokmod.prepare(train_tokenizer(config), t.chat_template)
     prepared = datamod.prepare(tok, config.data.paths, config.data.format, config.data.max_seq_len, config.packing,

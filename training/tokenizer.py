@@ -63,14 +63,15 @@ def prepare(tokenizer: Any, chat_template: str | None = None) -> Any:
     return tokenizer
 
 
-def load(name_or_path: str, trust_remote_code: bool = False, chat_template: str | None = None) -> Any:
-    """AutoTokenizer.from_pretrained + prepare; a missing local path is a user error, not a hub lookup."""
+def load(name_or_path: str, trust_remote_code: bool = False, chat_template: str | None = None,
+         field: str = "tokenizer.name_or_path") -> Any:
+    """AutoTokenizer.from_pretrained + prepare; failures are user errors naming the config field."""
     from transformers import AutoTokenizer
 
     try:
         tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise UserError(f"tokenizer: cannot load {name_or_path!r} ({str(e).splitlines()[0]})") from None
+        raise UserError(f"{field}: cannot load a tokenizer from {name_or_path!r} ({str(e).splitlines()[0]})") from None
     return prepare(tok, chat_template)
 
 
