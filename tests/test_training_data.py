@@ -152,6 +152,10 @@ def test_packed_rows_restart_positions_and_mask_first_label():
     assert "attention_mask" not in batch  # transformers derives the per-example mask from position_ids
     assert batch["position_ids"][1].tolist() == [0, 0, 1, 2, 3]  # padding is its own segment
     assert batch["labels"][1].tolist() == [9, D.IGNORE, D.IGNORE, D.IGNORE, D.IGNORE]
+    # rows of one example each: plain padding collation (no per-example mask needed)
+    single = D.Collator(pad_id=0, packed=True)([{"input_ids": [1, 2], "labels": [1, 2], "position_ids": [0, 1]},
+                                                {"input_ids": [3], "labels": [3], "position_ids": [0]}])
+    assert "position_ids" not in single and single["attention_mask"].tolist() == [[1, 1], [1, 0]]
 
 
 def _tiny(model_type: str, attn: str):

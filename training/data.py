@@ -303,18 +303,21 @@ class Collator:
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
         import torch
 
+        # A batch whose rows hold one example each needs no per-example mask: collate it the plain way,
+        # so fixed-length data costs exactly what the padding path costs (no mask built from position ids).
+        packed = self.packed and any(r["position_ids"].count(0) > 1 for r in rows)
         width = max(len(r["input_ids"]) for r in rows)
         ids, labels, extra = [], [], []
         for r in rows:
             pad = width - len(r["input_ids"])
             ids.append(r["input_ids"] + [self.pad_id] * pad)
             labels.append(r["labels"] + [IGNORE] * pad)
-            if self.packed:
+            if packed:
                 extra.append(r["position_ids"] + list(range(pad)))
             else:
                 extra.append([1] * len(r["input_ids"]) + [0] * pad)
         batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
-        batch["position_ids" if self.packed else "attention_mask"] = torch.tensor(extra)
+        batch["position_ids" if packed else "attention_mask"] = torch.tensor(extra)
         return batch
 
 
