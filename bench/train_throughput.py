@@ -13,7 +13,11 @@ holds about as many examples as the baseline's. Each pair is run --repeats times
 Quality: the final training loss and a held-out loss computed the same way for both (token-mean
 cross-entropy over 48 unpacked eval examples).
 
-Run: .venv/bin/python bench/train_throughput.py [--steps 30] [--batch 8]
+Run: .venv/bin/python bench/train_throughput.py [--steps 30] [--batch 8] [--threads 1]
+
+Measured here (shared 2-core Xeon with AMX, bf16 autocast, --threads 1, 30 steps, best of 3):
+variable-length 1,665 -> 4,458 real tok/s = 2.68x (held-out loss 7.9733 vs 7.9775);
+fixed-length 4,420 -> 4,512 = 1.02x (held-out loss 7.9556 vs 7.9565).
 """
 from __future__ import annotations
 
