@@ -153,6 +153,21 @@ def gpu(gid: str) -> GPU:
                     "(add your own with TUNEPATH_CATALOG)")
 
 
+# torch.cuda.get_device_name() -> catalog id, most specific first ("NVIDIA H100 80GB HBM3", "Tesla T4", ...)
+_DEVICE_PATTERNS = [(("H200",), "H200"), (("H100", "PCIE"), "H100-PCIe"), (("H100",), "H100-SXM"),
+                    (("A100", "40GB"), "A100-40GB"), (("A100",), "A100-80GB"), (("L40S",), "L40S"),
+                    (("L4",), "L4"), (("A10",), "A10"), (("T4",), "T4"), (("4090",), "RTX-4090")]
+
+
+def gpu_for_device(name: str) -> GPU | None:
+    """The catalog GPU a CUDA device name refers to, or None (e.g. for a CPU)."""
+    words = name.upper().replace("-", " ").split()
+    for needles, gid in _DEVICE_PATTERNS:
+        if all(any(w == n or w.startswith(n) and not w[len(n):].isdigit() for w in words) for n in needles):
+            return gpus().get(gid)
+    return None
+
+
 def model_config(ref: str) -> tuple[str, dict]:
     """Resolve a catalog id, an HF id in the catalog, a config.json path or a model folder -> (name, config)."""
     p = Path(ref).expanduser()

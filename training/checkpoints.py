@@ -11,9 +11,10 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from advisor.textio import atomic_write_text
 
 MARKER = "tunepath_complete.json"
 RUN_FILE = "tunepath_run.json"
@@ -21,20 +22,8 @@ _CKPT = re.compile(r"^checkpoint-(\d+)$")  # transformers.trainer_utils.PREFIX_C
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Temp file + fsync + rename: the file is either the old or the new content, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Temp file + fsync + rename (advisor.textio): the file is either the old or the new content, never half."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path, bool]]:

@@ -203,6 +203,19 @@ def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str) 
             "calibration": cal.describe()}
 
 
+def _mfu(estimate: dict | None, tokens: int, tokens_per_s: float, world_size: int) -> tuple[float | None, float | None]:
+    """Model FLOPs utilisation (PaLM's definition, Chowdhery et al. 2022): achieved model FLOP/s over peak."""
+    import torch
+
+    from advisor.catalog import gpu_for_device
+
+    if not estimate or tokens <= 0 or tokens_per_s <= 0:
+        return None, None
+    achieved = estimate["flops"] / tokens * tokens_per_s
+    gpu = gpu_for_device(torch.cuda.get_device_name()) if torch.cuda.is_available() else None
+    return achieved, (achieved / (world_size * gpu.bf16_tflops * 1e12) if gpu else None)
+
+
 def training_arguments(config: TrainConfig, precision: str, has_eval: bool) -> Any:
     """TrainingArguments from the config (transformers 5 names)."""
     from transformers import TrainingArguments
@@ -405,6 +418,8 @@ def execute(p: Plan) -> RunSummary:
         data=asdict(p.prepared.stats), replica_checksums=checksums,
         estimate=_estimate_for(config, model, int(state.num_input_tokens_seen), p.precision),
     )
+    summary.model_flops_per_s, summary.mfu = _mfu(summary.estimate, summary.tokens, summary.tokens_per_s,
+                                                  summary.world_size)
     if trainer.args.process_index == 0:
         for f in tmp.iterdir():
             dest = out / f.name

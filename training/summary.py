@@ -38,7 +38,12 @@ class RunSummary(BaseModel):
     trainable_percent: float
     data: dict[str, Any] = Field(default_factory=dict, description="DataStats: rows, tokens, truncation, packing fill.")
     replica_checksums: list[float] | None = Field(None, description="Sum of trainable weights on each rank (DDP agreement).")
-    estimate: dict[str, Any] | None = Field(None, description="The advisor's estimate for this run (null until wired in).")
+    estimate: dict[str, Any] | None = Field(None, description="The advisor's estimate for this run: FLOPs, memory "
+                                                              "breakdown, calibrated time (advisor/estimate.py).")
+    model_flops_per_s: float | None = Field(None, description="Achieved model FLOP/s: estimated FLOPs per token "
+                                                              "x measured tokens/s.")
+    mfu: float | None = Field(None, description="model_flops_per_s / the GPU's dense bf16 peak (catalog); null on CPU, "
+                                                "which has no reliable peak figure.")
 
 
 def peak_memory() -> tuple[int, str]:
