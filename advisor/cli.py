@@ -95,8 +95,11 @@ def report(spec: Path = SpecArg,
                                                                "--vary traffic.requests_per_month=1e4,1e5,1e6"),
            set_: list[str] = SetOpt,
            no_sensitivity: bool = typer.Option(False, "--no-sensitivity", help="Skip the flip-point scan.")) -> None:
-    """Write a cost-comparison report to forward: all paths, cumulative cost and break-even over 24 months,
-    what would flip the recommendation, assumptions and sources."""
+    """Write a cost-comparison report to forward (HTML, Markdown or JSON).
+
+    All paths side by side, cumulative cost and break-even over 24 months, what would flip the
+    recommendation and at what value, an optional what-if table, assumptions and sources.
+    """
     from advisor.report import build_report
     from advisor.report_render import write_report
     from advisor.spec import load_spec
@@ -207,10 +210,12 @@ def run(spec: Path = SpecArg,
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and its estimates; run nothing."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before starting."),
         set_: list[str] = SetOpt, as_json: bool = JsonOpt) -> None:
-    """Recommend, then run the chosen path on this machine from the spec's `run:` section (local data and
-    models): build the RAG index and answer sample questions, or write a TrainConfig and train, or build a
-    few-shot prompt and evaluate it. The summary puts estimated and measured time, memory and throughput
-    side by side."""
+    """Recommend, then run the chosen path on this machine, estimate beside measurement.
+
+    Uses the spec's `run:` section (local data and models): RAG builds the index, answers the sample
+    questions and evaluates on qrels; PEFT, full fine-tuning and pretraining write a TrainConfig and
+    train; prompting builds a few-shot prompt and evaluates a local model on held-out examples.
+    """
     from advisor.launcher import execute, plan_run
     from advisor.render import plan_table, run_summary_table, sample_answers
     from advisor.spec import load_spec
@@ -244,8 +249,10 @@ def calibrate(model: str = typer.Option(None, "--model", help="Config.json / mod
                                                              "params for the micro-run (default: a 10M Llama)."),
               steps: int = typer.Option(6, "--steps", min=1, help="Timed training steps."),
               as_json: bool = JsonOpt) -> None:
-    """Measure this machine: a short training micro-run (and embedding run) whose achieved FLOP/s and
-    chunks/s later local estimates (`tunepath run`) use - and say they use."""
+    """Measure this machine for local estimates (training FLOP/s, embedding chunks/s, memory).
+
+    A short training micro-run and embedding run; `tunepath run` plans then use the measurement and say so.
+    """
     from advisor import calibration
 
     cal = calibration.measure(model, steps=steps)
