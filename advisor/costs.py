@@ -97,16 +97,14 @@ def _train(spec: ProjectSpec, arch: Architecture, method: str, tokens: float) ->
     gpu = catalog.gpu(spec.constraints.gpu)
     G = spec.constraints.gpu_count
     seq = min(SFT_SEQ_LEN, arch.max_position_embeddings or SFT_SEQ_LEN)
-    best = None
     for ckpt in (False, True):
         setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=seq, gpus=G,
                            zero=3 if G > 1 and method in ("full", "pretrain") else 0,
                            grad_checkpointing=ckpt, target_modules="all-linear")
         est = estimate_training(arch, gpu, setup)
-        best = est
         if est.fits:
             break
-    return best
+    return est
 
 
 def _training_path(path: str, spec: ProjectSpec, arch: Architecture, tokens: float, methods: tuple[str, ...],
