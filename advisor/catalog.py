@@ -168,6 +168,19 @@ def gpu_for_device(name: str) -> GPU | None:
     return None
 
 
+# Chat/instruct releases share their base model's architecture (same config.json dimensions):
+# Llama-2-7b-chat-hf, Qwen2.5-7B-Instruct, Mistral-7B-Instruct-v0.1, gemma-2b-it.
+_VARIANT_SUFFIXES = ("-chat-hf", "-Instruct", "-instruct", "-Chat", "-chat", "-it")
+
+
+def _variant_bases(ref: str) -> list[str]:
+    out = [ref]
+    for suf in _VARIANT_SUFFIXES:
+        if suf in ref:
+            out.append(ref.replace(suf + "-", "-").replace(suf, "-hf" if suf == "-chat-hf" else ""))
+    return out
+
+
 def model_config(ref: str) -> tuple[str, dict]:
     """Resolve a catalog id, an HF id in the catalog, a config.json path or a model folder -> (name, config)."""
     p = Path(ref).expanduser()
@@ -183,9 +196,11 @@ def model_config(ref: str) -> tuple[str, dict]:
         except json.JSONDecodeError as e:
             raise UserError(f"{ref}: invalid JSON at line {e.lineno}: {e.msg}") from None
     table = models()
-    for mid, row in table.items():
-        if mid.lower() == ref.lower():
-            return mid, json.loads(row.path.read_text())
+    lower = {mid.lower(): mid for mid in table}
+    for cand in _variant_bases(ref):
+        if cand.lower() in lower:
+            mid = lower[cand.lower()]
+            return mid, json.loads(table[mid].path.read_text())
     raise UserError(f"unknown model {ref!r}: not in the catalog and not a path to a config.json or model "
                     f"folder{_did_you_mean(ref, table)} (`tunepath models` lists the catalog)")
 

@@ -242,3 +242,12 @@ def test_user_catalog_adds_gpus_and_models(tmp_path):
     cat.write_text("gpus:\n  BAD:\n    memory_gb: -1\n")
     r = cli_subprocess("gpus", env=env)
     assert r.returncode == 2 and "BAD" in r.stderr
+
+
+@pytest.mark.parametrize("variant,base", [
+    ("meta-llama/Llama-2-7b-chat-hf", "meta-llama/Llama-2-7b-hf"), ("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B"),
+    ("mistralai/Mistral-7B-Instruct-v0.1", "mistralai/Mistral-7B-v0.1"), ("google/gemma-2b-it", "google/gemma-2b"),
+])
+def test_chat_and_instruct_variants_resolve_to_their_base_architecture(variant, base):
+    assert catalog.model_config(variant)[0] == base
+    assert catalog.architecture(variant).total_params == catalog.architecture(base).total_params
