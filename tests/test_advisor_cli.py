@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -161,3 +162,19 @@ def test_recommend_never_imports_backends():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "HEAVY []" in r.stderr, r.stderr
     assert json.loads(r.stdout)["recommendation"]["path"] == "rag"
+
+
+@pytest.mark.parametrize("blocked,args,extra", [
+    ("torch", ["train", str(EXAMPLES / "train" / "lora-garden-qa.yaml")], "train"),
+    ("sentence_transformers", ["run", str(EXAMPLES / "acme-support.yaml"), "--yes", "--set", "run.output_dir=OUT"],
+     "rag"),
+])
+def test_missing_backend_names_the_extra_to_install(tmp_path, blocked, args, extra):
+    """With only the core dependencies installed, backend commands say which extra to install (exit 2)."""
+    args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
+    code = (f"import sys; sys.modules[{blocked!r}] = None; sys.argv = ['tunepath', *{args!r}]\n"
+            "from advisor.cli import main\nmain()")
+    env = {k: v for k, v in os.environ.items() if k != "TUNEPATH_DEBUG"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
+    assert r.returncode == 2, r.stderr
+    assert f"pip install 'tunepath[{extra}]'" in r.stderr and "Traceback" not in r.stderr
