@@ -84,7 +84,7 @@ def serving(spec: ProjectSpec, arch: Architecture, input_tokens: float, cached_t
         return Serving(monthly_usd=0.0, how="no traffic", per_request_usd=0.0)
     gpu = catalog.gpu(spec.constraints.gpu)
     inf = estimate_inference(arch, gpu, int(input_tokens + cached_tokens), t.output_tokens, n)
-    options = [(inf.monthly_usd, f"self-hosted: {inf.replicas} x {inf.gpus_per_replica} {gpu.id}")]
+    options = [(inf.monthly_usd, f"self-hosted: {inf.replicas} replica(s) x {inf.gpus_per_replica} {gpu.id}")]
     if spec.constraints.data_may_leave and hosted_allowed:
         options.append((hosted_monthly_usd(arch.total_params, n, input_tokens, t.output_tokens, cached_tokens),
                         "hosted API (serverless price by model size)"))
