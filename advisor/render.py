@@ -94,50 +94,55 @@ def _fmt(v, unit: str = "") -> str:
 
 
 def plan_table(plan) -> Table:
+    """One row per step: what runs, then its estimate on this machine."""
     t = Table(title=f"plan: {plan.path} for {plan.spec_name}"
                     + (f" (recommended: {plan.recommended})" if plan.recommended != plan.path else "")
-                    + f" -> {plan.output_dir}", title_justify="left")
-    for col in ("step", "what", "est. time", "est. peak memory", "est. throughput"):
-        t.add_column(col, justify="right" if col.startswith("est") else "left")
+                    + f" -> {plan.output_dir}", title_justify="left", show_lines=True)
+    t.add_column("step")
+    t.add_column("what runs, estimated on this machine")
     for s in plan.steps:
         e = s.estimate
-        thr = (f"{e['tokens_per_s']:,.0f} tok/s" if e.get("tokens_per_s") else
-               f"{e['chunks_per_s']:,.1f} chunks/s" if e.get("chunks_per_s") else "-")
-        t.add_row(s.kind, s.description, _fmt(e.get("wall_s"), " s"), _fmt(e.get("peak_memory_gb"), " GB"), thr)
+        thr = (f"{e['tokens_per_s']:,.0f} tokens/s" if e.get("tokens_per_s") else
+               f"{e['chunks_per_s']:,.1f} chunks/s" if e.get("chunks_per_s") else None)
+        est = ", ".join(x for x in (f"~{_fmt(e.get('wall_s'), ' s')}" if e.get("wall_s") else None,
+                                     f"peak ~{_fmt(e.get('peak_memory_gb'), ' GB')}" if e.get("peak_memory_gb") else None,
+                                     thr) if x)
+        t.add_row(s.kind, s.description + (f"\n[dim]{est}[/]" if est else ""))
     return t
 
 
 def run_summary_table(summary: dict) -> Table:
     t = Table(title=f"run: {summary['path']} ({summary['wall_s']:,.1f} s, peak RSS {summary['peak_memory_gb']:.2f} GB)",
-              title_justify="left")
-    for col in ("step", "time est. / measured", "peak memory est. / measured", "throughput est. / measured", "result"):
-        t.add_column(col)
+              title_justify="left", show_lines=True)
+    t.add_column("step")
+    t.add_column("estimated -> measured")
+    t.add_column("result")
     for s in summary["steps"]:
         e, m, d = s["estimate"], s["measured"], s["detail"]
+        lines = [f"time {_fmt(e.get('wall_s'), ' s')} -> {m['wall_s']:,.1f} s",
+                 f"memory {_fmt(e.get('peak_memory_gb'), ' GB')} -> {m['peak_memory_gb']:.2f} GB"]
         if "tokens_per_s" in m:
-            thr = f"{_fmt(e.get('tokens_per_s'))} / {m['tokens_per_s']:,.1f} tok/s"
-        elif "chunks_per_s" in m:
-            thr = f"{_fmt(e.get('chunks_per_s'))} / {_fmt(m['chunks_per_s'])} chunks/s"
+            lines.append(f"tokens/s {_fmt(e.get('tokens_per_s'))} -> {m['tokens_per_s']:,.1f}")
+        elif m.get("chunks_per_s") is not None:
+            lines.append(f"chunks/s {_fmt(e.get('chunks_per_s'))} -> {m['chunks_per_s']:,.1f}")
         elif "generated_tokens_per_s" in m:
-            thr = f"- / {_fmt(m['generated_tokens_per_s'])} tok/s generated"
-        else:
-            thr = "-"
+            lines.append(f"generated tokens/s -> {_fmt(m['generated_tokens_per_s'])}")
         if s["kind"] == "train":
-            res = f"loss {_fmt(d.get('train_loss'))}, eval {_fmt(d.get('eval_loss'))} -> {d.get('output_dir')}"
+            res = f"loss {_fmt(d.get('train_loss'))}, eval loss {_fmt(d.get('eval_loss'))}\n-> {d.get('output_dir')}"
         elif s["kind"] == "index":
             res = f"{d.get('chunks_embedded')} chunks embedded, {d.get('chunks_reused')} reused"
         elif s["kind"] == "evaluate":
             mt = d["metrics"]
             res = f"nDCG@10 {mt['ndcg_at_10']:.3f}, recall@10 {mt['recall_at_10']:.3f}, MRR@10 {mt['mrr_at_10']:.3f}"
         elif s["kind"] == "answer":
-            res = f"{len(d['answers'])} answered; first source {d['answers'][0]['sources'][:1]}" if d["answers"] else ""
+            res = f"{len(d['answers'])} questions answered (first answers below)"
         elif s["kind"] == "prompt":
-            res = (f"EM {d['exact_match']:.2f}, F1 {d['token_f1']:.2f} on {d['eval_examples']} held-out"
-                   if "token_f1" in d else f"template: {d['prompt_template']}")
+            res = (f"exact match {d['exact_match']:.2f}, token F1 {d['token_f1']:.2f} on {d['eval_examples']} "
+                   f"held-out examples\n-> {d['prompt_template']}" if "token_f1" in d
+                   else f"template: {d['prompt_template']}")
         else:
             res = ""
-        t.add_row(s["kind"], f"{_fmt(e.get('wall_s'))} / {m['wall_s']:,.1f} s",
-                  f"{_fmt(e.get('peak_memory_gb'))} / {m['peak_memory_gb']:.2f} GB", thr, res)
+        t.add_row(s["kind"], "\n".join(lines), res)
     return t
 
 

@@ -50,6 +50,8 @@ def test_rag_path_on_the_bundled_demo(tmp_path):
     assert (tmp_path / "acme" / "run_summary.json").is_file()
     again = _run(EXAMPLES / "acme-support.yaml", "--set", f"run.output_dir={tmp_path / 'acme'}")
     assert again["steps"][0]["detail"]["chunks_embedded"] == 0          # incremental: nothing changed
+    table = cli("run", EXAMPLES / "acme-support.yaml", "--yes", "--set", f"run.output_dir={tmp_path / 'acme'}")
+    assert table.exit_code == 0 and "estimated -> measured" in table.stdout and "(pricing.md" in table.stdout
 
 
 def test_peft_path_trains_an_adapter_and_writes_its_config(tmp_path, tiny_base_model):
