@@ -242,4 +242,7 @@ def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitiv
         "what_if": [row for dotted, vals in parse_vary(vary or []) for row in what_if(spec, dotted, vals)],
         "assumptions": assumptions(spec),
     }
+    if rec.path and "+" in rec.path:   # the combined plan gets its own line in the chart
+        report["cumulative_usd"][rec.path] = [round(rec.cost.one_off_usd + m * rec.cost.monthly_usd, 2)
+                                              for m in range(MONTHS + 1)]
     return report

@@ -13,7 +13,7 @@ from advisor.errors import UserError
 from advisor.textio import atomic_write_text
 
 COLORS = {"prompting": "#4c78a8", "rag": "#f58518", "peft": "#54a24b", "full_finetuning": "#b279a2",
-          "pretraining": "#e45756"}
+          "pretraining": "#e45756", "rag+peft": "#222222"}
 
 
 def fmt_usd(x: float | None) -> str:
@@ -35,7 +35,7 @@ def chart_svg(report: dict, width: int = 720, height: int = 360) -> str:
     cum = report["cumulative_usd"]
     feasible = {p["path"]: p["feasible"] for p in report["paths"]}
     months = len(next(iter(cum.values()))) - 1
-    shown = {p: v for p, v in cum.items() if feasible[p]} or cum
+    shown = {p: v for p, v in cum.items() if feasible.get(p, True)} or cum
     top = max(max(v) for v in shown.values()) or 1.0
     left, right, top_pad, bottom = 70, 150, 20, 40
     w, h = width - left - right, height - top_pad - bottom
@@ -58,7 +58,7 @@ def chart_svg(report: dict, width: int = 720, height: int = 360) -> str:
     parts.append(f'<text x="{left + w / 2:.1f}" y="{height - 4}" text-anchor="middle">months</text>')
     for i, (p, vals) in enumerate(shown.items()):
         pts = " ".join(f"{x(m):.1f},{y(v):.1f}" for m, v in enumerate(vals))
-        dash = "" if feasible[p] else ' stroke-dasharray="4 3"'
+        dash = "" if feasible.get(p, True) else ' stroke-dasharray="4 3"'
         parts.append(f'<polyline fill="none" stroke="{COLORS[p]}" stroke-width="2.5"{dash} points="{pts}"/>')
         parts.append(f'<text x="{left + w + 10}" y="{top_pad + 16 + 18 * i}" fill="{COLORS[p]}">'
                      f'{_esc(p)}</text>')

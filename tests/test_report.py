@@ -57,6 +57,8 @@ def reports(tmp_path_factory):
 def test_json_carries_every_number(reports):
     _, rep = reports
     assert rep["recommendation"]["path"] == "rag+peft"
+    combined = rep["cumulative_usd"]["rag+peft"]                 # the recommended plan has its own line
+    assert combined[0] == pytest.approx(rep["recommendation"]["one_off_usd"], abs=0.01)
     assert {p["path"] for p in rep["paths"]} == {"prompting", "rag", "peft", "full_finetuning", "pretraining"}
     for p in rep["paths"]:
         cum = rep["cumulative_usd"][p["path"]]
