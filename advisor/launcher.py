@@ -88,9 +88,12 @@ def _needs(run: RunSection, names: list[str], path: str) -> None:
         raise UserError(f"path {path} needs run.{', run.'.join(missing)} in the spec (where the local data or model is)")
 
 
+PRETRAIN_VOCAB = 2048          # byte-level BPE trained on the corpus; the model's vocab_size comes from it
+
+
 def _arch_of(ref: str | dict) -> Any:
     if isinstance(ref, dict):
-        return from_config({**ref, "vocab_size": ref.get("vocab_size", 2048)}, "run.architecture")
+        return from_config({**ref, "vocab_size": PRETRAIN_VOCAB}, "run.architecture")
     return catalog.architecture(ref)
 
 
@@ -115,7 +118,7 @@ def _train_config(spec: ProjectSpec, run: RunSection, base: Path, stage: str, ou
     if stage == "pretrain":
         arch = run.architecture or DEFAULT_PRETRAIN_ARCH
         cfg["model"] = {"architecture": _resolve(base, arch) if isinstance(arch, str) else arch}
-        cfg["tokenizer"] = {"vocab_size": 2048}
+        cfg["tokenizer"] = {"vocab_size": PRETRAIN_VOCAB}
         cfg["data"]["paths"] = [_resolve_existing(base, c, "corpus") for c in run.corpus]
     else:
         model = run.base_model

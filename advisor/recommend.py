@@ -109,9 +109,6 @@ def _top_reasons(result: PathResult, n: int = 3) -> list[str]:
     return [f"{f.detail} ({f.id}, {f.effect})" for f in pos[:n]]
 
 
-_money = usd
-
-
 def recommend(spec: ProjectSpec) -> Advice:
     results = evaluate(spec)
     by = {r.path: r for r in results}
@@ -142,13 +139,13 @@ def recommend(spec: ProjectSpec) -> Advice:
                 rationale.append(f"Combine with {PATH_LABELS[other.path]} (fit {other.fit:+g}): retrieval supplies "
                                  f"the knowledge, the adapter the behaviour; because {_top_reasons(other, 1)[0]}.")
 
-    rationale.append(f"Estimated one-off cost {_money(cost.one_off_usd)}, then {_money(cost.monthly_usd)}/month "
+    rationale.append(f"Estimated one-off cost {usd(cost.one_off_usd)}, then {usd(cost.monthly_usd)}/month "
                      f"({cost.serving}); first result in ~{cost.time_to_first_result_days:.0f} days.")
     runner = sorted((r for r in feasible if r.path != best.path), key=lambda r: -r.fit)
     if runner:
         r = runner[0]
-        rationale.append(f"Runner-up: {PATH_LABELS[r.path]} (fit {r.fit:+g}, {_money(r.cost.one_off_usd)} once + "
-                         f"{_money(r.cost.monthly_usd)}/month).")
+        rationale.append(f"Runner-up: {PATH_LABELS[r.path]} (fit {r.fit:+g}, {usd(r.cost.one_off_usd)} once + "
+                         f"{usd(r.cost.monthly_usd)}/month).")
     for r in results:
         if not r.feasible:
             rationale.append(f"{PATH_LABELS[r.path]} is infeasible: {'; '.join(r.reasons)}.")

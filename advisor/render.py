@@ -8,12 +8,9 @@ from advisor.recommend import PATH_LABELS, Advice
 from advisor.textio import human, usd
 
 
-money, num = usd, human
-
-
 def advice_table(advice: Advice) -> Table:
     chosen = (advice.recommendation.path or "").split("+")
-    t = Table(title=f"{advice.spec_name}: {advice.model} ({num(advice.total_params)} params)", title_justify="left")
+    t = Table(title=f"{advice.spec_name}: {advice.model} ({human(advice.total_params)} params)", title_justify="left")
     t.add_column("path")
     t.add_column("feasible")
     for col in ("fit", "one-off", "monthly", "12-month", "first result", "memory/GPU"):
@@ -23,7 +20,7 @@ def advice_table(advice: Advice) -> Table:
         mark = "[bold green]>[/] " if r.path in chosen else "  "
         mem = f"{c.memory_gb_per_gpu:,.0f}/{c.gpu_memory_gb:,.0f} GB" if c.memory_gb_per_gpu is not None else "-"
         t.add_row(mark + PATH_LABELS[r.path], "[green]yes[/]" if r.feasible else "[red]no[/]", f"{r.fit:+g}",
-                  money(c.one_off_usd), money(c.monthly_usd), money(c.total_usd(12)),
+                  usd(c.one_off_usd), usd(c.monthly_usd), usd(c.total_usd(12)),
                   f"{c.time_to_first_result_days:,.0f} d", mem)
     return t
 
@@ -49,7 +46,7 @@ def train_table(est: TrainEstimate, gpu_id: str, gpus: int) -> Table:
         ("total params", f"{est.total_params:,}"),
         ("active params / token", f"{est.active_params:,}"),
         ("trainable params", f"{est.trainable_params:,} ({100 * est.trainable_params / est.total_params:.4g} %)"),
-        ("training tokens", num(est.tokens)),
+        ("training tokens", human(est.tokens)),
         ("FLOPs", f"{est.flops:.3e}"),
     ]
     mem = est.memory.as_gb()
@@ -60,7 +57,7 @@ def train_table(est: TrainEstimate, gpu_id: str, gpus: int) -> Table:
         ("MFU", f"{est.mfu:.2f}"),
         ("wall time", f"{est.hours:,.1f} h ({est.hours / 24:,.1f} days)"),
         ("GPU-hours", f"{est.gpu_hours:,.1f}"),
-        ("cost", money(est.cost_usd)),
+        ("cost", usd(est.cost_usd)),
     ]
     for k, v in rows:
         t.add_row(k, v)
@@ -80,7 +77,7 @@ def inference_table(est: InferenceEstimate, gpu_id: str) -> Table:
                  (f"decode tokens/s (batch {est.concurrency})", f"{est.decode_tokens_per_s:,.0f}"),
                  ("replicas", str(est.replicas)),
                  ("GPU-hours / month", f"{est.monthly_gpu_hours:,.0f}"),
-                 ("cost / month", money(est.monthly_usd))):
+                 ("cost / month", usd(est.monthly_usd))):
         t.add_row(k, v)
     return t
 

@@ -10,14 +10,13 @@ import json
 from pathlib import Path
 
 from advisor.errors import UserError
-from advisor.textio import atomic_write_text
+from advisor.textio import atomic_write_text, usd
 
 COLORS = {"prompting": "#4c78a8", "rag": "#f58518", "peft": "#54a24b", "full_finetuning": "#b279a2",
           "pretraining": "#e45756", "rag+peft": "#222222"}
 
 
-def fmt_usd(x: float | None) -> str:
-    return "-" if x is None else f"${x:,.0f}"
+fmt_usd = usd   # the same money format as the terminal output
 
 
 def fmt_num(x) -> str:

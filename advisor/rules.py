@@ -76,9 +76,6 @@ class Rule:
         return any(e == HARD for e in self.effects.values())
 
 
-_n, _usd = human, usd
-
-
 # --- conditions ---------------------------------------------------------------------------------
 
 def _needs_knowledge(c: Context) -> bool:
@@ -109,14 +106,14 @@ def _memory(c: Context, p: str, cost: PathCost) -> str | None:
 
 def _budget(c: Context, p: str, cost: PathCost) -> str | None:
     b = c.spec.constraints.budget_usd
-    return f"one-off cost {_usd(cost.one_off_usd)} exceeds the budget of {_usd(b)}" if cost.one_off_usd > b else None
+    return f"one-off cost {usd(cost.one_off_usd)} exceeds the budget of {usd(b)}" if cost.one_off_usd > b else None
 
 
 def _monthly(c: Context, p: str, cost: PathCost) -> str | None:
     b = c.spec.constraints.monthly_budget_usd
     if b is None or cost.monthly_usd <= b:
         return None
-    return f"monthly cost {_usd(cost.monthly_usd)} exceeds the monthly budget of {_usd(b)}"
+    return f"monthly cost {usd(cost.monthly_usd)} exceeds the monthly budget of {usd(b)}"
 
 
 def _deadline(c: Context, p: str, cost: PathCost) -> str | None:
@@ -131,8 +128,8 @@ def _pretrain_data(c: Context) -> str | None:
     have = c.spec.knowledge.corpus_tokens
     if have * MAX_REPEAT_EPOCHS >= need:
         return None
-    return (f"corpus has {_n(have)} tokens; compute-optimal pretraining of {_n(c.arch.total_params)} params needs "
-            f"~{_n(need)} (>= {_n(need / MAX_REPEAT_EPOCHS)} unique with {MAX_REPEAT_EPOCHS} epochs)")
+    return (f"corpus has {human(have)} tokens; compute-optimal pretraining of {human(c.arch.total_params)} params needs "
+            f"~{human(need)} (>= {human(need / MAX_REPEAT_EPOCHS)} unique with {MAX_REPEAT_EPOCHS} epochs)")
 
 
 def _break_even(c: Context) -> str | None:
@@ -143,12 +140,12 @@ def _break_even(c: Context) -> str | None:
     if n == 0:
         return "no production traffic: nothing for a tuned model's shorter prompts to save"
     if saving <= 0:
-        return (f"a tuned model saves nothing per request here ({_usd(saving)}), so tuning cannot pay for "
+        return (f"a tuned model saves nothing per request here ({usd(saving)}), so tuning cannot pay for "
                 f"itself through shorter prompts")
     volume = train / saving
     if n * 12 < volume:
-        return (f"break-even at {_n(volume)} requests ({_usd(train)} training / {_usd(saving)} saved per request); "
-                f"{_n(n * 12)} requests in 12 months is below it")
+        return (f"break-even at {human(volume)} requests ({usd(train)} training / {usd(saving)} saved per request); "
+                f"{human(n * 12)} requests in 12 months is below it")
     return None
 
 
@@ -156,8 +153,8 @@ def _shorter_prompts_pay(c: Context) -> str | None:
     monthly_saving = c.costs["prompting"].monthly_usd - c.costs["peft"].monthly_usd
     shots = few_shot_tokens(c.spec)
     if shots and monthly_saving >= 100:
-        return (f"dropping {shots:,} few-shot tokens per request saves {_usd(monthly_saving)}/month at "
-                f"{_n(c.spec.traffic.requests_per_month)} requests/month")
+        return (f"dropping {shots:,} few-shot tokens per request saves {usd(monthly_saving)}/month at "
+                f"{human(c.spec.traffic.requests_per_month)} requests/month")
     return None
 
 
@@ -173,12 +170,12 @@ RULES: list[Rule] = [
     Rule("knowledge.fits_in_prompt", "A knowledge base under ~200K tokens can ride in the prompt, cached.",
          {"prompting": 1.5},
          EVIDENCE["anthropic"],
-         lambda c: (f"{_n(c.spec.knowledge.corpus_tokens)} tokens of knowledge <= {_n(IN_CONTEXT_LIMIT)}"
+         lambda c: (f"{human(c.spec.knowledge.corpus_tokens)} tokens of knowledge <= {human(IN_CONTEXT_LIMIT)}"
                     if _needs_knowledge(c) and c.spec.knowledge.corpus_tokens <= IN_CONTEXT_LIMIT else None)),
     Rule("knowledge.exceeds_prompt", "Knowledge too large for the prompt must be retrieved per request.",
          {"rag": 2.0, "prompting": -2.0},
          EVIDENCE["anthropic"],
-         lambda c: (f"{_n(c.spec.knowledge.corpus_tokens)} tokens of knowledge > {_n(IN_CONTEXT_LIMIT)}"
+         lambda c: (f"{human(c.spec.knowledge.corpus_tokens)} tokens of knowledge > {human(IN_CONTEXT_LIMIT)}"
                     if _needs_knowledge(c) and c.spec.knowledge.corpus_tokens > IN_CONTEXT_LIMIT else None)),
     Rule("knowledge.injection", "New knowledge is injected better by retrieval than by fine-tuning.",
          {"rag": 1.0, "peft": -1.0, "full_finetuning": -1.0},
