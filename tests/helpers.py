@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = REPO / "tests" / "data"   # small licensed slices (tests/data/SOURCES.md)
 EXAMPLES = REPO / "examples"
 
 

@@ -1,7 +1,6 @@
 """`tunepath rag index/query/eval` end to end through the CLI, on a slice of SciFact and on the
 bundled Acme corpus. One slice index is built per module and shared; tests that change an
 index build their own small one."""
-import gzip
 import json
 import math
 import os
@@ -14,14 +13,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import EXAMPLES, REPO, SHARED_DATA, cli
+from helpers import EXAMPLES, REPO, TEST_DATA, cli
 
-SCIFACT = SHARED_DATA / "scifact"
+SCIFACT = TEST_DATA / "scifact"   # a 200-document slice (tests/data/SOURCES.md)
 ACME = EXAMPLES / "corpus"
 
 
 def _scifact_docs():
-    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt") as f:
+    with open(SCIFACT / "corpus.jsonl") as f:
         return [json.loads(line) for line in f]
 
 
@@ -48,7 +47,7 @@ def scifact_slice(tmp_path_factory):
     relevant_ids = [d for q in sorted(qrels, key=int) for d in qrels[q]]
     chosen = list(dict.fromkeys(relevant_ids))[:60]
     by_id = {d["_id"]: d for d in docs}
-    others = [d for d in docs if d["_id"] not in set(relevant_ids)][:90]
+    others = [d for d in docs if d["_id"] not in set(relevant_ids)][-90:]
     rows = [by_id[i] for i in chosen] + others
     corpus = root / "corpus"
     corpus.mkdir()
@@ -144,7 +143,7 @@ def test_eval_equals_hand_computed_values(scifact_slice, tmp_path):
 
 def test_incremental_add_change_delete(tmp_path):
     """Changed document re-embedded, unchanged ones not, deleted file's chunks gone."""
-    docs = _scifact_docs()[200:230]
+    docs = _scifact_docs()[150:180]
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for i in range(3):
@@ -197,7 +196,7 @@ def test_incremental_add_change_delete(tmp_path):
 def test_hnsw_deletes_are_filtered_then_purged(tmp_path):
     """HNSW cannot remove vectors: deleted ids are filtered at query time until they pass 25 %
     of the graph, then the graph is rebuilt from its own stored vectors (nothing re-embedded)."""
-    docs = _scifact_docs()[300:315]
+    docs = _scifact_docs()[120:135]
     corpus = tmp_path / "c"
     corpus.mkdir()
     _write_jsonl(corpus / "a.jsonl", docs[:13])
@@ -227,7 +226,7 @@ def test_auto_index_moves_from_flat_to_hnsw_as_corpus_grows(tmp_path, monkeypatc
     from rag import ann
 
     monkeypatch.setattr(ann, "FLAT_MAX_VECTORS", 12)  # the real threshold is 50k vectors
-    docs = _scifact_docs()[500:510]
+    docs = _scifact_docs()[185:195]
     corpus = tmp_path / "c"
     corpus.mkdir()
     _write_jsonl(corpus / "a.jsonl", docs[:4])
@@ -349,11 +348,12 @@ def test_killed_build_leaves_previous_index_usable(tmp_path):
     docs = _scifact_docs()
     corpus = tmp_path / "c"
     corpus.mkdir()
-    _write_jsonl(corpus / "small.jsonl", docs[400:405])
+    _write_jsonl(corpus / "small.jsonl", docs[0:5])
     index = tmp_path / "i"
     assert cli("rag", "index", corpus, "--out", index).exit_code == 0
     before = (index / "manifest.json").read_text()
-    _write_jsonl(corpus / "big.jsonl", docs[405:705])  # ~600 chunks: tens of seconds to embed
+    big = [dict(d, _id=f"{d['_id']}-copy{k}") for k in range(2) for d in docs[5:200]]
+    _write_jsonl(corpus / "big.jsonl", big)  # ~600 chunks: tens of seconds to embed
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "rag", "index", str(corpus), "--out", str(index)],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -370,8 +370,8 @@ def test_killed_build_leaves_previous_index_usable(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert (index / "manifest.json").read_text() == before
-    hits = json.loads(cli("rag", "query", index, docs[401]["title"], "-k", "1", "--json").stdout)
-    assert hits[0]["doc_id"] == docs[401]["_id"]
+    hits = json.loads(cli("rag", "query", index, docs[1]["title"], "-k", "1", "--json").stdout)
+    assert hits[0]["doc_id"] == docs[1]["_id"]
     # the next build cleans up after the killed one
     (corpus / "big.jsonl").unlink()
     rep = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)
