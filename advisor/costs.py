@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from advisor import catalog
+from advisor import catalog, paths, retrieval
 from advisor.architecture import Architecture
 from advisor.estimate import (
     TrainEstimate,
@@ -24,21 +24,21 @@ from advisor.estimate import (
 )
 from advisor.spec import FREQUENCY_PER_YEAR, ProjectSpec
 
-PATHS = ("prompting", "rag", "peft", "full_finetuning", "pretraining")
+PATHS = paths.NAMES
 
 FEW_SHOT_EXAMPLES = 5          # k-shot prompting (Brown et al. 2020 used 10-100; 5 keeps prompts short)
-RAG_TOP_K = 5                  # passages per request (design.md §5 query default)
-RAG_CHUNK_TOKENS = 256         # all-MiniLM-L6-v2's max_seq_length (machine-notes.md)
+RAG_TOP_K = retrieval.TOP_K    # passages per request (advisor/retrieval.py, shared with rag/)
+RAG_CHUNK_TOKENS = retrieval.CHUNK_TOKENS
 IN_CONTEXT_LIMIT = 200_000     # a knowledge base below ~200K tokens fits in the prompt with caching
                                # (Anthropic, "Contextual Retrieval", 2024)
 SFT_EPOCHS = 3                 # Alpaca (Taori et al. 2023) and most SFT recipes train 3 epochs
 SFT_SEQ_LEN = 2048             # packed sequences
 MAX_REPEAT_EPOCHS = 4          # up to ~4 epochs of repeated data is nearly as good as unique data
                                # (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models")
-EMBED_PARAMS = 22_713_216     # all-MiniLM-L6-v2 (the default embedder): 2 * N FLOPs per token
+EMBED_PARAMS = retrieval.EMBED_PARAMS   # the default embedder: 2 * N FLOPs per token
 EMBED_MFU = 0.3               # assumed: small-encoder batches use GPUs poorly
-# Human set-up work before a first result, in days (assumed; edit to your team's pace):
-SETUP_DAYS = {"prompting": 2, "rag": 5, "peft": 7, "full_finetuning": 10, "pretraining": 30}
+# Human set-up work before a first result, in days (assumed; advisor/paths.py):
+SETUP_DAYS = {p.name: p.setup_days for p in paths.PATHS}
 
 
 @dataclass

@@ -5,6 +5,5 @@ class UserError(Exception):
     """A mistake in the user's input (file, field, flag): reported without a traceback, exit 2."""
 
 
-EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USER = 2

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,9 +16,9 @@ from advisor.catalog import GPU
 from advisor.errors import UserError
 
 GB = 1e9
-SECONDS_PER_MONTH = 730 * 3600      # 8,760 h / 12
 
-Method = Literal["full", "lora", "dora", "qlora", "pretrain"]
+Method = Literal["full", "pretrain", "lora", "dora", "qlora", "ia3", "prompt_tuning", "prefix_tuning"]
+ESTIMABLE_METHODS: tuple[str, ...] = get_args(Method)   # training/methods.py flags the others
 Precision = Literal["mixed", "bf16", "fp32"]
 Optimizer = Literal["adamw", "adamw-8bit", "sgd"]
 
@@ -29,10 +29,12 @@ Optimizer = Literal["adamw", "adamw-8bit", "sgd"]
 # training runs small extra kernels and frozen-weight backward passes; QLoRA adds NF4
 # dequantisation (Dettmers et al. 2023 report it slower than 16-bit LoRA). The adapter numbers
 # are assumptions: `tunepath calibrate` measures your own.
-DEFAULT_MFU = {"full": 0.45, "pretrain": 0.45, "lora": 0.35, "dora": 0.30, "qlora": 0.25}
+DEFAULT_MFU = {"full": 0.45, "pretrain": 0.45, "lora": 0.35, "dora": 0.30, "qlora": 0.25, "ia3": 0.35,
+               "prompt_tuning": 0.35, "prefix_tuning": 0.35}
 MFU_SOURCE = ("full/pretrain 0.45: Llama 2 paper (184,320 A100-h for 7B x 2T tokens at s=4096 -> MFU 0.45 "
               "with attention FLOPs counted); "
-              "lora 0.35, dora 0.30, qlora 0.25: assumed (adapter and NF4 kernels are less efficient)")
+              "lora/ia3/prompt/prefix tuning 0.35, dora 0.30, qlora 0.25: assumed (adapter and NF4 kernels are "
+              "less efficient)")
 PREFILL_MFU = 0.5          # assumed: large-batch prefill GEMMs reach about half of peak
 DECODE_BANDWIDTH_EFF = 0.7  # assumed: decode reaches ~70 % of peak memory bandwidth
 # NF4 + double quantisation costs ~4.127 bits/param (Dettmers et al. 2023, QLoRA §3).
@@ -55,6 +57,7 @@ class TrainSetup(BaseModel):
     grad_checkpointing: bool = False
     attention: Literal["sdpa", "eager"] = "sdpa"
     lora_rank: int = Field(16, gt=0)
+    virtual_tokens: int = Field(20, gt=0, description="prompt_tuning / prefix_tuning: trained virtual tokens.")
     target_modules: list[str] | Literal["all-linear"] | None = ["q_proj", "v_proj"]
     mfu: float | None = Field(None, gt=0, le=1, description="Override the default MFU.")
     device: Literal["cuda", "cpu"] = "cuda"
@@ -179,10 +182,24 @@ def prompt_tuning_trainable(arch: Architecture, num_virtual_tokens: int) -> int:
     return num_virtual_tokens * arch.hidden_size
 
 
+def prefix_tuning_trainable(arch: Architecture, num_virtual_tokens: int) -> int:
+    """Prefix tuning learns a key and a value vector per virtual token in every layer (Li & Liang 2021); peft
+    sizes them to the key/value width, kv_heads * head_dim, so GQA models train fewer."""
+    return num_virtual_tokens * arch.num_layers * 2 * arch.num_kv_heads * arch.head_dim
+
+
 def trainable_params(arch: Architecture, setup: TrainSetup) -> int:
-    if setup.method in ("full", "pretrain"):
+    """Trainable parameters of each method, counted as peft builds them."""
+    m = setup.method
+    if m in ("full", "pretrain"):
         return arch.total_params
-    return lora_trainable(arch, setup.lora_rank, setup.target_modules, dora=setup.method == "dora")
+    if m == "ia3":
+        return ia3_trainable(arch, setup.target_modules if isinstance(setup.target_modules, list) else None)
+    if m == "prompt_tuning":
+        return prompt_tuning_trainable(arch, setup.virtual_tokens)
+    if m == "prefix_tuning":
+        return prefix_tuning_trainable(arch, setup.virtual_tokens)
+    return lora_trainable(arch, setup.lora_rank, setup.target_modules, dora=m == "dora")
 
 
 # --- FLOPs ------------------------------------------------------------------------------------
@@ -204,9 +221,10 @@ def training_flops(arch: Architecture, setup: TrainSetup) -> float:
     Full / pretraining: 6 * P_mm * T (Kaplan et al. 2020: forward 2, backward 4 per weight and
     token) + 12 * L * s * d_attn * T for the attention score and value matmuls (eager attention
     computes the full s x s product; FlopCounterMode matches this exactly, machine-notes.md).
-    LoRA-family: frozen weights need no weight gradient -> 4 * P_mm * T, minus the input gradient
-    of the first layer's projections (their input, the frozen embedding, needs none), plus
-    6 * T per adapter parameter.
+    Adapters (LoRA, DoRA, IA3, prefix tuning): frozen weights need no weight gradient -> 4 * P_mm * T,
+    minus the input gradient of the first layer's projections (their input, the frozen embedding,
+    needs none), plus 6 * T per adapter parameter. Prompt tuning trains the input itself, so that
+    first gradient is needed. Virtual tokens (~20 per row) are not added to T.
     """
     T = setup.tokens
     P = matmul_params(arch)
@@ -215,8 +233,9 @@ def training_flops(arch: Architecture, setup: TrainSetup) -> float:
         return 6 * P * T + attn
     first = sum(lin.in_features * lin.out_features for lin in arch.layer_linears
                 if lin.name in _LAYER_INPUT_PROJECTIONS)
-    adapters = lora_trainable(arch, setup.lora_rank, setup.target_modules)
-    return 4 * P * T - 2 * first * T + 6 * adapters * T + attn
+    if setup.method == "prompt_tuning":
+        first = 0
+    return 4 * P * T - 2 * first * T + 6 * trainable_params(arch, setup) * T + attn
 
 
 def inference_flops_per_token(arch: Architecture, context: int = 0) -> float:

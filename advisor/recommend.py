@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from advisor import catalog
+from advisor.paths import label
 from advisor.costs import PATHS, PathCost, path_costs
 from advisor.rules import HARD, RULES, Context
 from advisor.spec import ProjectSpec
 from advisor.textio import usd
 
-PATH_LABELS = {"prompting": "Prompting", "rag": "RAG", "peft": "PEFT", "full_finetuning": "Full fine-tuning",
-               "pretraining": "Pretraining", "rag+peft": "RAG + PEFT"}
 COMBINE_MIN_FIT = 2.5     # both halves of a combined plan must clearly earn their place on their own rules
 TIE = 1e-9
 
@@ -116,7 +115,7 @@ def recommend(spec: ProjectSpec) -> Advice:
     arch = catalog.architecture(spec.model.base)
     if not feasible:
         rationale = ["No path is feasible under the given constraints:"]
-        rationale += [f"{PATH_LABELS[r.path]}: {'; '.join(r.reasons)}" for r in results]
+        rationale += [f"{label(r.path)}: {'; '.join(r.reasons)}" for r in results]
         rationale.append("Relax the budget, deadline or GPU, or choose a smaller base model.")
         return Advice(spec_name=spec.name, model=spec.model.base, total_params=arch.total_params,
                       recommendation=Recommendation(path=None, rationale=rationale), paths=results)
@@ -126,7 +125,7 @@ def recommend(spec: ProjectSpec) -> Advice:
     if len(ties) > 1:
         best = min(ties, key=lambda r: r.cost.total_usd())
     choice, cost = best.path, best.cost
-    rationale = [f"{PATH_LABELS[choice]} has the best fit ({best.fit:+g}) of the feasible paths"
+    rationale = [f"{label(choice)} has the best fit ({best.fit:+g}) of the feasible paths"
                  + (", tied on fit and cheaper over 12 months" if len(ties) > 1 else "") + "."]
     rationale += [f"Because {r}." for r in _top_reasons(best)]
 
@@ -136,7 +135,7 @@ def recommend(spec: ProjectSpec) -> Advice:
             combined = _combined_cost(spec, by["rag"].cost, by["peft"].cost)
             if _within_constraints(spec, combined):
                 choice, cost = "rag+peft", combined
-                rationale.append(f"Combine with {PATH_LABELS[other.path]} (fit {other.fit:+g}): retrieval supplies "
+                rationale.append(f"Combine with {label(other.path)} (fit {other.fit:+g}): retrieval supplies "
                                  f"the knowledge, the adapter the behaviour; because {_top_reasons(other, 1)[0]}.")
 
     rationale.append(f"Estimated one-off cost {usd(cost.one_off_usd)}, then {usd(cost.monthly_usd)}/month "
@@ -144,11 +143,11 @@ def recommend(spec: ProjectSpec) -> Advice:
     runner = sorted((r for r in feasible if r.path != best.path), key=lambda r: -r.fit)
     if runner:
         r = runner[0]
-        rationale.append(f"Runner-up: {PATH_LABELS[r.path]} (fit {r.fit:+g}, {usd(r.cost.one_off_usd)} once + "
+        rationale.append(f"Runner-up: {label(r.path)} (fit {r.fit:+g}, {usd(r.cost.one_off_usd)} once + "
                          f"{usd(r.cost.monthly_usd)}/month).")
     for r in results:
         if not r.feasible:
-            rationale.append(f"{PATH_LABELS[r.path]} is infeasible: {'; '.join(r.reasons)}.")
+            rationale.append(f"{label(r.path)} is infeasible: {'; '.join(r.reasons)}.")
     return Advice(spec_name=spec.name, model=spec.model.base, total_params=arch.total_params,
                   recommendation=Recommendation(path=choice, rationale=rationale, cost=cost), paths=results)
 

@@ -20,7 +20,8 @@ from advisor.costs import (
 )
 from advisor.errors import UserError
 from advisor.estimate import DECODE_BANDWIDTH_EFF, MFU_SOURCE, PREFILL_MFU
-from advisor.recommend import PATH_LABELS, Advice, recommend
+from advisor.paths import label
+from advisor.recommend import Advice, recommend
 from advisor.spec import ProjectSpec, set_dotted, spec_from_dict
 
 MONTHS = 24
@@ -155,8 +156,8 @@ def sensitivity(spec: ProjectSpec, fields=SENSITIVE_FIELDS, max_factor: float = 
             word = "above" if direction == 1 else "below"
             out.append({"field": f, "current": v0, "threshold": threshold, "direction": word,
                         "from": base, "to": new_path,
-                        "sentence": f"{PATH_LABELS.get(new_path, 'no feasible path') if new_path else 'no feasible path'}"
-                                    f" replaces {PATH_LABELS.get(base, 'nothing') if base else 'nothing'} {word} "
+                        "sentence": f"{label(new_path)}"
+                                    f" replaces {label(base) if base else 'nothing'} {word} "
                                     f"{f} = {threshold:,}"})
     return out
 
@@ -207,7 +208,7 @@ def assumptions(spec: ProjectSpec) -> list[dict]:
         {"what": "SFT", "value": f"{SFT_EPOCHS} epochs over the labeled examples, packed 2,048-token sequences",
          "source": "Taori et al. 2023 (Alpaca)"},
         {"what": "Set-up work", "value": ", ".join(f"{p} {d} d" for p, d in SETUP_DAYS.items()),
-         "source": "assumed; edit advisor/costs.py SETUP_DAYS"},
+         "source": "assumed (advisor/paths.py)"},
     ]
 
 
@@ -219,7 +220,7 @@ def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitiv
     for r in advice.paths:
         c = r.cost
         paths.append({
-            "path": r.path, "label": PATH_LABELS[r.path], "feasible": r.feasible, "fit": r.fit,
+            "path": r.path, "label": label(r.path), "feasible": r.feasible, "fit": r.fit,
             "reasons": r.reasons, "one_off_usd": round(c.one_off_usd, 2), "monthly_usd": round(c.monthly_usd, 2),
             "total_12m_usd": round(c.total_usd(12), 2), "time_to_first_result_days": round(c.time_to_first_result_days, 1),
             "memory_gb_per_gpu": None if c.memory_gb_per_gpu is None else round(c.memory_gb_per_gpu, 1),
@@ -231,7 +232,7 @@ def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitiv
     report = {
         "spec": spec.model_dump(mode="json"),
         "model": {"base": advice.model, "total_params": advice.total_params},
-        "recommendation": {"path": rec.path, "label": PATH_LABELS.get(rec.path) if rec.path else None,
+        "recommendation": {"path": rec.path, "label": label(rec.path) if rec.path else None,
                            "rationale": rec.rationale,
                            "one_off_usd": round(rec.cost.one_off_usd, 2) if rec.cost else None,
                            "monthly_usd": round(rec.cost.monthly_usd, 2) if rec.cost else None},

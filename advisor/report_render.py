@@ -10,10 +10,9 @@ import json
 from pathlib import Path
 
 from advisor.errors import UserError
+from advisor.paths import color
 from advisor.textio import atomic_write_text, usd
 
-COLORS = {"prompting": "#4c78a8", "rag": "#f58518", "peft": "#54a24b", "full_finetuning": "#b279a2",
-          "pretraining": "#e45756", "rag+peft": "#222222"}
 
 
 fmt_usd = usd   # the same money format as the terminal output
@@ -58,8 +57,8 @@ def chart_svg(report: dict, width: int = 720, height: int = 360) -> str:
     for i, (p, vals) in enumerate(shown.items()):
         pts = " ".join(f"{x(m):.1f},{y(v):.1f}" for m, v in enumerate(vals))
         dash = "" if feasible.get(p, True) else ' stroke-dasharray="4 3"'
-        parts.append(f'<polyline fill="none" stroke="{COLORS[p]}" stroke-width="2.5"{dash} points="{pts}"/>')
-        parts.append(f'<text x="{left + w + 10}" y="{top_pad + 16 + 18 * i}" fill="{COLORS[p]}">'
+        parts.append(f'<polyline fill="none" stroke="{color(p)}" stroke-width="2.5"{dash} points="{pts}"/>')
+        parts.append(f'<text x="{left + w + 10}" y="{top_pad + 16 + 18 * i}" fill="{color(p)}">'
                      f'{_esc(p)}</text>')
     for e in report["break_even"]:
         if e["path"] in shown:

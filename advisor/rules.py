@@ -266,4 +266,3 @@ RULES: list[Rule] = [
          {"peft": 1.0}, EVIDENCE["breakeven"], _shorter_prompts_pay),
 ]
 
-RULES_BY_ID = {r.id: r for r in RULES}

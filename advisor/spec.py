@@ -5,7 +5,6 @@ silently drops typos), each error names the dotted field path and what was expec
 """
 from __future__ import annotations
 
-import difflib
 import json
 from enum import Enum
 from pathlib import Path
@@ -14,8 +13,9 @@ from typing import Any
 import yaml
 
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster parsing
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from advisor import fields
 from advisor.errors import UserError
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -168,47 +168,6 @@ class ProjectSpec(_Strict):
 
 # --- loading -----------------------------------------------------------------------------
 
-def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
-    """The pydantic model class that owns the field at `loc` (for did-you-mean on unknown keys)."""
-    cls: Any = root
-    for part in loc:
-        field = cls.model_fields.get(part) if isinstance(part, str) else None
-        if field is None:
-            return None
-        ann = field.annotation
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        cls = ann
-    return cls
-
-
-def format_validation_error(e: ValidationError, source: str, root: type[BaseModel]) -> str:
-    """One line per problem: `source: dotted.field: what was expected`."""
-    lines = []
-    for err in e.errors():
-        loc = tuple(err["loc"])
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        etype = err["type"]
-        if etype == "extra_forbidden":
-            owner = _model_at(loc[:-1], root)
-            hint = ""
-            if owner is not None:
-                close = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1)
-                hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else \
-                    f"; expected one of: {', '.join(owner.model_fields)}"
-            lines.append(f"{source}: {field}: unknown field{hint}")
-        elif etype == "enum":
-            expected = err.get("ctx", {}).get("expected", "")
-            lines.append(f"{source}: {field}: expected {expected}, got {err['input']!r}")
-        elif etype == "missing":
-            lines.append(f"{source}: {field}: required field is missing")
-        elif etype == "value_error":
-            lines.append(f"{source}: {field}: {err['msg'].removeprefix('Value error, ')}")
-        else:
-            lines.append(f"{source}: {field}: {err['msg'].lower()}, got {err['input']!r}")
-    return "\n".join(lines)
-
-
 def parse_document(path: Path) -> dict:
     """Read a YAML or JSON mapping; errors name the file and line."""
     try:
@@ -236,33 +195,21 @@ def parse_document(path: Path) -> dict:
 
 
 def set_dotted(data: dict, dotted: str, value: Any) -> dict:
-    """Return a copy of `data` with `a.b.c` set to value (for --set / --vary overrides)."""
+    """Return a copy of `data` with `a.b.c` set to value (for --vary what-ifs)."""
     out = json.loads(json.dumps(data))
-    node = out
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        nxt = node.setdefault(part, {})
-        if not isinstance(nxt, dict):
-            raise UserError(f"--set {dotted}: '{part}' is not a section")
-        node = nxt
-    node[parts[-1]] = value
+    fields.set_path(out, dotted.split("."), value)
     return out
 
 
-def spec_from_dict(data: dict, source: str = "spec") -> ProjectSpec:
-    try:
-        return ProjectSpec.model_validate(data)
-    except ValidationError as e:
-        raise UserError(format_validation_error(e, source, ProjectSpec)) from None
+def spec_from_dict(data: dict, source: str = "spec", text: str = "",
+                   touched: set[tuple[str, ...]] = frozenset()) -> ProjectSpec:
+    return fields.validate(ProjectSpec, data, source, text=text, touched=touched)
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> ProjectSpec:
     """Load and validate a spec file; `overrides` are `dotted.field=value` strings (YAML-parsed values)."""
     path = Path(path)
     data = parse_document(path)
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set {item!r}: expected dotted.field=value")
-        data = set_dotted(data, key.strip(), yaml.safe_load(raw))
-    return spec_from_dict(data, str(path))
+    touched = fields.apply_overrides(data, overrides or [])
+    text = path.read_text(encoding="utf-8") if path.suffix.lower() != ".json" else ""
+    return spec_from_dict(data, str(path), text, touched)

@@ -46,8 +46,8 @@ def main() -> None:
     cmds = {
         "baseline: import typer, rich, pydantic": [sys.executable, "-c", "import typer, rich, pydantic"],
         "floor: typer command + 1 pydantic model + rich table": [sys.executable, "-c", FLOOR, "x"],
-        f"tunepath recommend {Path(args.spec).name}": [sys.executable, "-m", "advisor.cli", "recommend", args.spec],
-        f"tunepath recommend --json {Path(args.spec).name}": [sys.executable, "-m", "advisor.cli", "recommend",
+        f"tunepath recommend {Path(args.spec).name}": [sys.executable, "-m", "tunepath.cli", "recommend", args.spec],
+        f"tunepath recommend --json {Path(args.spec).name}": [sys.executable, "-m", "tunepath.cli", "recommend",
                                                               "--json", args.spec],
     }
     for c in cmds.values():  # warm the page cache

@@ -3,7 +3,7 @@
 Python API (mirrors `tunepath rag ...`; names resolve lazily so `import rag` stays cheap and
 torch-free until one of them is used):
 
-    build_index(paths, out_dir, model=None, chunk_tokens=256, overlap=32, index="auto",
+    build_index(paths, out_dir, model=None, chunk_tokens=CHUNK_TOKENS, overlap=CHUNK_OVERLAP, index="auto",
                 rebuild=False, progress=None) -> IndexReport
     search(index_dir, query, k=5, mode="hybrid") -> list[Hit]
     answer(index_dir, question, k=5, mode="hybrid", generator=None) -> Answer

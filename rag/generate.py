@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from advisor.errors import UserError
+from advisor.retrieval import TOP_K
 from rag.models import Answer, Hit, Mode
 from rag.retrieve import RagIndex
 
@@ -33,47 +34,27 @@ def cited(text: str, n_passages: int) -> list[int]:
     return out
 
 
-def _load_generator(generator: str):
+def generate(question: str, passages: list[Hit], generator: str, max_new_tokens: int = 200) -> str:
+    """Greedy decoding (deterministic, so an answer can be reproduced and checked), with the lowest-ranked
+    passages dropped until the prompt fits the generator's context beside the answer."""
     try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from training import generate as gen
     except ImportError:
         raise UserError("--generator needs transformers: pip install 'tunepath[train]'") from None
-    src = str(Path(generator).expanduser()) if Path(generator).expanduser().exists() else generator
-    try:
-        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
-        lm = AutoModelForCausalLM.from_pretrained(src, trust_remote_code=False)
-    except (OSError, ValueError) as e:
-        raise UserError(f"--generator {generator}: cannot load a causal LM ({str(e).splitlines()[0]})") from None
-    lm.eval()
-    return tok, lm
-
-
-def generate(question: str, passages: list[Hit], generator: str, max_new_tokens: int = 200) -> str:
-    """Greedy decoding (deterministic, so an answer can be reproduced and checked)."""
-    import torch
-
-    tok, lm = _load_generator(generator)
-    limit = int(getattr(lm.config, "max_position_embeddings", 0) or 2048)
+    tok, lm = gen.load(generator, field="--generator")
+    limit = gen.context_limit(lm)
     keep = list(passages)
-    while True:  # drop the lowest-ranked passages until the prompt fits beside the answer
-        prompt = build_prompt(question, keep)
-        if getattr(tok, "chat_template", None):
-            ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                          return_tensors="pt", return_dict=True)["input_ids"]
-        else:
-            ids = tok(prompt + "\nAnswer:", return_tensors="pt")["input_ids"]
+    while True:
+        ids = gen.prompt_ids(tok, build_prompt(question, keep) + ("" if getattr(tok, "chat_template", None)
+                                                                   else "\nAnswer:"))
         if ids.shape[1] + max_new_tokens <= limit or len(keep) <= 1:
             break
         keep.pop()
     ids = ids[:, -max(1, limit - max_new_tokens):]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    with torch.inference_mode():
-        out = lm.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                          do_sample=False, pad_token_id=pad)
-    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    return gen.complete(tok, lm, ids, max_new_tokens)[0].strip()
 
 
-def answer(index_dir: str | os.PathLike, question: str, k: int = 5, mode: Mode = "hybrid",
+def answer(index_dir: str | os.PathLike, question: str, k: int = TOP_K, mode: Mode = "hybrid",
            generator: str | None = None, max_new_tokens: int = 200) -> Answer:
     with RagIndex(index_dir) as idx:
         passages = idx.search(question, k, mode)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from advisor.errors import UserError
+from advisor.retrieval import CHUNK_OVERLAP, CHUNK_TOKENS, EMBED_BATCH
 from rag import ann, loaders, store
 from rag.chunking import chunk_texts, effective_chunk_tokens
 from rag.embed import dimension, encode, load_model, n_special_tokens, resolve_model
@@ -88,12 +89,12 @@ def build_index(
     paths: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     model: str | None = None,
-    chunk_tokens: int = 256,
-    overlap: int = 32,
+    chunk_tokens: int = CHUNK_TOKENS,
+    overlap: int = CHUNK_OVERLAP,
     index: IndexKind = "auto",
     rebuild: bool = False,
     progress: ProgressFn | None = None,
-    batch_size: int = 32,
+    batch_size: int = EMBED_BATCH,
 ) -> IndexReport:
     """Index files and folders into out_dir, adding new/changed documents and dropping deleted ones.
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from advisor.errors import UserError
+from advisor.retrieval import TOP_K
 from rag import ann, metrics, store
 from rag.indexer import read_manifest
 from rag.models import Hit, Manifest, Metrics, Mode
@@ -97,7 +98,7 @@ class RagIndex:
             out.append([(c, s, d_rank.get(c), s_rank.get(c)) for c, s in fused[:depth]])
         return out
 
-    def search(self, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = TOP_K, mode: Mode = "hybrid") -> list[Hit]:
         if not query.strip():
             raise UserError("query: expected a non-empty question")
         if k < 1:
@@ -126,7 +127,7 @@ class RagIndex:
         return Metrics(mode=mode, queries=len(qids), **metrics.aggregate(per_query))
 
 
-def search(index_dir: str | os.PathLike, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
+def search(index_dir: str | os.PathLike, query: str, k: int = TOP_K, mode: Mode = "hybrid") -> list[Hit]:
     with RagIndex(index_dir) as idx:
         return idx.search(query, k, mode)
 

@@ -15,15 +15,15 @@ EXAMPLES = REPO / "examples"
 
 def cli(*args: str, env: dict | None = None):
     """Invoke `tunepath ARGS...` in-process; returns click's Result (exit_code, stdout, stderr)."""
-    from advisor.cli import app
+    from tunepath.cli import app
 
     runner = CliRunner()
     return runner.invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
 
 
 def cli_subprocess(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path | None = None):
-    """Run `python -m advisor.cli ARGS...` in a fresh interpreter, as a user's shell would."""
+    """Run `python -m tunepath.cli ARGS...` in a fresh interpreter, as a user's shell would."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("TUNEPATH_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "advisor.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tunepath.cli", *map(str, args)], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=cwd or REPO)

@@ -154,7 +154,7 @@ def test_json_spec_and_config_path_model(tmp_path):
 
 
 def test_recommend_never_imports_backends():
-    code = ("import sys; from advisor.cli import main; sys.argv=['tunepath','recommend','--json',"
+    code = ("import sys; from tunepath.cli import main; sys.argv=['tunepath','recommend','--json',"
             f"r'{EXAMPLES / 'support-assistant.yaml'}']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "heavy={'torch','transformers','sentence_transformers','faiss','peft'} & set(sys.modules)\n"
@@ -173,7 +173,7 @@ def test_missing_backend_names_the_extra_to_install(tmp_path, blocked, args, ext
     """With only the core dependencies installed, backend commands say which extra to install (exit 2)."""
     args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
     code = (f"import sys; sys.modules[{blocked!r}] = None; sys.argv = ['tunepath', *{args!r}]\n"
-            "from advisor.cli import main\nmain()")
+            "from tunepath.cli import main\nmain()")
     env = {k: v for k, v in os.environ.items() if k != "TUNEPATH_DEBUG"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
     assert r.returncode == 2, r.stderr

@@ -90,7 +90,10 @@ def test_prompting_path_builds_and_evaluates_a_few_shot_prompt(tmp_path, tiny_ba
     s = _run(spec, "--path", "prompting")
     d = s["steps"][0]["detail"]
     template = Path(d["prompt_template"]).read_text()
-    assert template.count("Input:") == 4 and "{input}" in template          # 3 shots + the slot
+    from advisor.costs import FEW_SHOT_EXAMPLES
+
+    # the prompt that runs is the prompt the advice priced: k shots + the slot
+    assert template.count("Input:") == FEW_SHOT_EXAMPLES + 1 and "{input}" in template
     assert d["eval_examples"] == 2 and 0 <= d["token_f1"] <= 1 and len(d["predictions"]) == 2
 
 

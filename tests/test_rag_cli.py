@@ -355,7 +355,7 @@ def test_killed_build_leaves_previous_index_usable(tmp_path):
     big = [dict(d, _id=f"{d['_id']}-copy{k}") for k in range(2) for d in docs[5:200]]
     _write_jsonl(corpus / "big.jsonl", big)  # ~600 chunks: tens of seconds to embed
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "rag", "index", str(corpus), "--out", str(index)],
+    proc = subprocess.Popen([sys.executable, "-m", "tunepath.cli", "rag", "index", str(corpus), "--out", str(index)],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -381,6 +381,6 @@ def test_killed_build_leaves_previous_index_usable(tmp_path):
 
 
 def test_cli_import_stays_light():
-    code = "import advisor.cli, rag, rag.cli, sys; print('torch' in sys.modules, 'faiss' in sys.modules)"
+    code = "import tunepath.cli, rag, tunepath.commands.rag, sys; print('torch' in sys.modules, 'faiss' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -145,7 +145,7 @@ def test_example_configs_validate(name):
 
 
 @pytest.mark.parametrize("edit, needle", [
-    ({"stage": "finetune"}, "stage: Input should be 'pretrain', 'full' or 'peft'"),
+    ({"stage": "finetune"}, "stage: input should be 'pretrain', 'full' or 'peft', got 'finetune'"),
     ({"adapter": {"method": "lorax"}}, "unknown method 'lorax'"),
     ({"training": {"learning_rat": 1e-4}}, "training.learning_rat: unknown field"),
     ({"data": None}, "data"),

@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 def _launch(launcher: list[str], cfg: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per rank on 2 cores
     env.pop("TUNEPATH_DEBUG", None)
-    r = subprocess.run([*launcher, "-m", "advisor.cli", "train", str(cfg), "--json"], cwd=REPO, env=env,
+    r = subprocess.run([*launcher, "-m", "tunepath.cli", "train", str(cfg), "--json"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout)

@@ -42,7 +42,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, tiny_base_model
     cfg = _cfg(tmp_path, tiny_base_model, out, data)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("TUNEPATH_DEBUG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "train", str(cfg)], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tunepath.cli", "train", str(cfg)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     marker = out / "checkpoint-8" / checkpoints.MARKER
     deadline = time.time() + 240

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from adapters import AdapterSpec
+from advisor import fields
 from advisor.errors import UserError
 
 Stage = Literal["pretrain", "full", "peft"]
@@ -129,85 +130,6 @@ class TrainConfig(_Section):
 
 # --- loading: YAML + --set, errors as one line naming file:line and field ----------------------
 
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """`a.b=c` -> (['a', 'b'], yaml-parsed c): numbers, booleans, lists and null parse as in YAML."""
-    if "=" not in item:
-        raise UserError(f"--set {item}: expected KEY.PATH=VALUE, e.g. training.learning_rate=1e-4")
-    key, raw = item.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise UserError(f"--set {item}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return parts, value
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> set[tuple[str, ...]]:
-    """Set each dotted key in `data` (in place); returns the overridden paths for error messages."""
-    touched = set()
-    for item in overrides:
-        parts, value = parse_override(item)
-        node = data
-        for p in parts[:-1]:
-            if not isinstance(node.get(p), dict):
-                node[p] = {}
-            node = node[p]
-        node[parts[-1]] = value
-        touched.add(tuple(parts))
-    return touched
-
-
-def _yaml_line(text: str, loc: tuple) -> int | None:
-    """1-based line of the deepest YAML node on the path `loc` (pydantic error location)."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            hit = next((v for k, v in node.value if k.value == str(part)), None)
-            if hit is None:
-                # unknown key or a discriminator tag in the loc: point at the mapping itself
-                continue
-            line, node = hit.start_mark.line + 1, hit
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode) and line is None:
-            line = node.start_mark.line + 1
-    return line
-
-
-def _format_validation(e: ValidationError, where: str, text: str, touched: set[tuple[str, ...]]) -> str:
-    """First error as 'file:line: field: message', adding the count of further errors."""
-    errs = e.errors()
-    first = errs[0]
-    from adapters import REGISTRY
-
-    # drop pydantic's union-member tags (adapter.<method>.field -> adapter.field)
-    raw = first["loc"]
-    loc = tuple(p for i, p in enumerate(raw) if not (isinstance(p, str) and (
-        p.startswith("function-after") or (i and raw[i - 1] == "adapter" and p in REGISTRY))))
-    dotted = ".".join(str(p) for p in loc) or "(top level)"
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field"
-    elif first["type"] == "union_tag_invalid":
-        msg = f"unknown {first['ctx']['discriminator'].strip(chr(39))} {first['ctx']['tag']!r}; expected one of " \
-              f"{first['ctx']['expected_tags']}"
-    str_loc = tuple(str(p) for p in loc)
-    if any(str_loc[:len(t)] == t or t[:len(str_loc)] == str_loc for t in touched):
-        head = f"--set {dotted}"
-    else:
-        line = _yaml_line(text, loc) if text else None
-        head = f"{where}:{line}: {dotted}" if line else f"{where}: {dotted}"
-    more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
-    return f"{head}: {msg}{more}"
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
                 data: dict[str, Any] | None = None) -> TrainConfig:
     """Read a YAML config (or take `data`), apply `--set` overrides, validate; UserError on any mistake."""
@@ -227,8 +149,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a mapping of sections (stage, model, data, ...), got {type(data).__name__}")
-    touched = apply_overrides(data, list(overrides or []))
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as e:
-        raise UserError(_format_validation(e, where, text, touched)) from None
+    touched = fields.apply_overrides(data, list(overrides or []))
+    from adapters import REGISTRY
+
+    return fields.validate(TrainConfig, data, where, text=text, touched=touched, union_tags=REGISTRY)

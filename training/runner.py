@@ -172,15 +172,15 @@ def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str) 
     """
     import torch
 
-    from advisor import calibration
     from advisor.architecture import from_config
+    from advisor.calibration import local_train_estimate
     from advisor.errors import UserError
-    from advisor.estimate import GB, TrainSetup, training_flops, training_memory
+    from advisor.estimate import ESTIMABLE_METHODS, TrainSetup
+    from training.methods import of_run
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    method = {"pretrain": "pretrain", "full": "full"}.get(config.stage) or (
-        config.adapter.method if config.adapter and config.adapter.method in ("lora", "dora", "qlora") else None)
-    if method is None or tokens <= 0:
+    method = of_run(config.stage, config.adapter.method if config.adapter else None)
+    if method not in ESTIMABLE_METHODS or tokens <= 0:
         return None
     try:
         arch = from_config(base.config.to_dict(), "model")
@@ -192,15 +192,9 @@ def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str) 
                            attention=config.model.attn_implementation, lora_rank=getattr(config.adapter, "r", 8),
                            target_modules=targets if targets in ("all-linear", None) else list(targets),
                            device="cuda" if torch.cuda.is_available() else "cpu")
-        flops, mem = training_flops(arch, setup), training_memory(arch, setup)
+        return local_train_estimate(arch, setup)
     except (UserError, ValueError, TypeError):
         return None
-    cal = calibration.load()
-    seconds = flops / cal.train_flops_per_s
-    return {"flops": flops, "memory_gb": mem.as_gb(), "process_gb": cal.train_process_gb,
-            "peak_memory_gb": round(mem.total / GB + (cal.train_process_gb if setup.device == "cpu" else 0), 3),
-            "train_wall_s": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
-            "calibration": cal.describe()}
 
 
 def _mfu(estimate: dict | None, tokens: int, tokens_per_s: float, world_size: int) -> tuple[float | None, float | None]:

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from advisor import retrieval
+
 app = typer.Typer(help="Build, query and evaluate a retrieval index (sentence-transformers + FAISS).",
                   no_args_is_help=True)
 
@@ -27,11 +29,11 @@ def index_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="index folder (created, or updated in place)"),
     model: Optional[str] = typer.Option(None, help="sentence-transformers model: local path or hub id "
                                         "[default: all-MiniLM-L6-v2, bundled]"),
-    chunk_tokens: int = typer.Option(256, help="chunk length in embedding-model tokens (capped at what the model reads)"),
-    overlap: int = typer.Option(32, help="tokens shared by consecutive chunks"),
+    chunk_tokens: int = typer.Option(retrieval.CHUNK_TOKENS, help="chunk length in embedding-model tokens (capped at what the model reads)"),
+    overlap: int = typer.Option(retrieval.CHUNK_OVERLAP, help="tokens shared by consecutive chunks"),
     index: str = typer.Option("auto", help="auto (flat < 50k vectors, hnsw above), flat, hnsw or ivfpq"),
     rebuild: bool = typer.Option(False, help="ignore the existing index and re-embed everything"),
-    batch_size: int = typer.Option(32, help="embedding batch size"),
+    batch_size: int = typer.Option(retrieval.EMBED_BATCH, help="embedding batch size"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Index documents; re-running adds new/changed files and drops deleted ones by content hash."""
@@ -96,7 +98,7 @@ def _show_hits(hits, console) -> None:
 def query_cmd(
     index_dir: Path = typer.Argument(..., help="index folder built by `tunepath rag index`"),
     question: str = typer.Argument(..., help="the question"),
-    k: int = typer.Option(5, "-k", help="passages to return"),
+    k: int = typer.Option(retrieval.TOP_K, "-k", help="passages to return"),
     mode: str = typer.Option("hybrid", help=_MODE_HELP),
     answer: bool = typer.Option(False, "--answer", help="generate an answer citing the passages (needs --generator)"),
     generator: Optional[str] = typer.Option(None, help="local causal LM folder (transformers) for --answer"),

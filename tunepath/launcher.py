@@ -11,7 +11,6 @@ import json
 import math
 import random
 import re
-import resource
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -20,18 +19,17 @@ from typing import Any, Callable
 
 import yaml
 
-from advisor import calibration, catalog
+from advisor import calibration, catalog, paths
 from advisor.architecture import from_config
+from advisor.costs import FEW_SHOT_EXAMPLES
 from advisor.errors import UserError
-from advisor.estimate import GB, TrainSetup, training_flops, training_memory
+from advisor.estimate import ESTIMABLE_METHODS, GB, TrainSetup
 from advisor.recommend import recommend
+from advisor.retrieval import CHUNK_STRIDE, TOP_K
 from advisor.spec import ProjectSpec, RunSection
 from advisor.textio import atomic_write_text
 
-RUNNABLE = ("prompting", "rag", "peft", "full_finetuning", "pretraining", "rag+peft")
 CHARS_PER_TOKEN = 4.0          # English text averages ~4 characters per BPE token (OpenAI tokenizer docs)
-RAG_CHUNK_STRIDE = 256 - 32    # chunk tokens minus overlap (rag defaults)
-FEW_SHOT = 3                   # examples in the prompt of the prompting path (kept short for small models)
 DEFAULT_PRETRAIN_ARCH = {      # a tiny Llama that pretrains in about a minute on 2 CPU cores
     "model_type": "llama", "hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 4,
     "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
@@ -97,18 +95,20 @@ def _arch_of(ref: str | dict) -> Any:
     return catalog.architecture(ref)
 
 
-def _train_estimate(arch, method: str, tokens: float, seq_len: int, micro_batch: int,
-                    cal: calibration.Calibration, targets="all-linear", rank: int = 8) -> dict:
-    """Time from the calibrated FLOP/s (+ backend start-up); memory = model states + activations + the
-    process itself (both measured by `tunepath calibrate`)."""
-    setup = TrainSetup(method=method, tokens=max(tokens, 1), seq_len=seq_len, micro_batch=micro_batch, device="cpu",
-                       target_modules=targets, lora_rank=rank)
-    flops = training_flops(arch, setup)
-    mem = training_memory(arch, setup)
-    seconds = flops / cal.train_flops_per_s
-    return {"wall_s": round(seconds + cal.train_startup_s, 1),
-            "peak_memory_gb": round(mem.total / GB + cal.train_process_gb, 3),
-            "tokens_per_s": round(tokens / seconds, 1) if seconds else None, "flops": flops, "tokens": tokens}
+def _train_estimate(arch, cfg: dict, tokens: float, cal: calibration.Calibration) -> dict:
+    """The estimate for the TrainConfig this plan will run - its method, rank, targets and batch - timed with
+    this machine's calibration (advisor.calibration.local_train_estimate, as the run summary is)."""
+    adapter = cfg.get("adapter") or {}
+    method = adapter.get("method", "lora") if cfg["stage"] == "peft" else cfg["stage"]
+    if method not in ESTIMABLE_METHODS:
+        return {"note": f"the estimator does not model {method}"}
+    targets = adapter.get("target_modules")
+    setup = TrainSetup(method=method, tokens=max(tokens, 1), seq_len=cfg["data"]["max_seq_len"],
+                       micro_batch=cfg["training"]["micro_batch_size"], device="cpu",
+                       target_modules=targets if isinstance(targets, (str, list)) or targets is None else list(targets),
+                       lora_rank=int(adapter.get("r", 8)))
+    est = calibration.local_train_estimate(arch, setup, cal)
+    return {k: est[k] for k in ("wall_s", "peak_memory_gb", "tokens_per_s", "flops", "tokens")}
 
 
 def _train_config(spec: ProjectSpec, run: RunSection, base: Path, stage: str, out: Path) -> dict:
@@ -137,14 +137,40 @@ def _tokens_for(cfg: dict, chars: int) -> float:
     return chars / CHARS_PER_TOKEN * t.get("epochs", 1)
 
 
+def check_run_section(spec: ProjectSpec, spec_path: Path, overrides: list[str] | None = None) -> None:
+    """Validate run.train and run.adapter as the TrainConfig sections they become, at load time: a typo is
+    reported with its file:line, dotted path and a did-you-mean before anything is estimated or confirmed."""
+    run = spec.run
+    if run is None or not (run.train or run.adapter):
+        return
+    from adapters import REGISTRY
+    from advisor import fields
+    from training.config import TrainingSection
+
+    source = str(spec_path)
+    text = spec_path.read_text(encoding="utf-8") if spec_path.suffix.lower() != ".json" else ""
+    touched = {tuple(fields.parse_override(o)[0]) for o in overrides or []}
+    fields.validate(TrainingSection, run.train, source, text=text, prefix=("run", "train"), touched=touched)
+    method = run.adapter.get("method", "lora")
+    if method not in REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(str(method), list(REGISTRY), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        where = "--set run.adapter.method" if ("run", "adapter", "method") in touched else f"{source}: run.adapter.method"
+        raise UserError(f"{where}: unknown method {method!r}; {hint}"
+                        f"expected one of {', '.join(sorted(REGISTRY))}")
+    fields.validate(REGISTRY[method], {"method": method, **run.adapter}, source, text=text, prefix=("run", "adapter"),
+                    touched=touched)
+
+
 def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Plan:
     advice = recommend(spec)
     recommended = advice.recommendation.path
     chosen = path or recommended
     if chosen is None:
         raise UserError("no path is feasible for this spec (see `tunepath recommend`); choose one with --path")
-    if chosen not in RUNNABLE:
-        raise UserError(f"--path {chosen!r}: expected one of {', '.join(RUNNABLE)}")
+    paths.check(chosen)
     run = spec.run or RunSection()
     base = spec_path.resolve().parent
     out = Path(_resolve(base, run.output_dir) if run.output_dir else Path("runs") / spec.name).resolve()
@@ -154,7 +180,7 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
         if part == "rag":
             _needs(run, ["documents"], part)
             docs = [_resolve_existing(base, d, "documents") for d in run.documents]
-            chunks = max(1, math.ceil(_text_chars(docs) / CHARS_PER_TOKEN / RAG_CHUNK_STRIDE))
+            chunks = max(1, math.ceil(_text_chars(docs) / CHARS_PER_TOKEN / CHUNK_STRIDE))
             rate = cal.embed_chunks_per_s or calibration.DEFAULT_EMBED_CHUNKS_PER_S
             steps.append(Step("index", f"index {len(docs)} path(s), ~{chunks} chunks, into {out / 'index'}",
                               {"wall_s": round(cal.rag_startup_s + chunks / rate, 1),
@@ -170,8 +196,8 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
                 steps.append(Step("evaluate", "evaluate retrieval (nDCG@10, recall@k, MRR@10)", {},
                                   {"queries": _resolve_existing(base, run.queries, "queries"),
                                    "qrels": _resolve_existing(base, run.qrels, "qrels")}))
-        elif part in ("peft", "full_finetuning", "pretraining"):
-            stage = {"peft": "peft", "full_finetuning": "full", "pretraining": "pretrain"}[part]
+        elif paths.BY_NAME[part].training_stage:
+            stage = paths.BY_NAME[part].training_stage
             _needs(run, ["corpus"] if stage == "pretrain" else ["labeled_data", "base_model"], part)
             cfg = _train_config(spec, run, base, stage, out / ("adapter" if stage == "peft" else "model"))
             ref = cfg["model"].get("architecture") or cfg["model"]["name_or_path"]
@@ -182,10 +208,7 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
                     raise UserError(f"run.base_model: {e}") from None
                 arch = None       # a hub id outside the catalog: it loads at run time, no config to estimate from
             chars = _text_chars(cfg["data"]["paths"])
-            method = {"peft": "lora", "full": "full", "pretrain": "pretrain"}[stage]
-            est = {} if arch is None else _train_estimate(arch, method, _tokens_for(cfg, chars), run.max_seq_len,
-                                                          cfg["training"]["micro_batch_size"], cal,
-                                                          rank=int(run.adapter.get("r", 8)))
+            est = {} if arch is None else _train_estimate(arch, cfg, _tokens_for(cfg, chars), cal)
             size = f"{arch.total_params:,} params" if arch else f"{ref}, not in the catalog: no estimate"
             steps.append(Step("train", f"{stage} training ({size}) -> {cfg['output_dir']}; "
                                        f"config written to {out / 'train.yaml'}", est, cfg))
@@ -193,7 +216,7 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
             _needs(run, ["labeled_data"], part)
             gen = run.generator or run.base_model
             gen = _resolve(base, gen) if gen and (base / gen).exists() else gen
-            steps.append(Step("prompt", f"build a {FEW_SHOT}-shot prompt from {run.labeled_data}"
+            steps.append(Step("prompt", f"build a {FEW_SHOT_EXAMPLES}-shot prompt from {run.labeled_data}"
                                         + (f", evaluate {gen} on {run.eval_examples} held-out examples" if gen else
                                            " (no local model configured: template only)"), {},
                               {"labeled_data": _resolve_existing(base, run.labeled_data, "labeled_data"),
@@ -228,7 +251,9 @@ def _questions(run: RunSection, base: Path) -> list[str]:
 # --- execution ----------------------------------------------------------------------------------
 
 def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB   # ru_maxrss is KiB on Linux
+    from training.summary import peak_memory
+
+    return peak_memory()[0] / GB
 
 
 def _write_yaml_atomic(path: Path, data: dict) -> None:
@@ -281,27 +306,24 @@ def _run_prompting(step: Step, out: Path, spec: ProjectSpec) -> dict:
     rng = random.Random(0)
     order = list(range(len(pairs)))
     rng.shuffle(order)
-    shots = [pairs[i] for i in order[:FEW_SHOT]]
-    held = [pairs[i] for i in order[FEW_SHOT:FEW_SHOT + step.config["eval_examples"]]]
+    shots = [pairs[i] for i in order[:FEW_SHOT_EXAMPLES]]
+    held = [pairs[i] for i in order[FEW_SHOT_EXAMPLES:FEW_SHOT_EXAMPLES + step.config["eval_examples"]]]
     template = build_prompt(shots, f"Task ({spec.task.kind.value}): answer in the style of the examples.")
     out.mkdir(parents=True, exist_ok=True)
     (out / "prompt_template.txt").write_text(template)
     result: dict[str, Any] = {"prompt_template": str(out / "prompt_template.txt"), "few_shot": len(shots)}
     gen = step.config["generator"]
     if gen and held:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from training import generate as generation
 
-        tok = AutoTokenizer.from_pretrained(gen)
-        lm = AutoModelForCausalLM.from_pretrained(gen, dtype=torch.float32).eval()
+        tok, lm = generation.load(gen, field="run.generator")
         rows, t0, new_tokens = [], time.perf_counter(), 0
         for q, ref in held:
-            enc = tok(template.replace("{input}", q), return_tensors="pt")
-            with torch.no_grad():
-                ids = lm.generate(**enc, max_new_tokens=48, do_sample=False,
-                                  pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-            pred = tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).split("\nInput:")[0].strip()
-            new_tokens += ids.shape[1] - enc["input_ids"].shape[1]
+            # the few-shot template is the whole prompt: no chat wrapping, as a completion model reads it
+            ids = generation.prompt_ids(tok, template.replace("{input}", q), chat=False)
+            text, n = generation.complete(tok, lm, ids, max_new_tokens=48)
+            pred = text.split("\nInput:")[0].strip()
+            new_tokens += n
             rows.append({"input": q, "reference": ref, "prediction": pred,
                          "exact_match": _normalize(pred) == _normalize(ref), "f1": round(token_f1(pred, ref), 4)})
         dt = time.perf_counter() - t0
@@ -343,7 +365,7 @@ def execute(plan: Plan, spec: ProjectSpec, on_step: Callable[[Step], None] | Non
             index_dir = str(out / "index")
             answers = []
             for q in step.config["questions"]:
-                a = answer(index_dir, q, k=5, mode="hybrid", generator=step.config["generator"])
+                a = answer(index_dir, q, k=TOP_K, mode="hybrid", generator=step.config["generator"])
                 answers.append({"question": q, "answer": a.answer,
                                 "sources": [f"{h.source}:{h.start}-{h.end}" for h in a.passages[:3]],
                                 "top_passage": a.passages[0].text[:300] if a.passages else None})

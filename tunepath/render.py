@@ -4,7 +4,8 @@ from __future__ import annotations
 from rich.table import Table
 
 from advisor.estimate import InferenceEstimate, TrainEstimate
-from advisor.recommend import PATH_LABELS, Advice
+from advisor.paths import label
+from advisor.recommend import Advice
 from advisor.textio import human, usd
 
 
@@ -19,7 +20,7 @@ def advice_table(advice: Advice) -> Table:
         c = r.cost
         mark = "[bold green]>[/] " if r.path in chosen else "  "
         mem = f"{c.memory_gb_per_gpu:,.0f}/{c.gpu_memory_gb:,.0f} GB" if c.memory_gb_per_gpu is not None else "-"
-        t.add_row(mark + PATH_LABELS[r.path], "[green]yes[/]" if r.feasible else "[red]no[/]", f"{r.fit:+g}",
+        t.add_row(mark + label(r.path), "[green]yes[/]" if r.feasible else "[red]no[/]", f"{r.fit:+g}",
                   usd(c.one_off_usd), usd(c.monthly_usd), usd(c.total_usd(12)),
                   f"{c.time_to_first_result_days:,.0f} d", mem)
     return t
@@ -34,7 +35,7 @@ def rules_lines(advice: Advice) -> list[str]:
         if not fired:
             continue
         parts = [f"[red]{f.id}[/]" if f.weight is None else f"{f.id} {f.effect}" for f in fired]
-        lines.append(f"[bold]{PATH_LABELS[r.path]}[/]: " + ", ".join(parts))
+        lines.append(f"[bold]{label(r.path)}[/]: " + ", ".join(parts))
     return lines
 
 

@@ -1,0 +1,122 @@
+"""`tunepath calibrate`: measure this machine with the real backends, for local estimates.
+
+Training: a short pretraining run of a ~10M-parameter Llama (or the architecture of `--model`) on a
+synthetic corpus, through the same training backend `tunepath train` uses; the run summary's achieved
+model FLOP/s (the estimator's FLOPs for the run / measured time) becomes the calibrated rate, its
+start-up and resident memory beyond the model states become the fixed costs. Embedding: the RAG
+backend's default embedder encodes 256-token chunks in a fresh interpreter.
+"""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from advisor import catalog
+from advisor.architecture import from_config
+from advisor.calibration import Calibration
+from advisor.errors import UserError
+
+# Default micro-run model: a small Llama, big enough that matmuls dominate (~10M parameters).
+MICRO_LLAMA = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
+               "num_attention_heads": 8, "num_key_value_heads": 4, "max_position_embeddings": 512}
+VOCAB = 4096
+MAX_PARAMS = 2e9   # the micro-run trains the model here: keep it to what a workstation can step through
+
+
+def _corpus(path: Path, words: int = 60_000, seed: int = 0) -> Path:
+    """Zipf-distributed pseudo-words: enough distinct tokens for a BPE vocabulary, deterministic."""
+    rng = random.Random(seed)
+    letters = "etaoinshrdlucmfwypvbgkjqxz"
+    vocab = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(8000)]
+    weights = [1 / (i + 1) for i in range(len(vocab))]
+    lines = []
+    for _ in range(words // 60):
+        lines.append(" ".join(rng.choices(vocab, weights, k=60)) + ".")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _architecture(model: str | None) -> tuple[str, dict]:
+    if not model:
+        return "micro-llama-10M", dict(MICRO_LLAMA)
+    name, raw = catalog.model_config(model)
+    arch = from_config(raw, name)
+    if arch.total_params > MAX_PARAMS:
+        raise UserError(f"--model {model}: {arch.total_params / 1e9:.1f}B parameters; calibrate with a model under "
+                        f"{MAX_PARAMS / 1e9:.0f}B (the micro-run trains it for a few steps here)")
+    keep = {k: v for k, v in raw.items() if k not in ("architectures", "auto_map", "_name_or_path",
+                                                      "transformers_version", "torch_dtype", "dtype")
+            and v is not None}
+    return name, keep
+
+
+def measure(model: str | None = None, steps: int = 6, seq_len: int = 256, micro_batch: int = 4,
+            embed: bool = True) -> Calibration:
+    """Train `steps` steps (plus one untimed warm-up step's worth of start-up) and read the run summary."""
+    import training
+
+    name, arch = _architecture(model)
+    seq_len = min(seq_len, int(arch.get("max_position_embeddings") or seq_len))
+    with tempfile.TemporaryDirectory(prefix="tunepath-calibrate-") as tmp:
+        corpus = _corpus(Path(tmp) / "corpus.txt")
+        cfg = training.load_config(data={
+            "stage": "pretrain", "output_dir": str(Path(tmp) / "run"), "seed": 0,
+            "model": {"architecture": arch}, "tokenizer": {"vocab_size": VOCAB},
+            "data": {"paths": [str(corpus)], "max_seq_len": seq_len, "eval_fraction": 0.0},
+            "training": {"max_steps": steps, "micro_batch_size": micro_batch, "logging_steps": steps,
+                         "save_steps": 10 * steps, "warmup": 0},
+        })
+        summary = training.run(cfg, progress=False)
+    if not summary.model_flops_per_s or not summary.estimate:
+        raise UserError(f"{name}: the estimator does not model this architecture, so no FLOP/s can be derived")
+    states_gb = summary.estimate["memory_gb"]["total"]
+    emb = _measure_embedding() if embed else None
+    cal = Calibration(train_flops_per_s=summary.model_flops_per_s, embed_chunks_per_s=emb[0] if emb else None,
+                      measured_at=time.strftime("%Y-%m-%d %H:%M"), device=_device(), model=name,
+                      precision=summary.precision,
+                      train_process_gb=round(max(summary.peak_memory_bytes / 1e9 - states_gb, 0.0), 3),
+                      train_startup_s=round(max(summary.wall_s - summary.train_wall_s, 0.0), 2))
+    if emb:
+        cal.rag_startup_s, cal.rag_process_gb = round(emb[1], 2), round(emb[2], 3)
+    return cal
+
+
+def _device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"cpu x{torch.get_num_threads()} threads"
+
+
+_EMBED_PROBE = """
+import json, resource, time
+t0 = time.perf_counter()
+try:
+    from rag.embed import encode, load_model, resolve_model
+except ImportError:
+    print("null"); raise SystemExit
+st = load_model(resolve_model(None))
+startup = time.perf_counter() - t0
+text = " ".join(["calibration sentence about backups and restores"] * 40)
+encode(st, [text] * 8)
+t1 = time.perf_counter()
+encode(st, [text] * {n})
+rate = {n} / (time.perf_counter() - t1)
+print(json.dumps([rate, startup, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9]))
+"""
+
+
+def _measure_embedding(n: int = 48) -> tuple[float, float, float] | None:
+    """(chunks/s on 256-token chunks, import + load seconds, process GB) of the RAG backend's default
+    embedder, in a fresh interpreter (this one holds the training run); None without the rag extra."""
+    r = subprocess.run([sys.executable, "-c", _EMBED_PROBE.format(n=n)], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 or not r.stdout.strip():
+        return None
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    return tuple(data) if data else None

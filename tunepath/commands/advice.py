@@ -1,0 +1,110 @@
+"""`tunepath recommend / report / schema / init / rules`: the advisor's commands (no backend imports)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from advisor.console import out
+from advisor.errors import UserError
+from tunepath.commands.options import JsonOpt, SetOpt, SpecArg, print_json
+
+app = typer.Typer()
+
+
+@app.command(rich_help_panel="Advisor")
+def recommend(spec: Path = SpecArg, set_: list[str] = SetOpt, as_json: bool = JsonOpt) -> None:
+    """Recommend a path - prompting, RAG, PEFT, full fine-tuning or pretraining - with cost and evidence.
+
+    Every rule that moved a path is listed with its weight and source; `tunepath rules` shows the table.
+    """
+    from advisor.recommend import advice_json, recommend as _recommend
+    from advisor.spec import load_spec
+
+    s = load_spec(spec, set_)
+    if s.run is not None:   # `tunepath run` would use it: report its mistakes now
+        from tunepath.launcher import check_run_section
+
+        check_run_section(s, spec, set_)
+    advice = _recommend(s)
+    if as_json:
+        print_json(advice_json(advice))
+        return
+    from advisor.paths import label
+    from tunepath.render import advice_table, rules_lines
+
+    out.print(advice_table(advice))
+    out.print("[dim]Rules that moved each path (`tunepath rules` explains them; red = made infeasible):[/]")
+    for line in rules_lines(advice):
+        out.print(f"  {line}")
+    path = advice.recommendation.path
+    out.print(f"\n[bold]Recommendation:[/] {label(path) if path else '[red]none feasible[/]'}")
+    for line in advice.recommendation.rationale:
+        out.print(f"  - {line}")
+
+
+@app.command(rich_help_panel="Advisor")
+def report(spec: Path = SpecArg,
+           output: Path = typer.Option(..., "-o", "--output", help="report.html (self-contained), report.md "
+                                                                   "(+ report.svg chart) or report.json."),
+           vary: list[str] = typer.Option(None, "--vary", help="What-if table over a numeric field: "
+                                                               "--vary traffic.requests_per_month=1e4,1e5,1e6"),
+           set_: list[str] = SetOpt,
+           no_sensitivity: bool = typer.Option(False, "--no-sensitivity", help="Skip the flip-point scan.")) -> None:
+    """Write a cost-comparison report to forward (HTML, Markdown or JSON).
+
+    All paths side by side, cumulative cost and break-even over 24 months, what would flip the
+    recommendation and at what value, an optional what-if table, assumptions and sources.
+    """
+    from advisor.report import build_report
+    from advisor.report_render import write_report
+    from advisor.spec import load_spec
+
+    data = build_report(load_spec(spec, set_), vary=vary, with_sensitivity=not no_sensitivity)
+    for f in write_report(data, output):
+        out.print(f"wrote {f}")
+
+
+@app.command(rich_help_panel="Advisor")
+def schema() -> None:
+    """Print the JSON Schema of the project spec (field names, types, defaults, descriptions)."""
+    from advisor.spec import ProjectSpec
+
+    print_json(ProjectSpec.model_json_schema())
+
+
+@app.command(rich_help_panel="Advisor")
+def init(path: Path = typer.Argument(Path("tunepath.yaml"), help="Where to write the starter spec."),
+         force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+    """Write a commented starter spec to edit."""
+    from advisor.spec import DATA_DIR
+
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; use --force to overwrite")
+    try:
+        path.write_text((DATA_DIR / "starter-spec.yaml").read_text())
+    except OSError as e:
+        raise UserError(f"{path}: cannot write ({e.strerror})") from None
+    out.print(f"wrote {path} - edit it, then: tunepath recommend {path}")
+
+
+@app.command(rich_help_panel="Advisor")
+def rules(as_json: bool = JsonOpt) -> None:
+    """List the decision rules: id, statement, effect on each path, evidence."""
+    from advisor.rules import RULES
+
+    rows = [{"id": r.id, "statement": r.statement, "hard": r.hard,
+             "effects": {p: (e if isinstance(e, str) else float(e)) for p, e in r.effects.items()},
+             "evidence": r.evidence} for r in RULES]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    t = Table(title="Decision rules", show_lines=True)
+    for col in ("id", "statement", "effects", "evidence"):
+        t.add_column(col)
+    for r in rows:
+        eff = ", ".join(f"{p} {e if isinstance(e, str) else f'{e:+g}'}" for p, e in r["effects"].items())
+        t.add_row(r["id"], r["statement"], eff, r["evidence"])
+    out.print(t)

@@ -1,0 +1,76 @@
+"""`tunepath run / calibrate`: from the recommendation to a measured local run."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from advisor.console import err, out
+from advisor.errors import UserError
+from tunepath.commands.options import JsonOpt, SetOpt, SpecArg, print_json
+
+app = typer.Typer()
+
+
+@app.command(rich_help_panel="Run")
+def run(spec: Path = SpecArg,
+        path: str = typer.Option(None, "--path", help="Run this path instead of the recommended one: prompting, "
+                                                     "rag, peft, full_finetuning, pretraining or rag+peft."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and its estimates; run nothing."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before starting."),
+        set_: list[str] = SetOpt, as_json: bool = JsonOpt) -> None:
+    """Recommend, then run the chosen path on this machine, estimate beside measurement.
+
+    Uses the spec's `run:` section (local data and models): RAG builds the index, answers the sample
+    questions and evaluates on qrels; PEFT, full fine-tuning and pretraining write a TrainConfig and
+    train; prompting builds a few-shot prompt and evaluates a local model on held-out examples.
+    """
+    from tunepath.launcher import check_run_section, execute, plan_run
+    from tunepath.render import plan_table, run_summary_table, sample_answers
+    from advisor.spec import load_spec
+
+    s = load_spec(spec, set_)
+    check_run_section(s, spec, set_)
+    plan = plan_run(s, spec, path)
+    if dry_run and as_json:
+        print_json(plan.to_dict())
+        return
+    console = err if as_json else out
+    console.print(plan_table(plan))
+    console.print(f"[dim]{plan.calibration}[/]")
+    if dry_run:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError("not a terminal: add --yes to start the run without a prompt")
+        typer.confirm("Start the run?", abort=True)
+    summary = execute(plan, s, on_step=lambda st: err.print(f"[bold cyan]>[/] {st.description}", soft_wrap=True))
+    if as_json:
+        print_json(summary)
+        return
+    out.print(run_summary_table(summary))
+    for line in sample_answers(summary):
+        out.print(line, soft_wrap=True)
+    out.print(f"summary: {Path(summary['output_dir']) / 'run_summary.json'}")
+
+
+@app.command(rich_help_panel="Run")
+def calibrate(model: str = typer.Option(None, "--model", help="Config.json / model folder / catalog id under 2B "
+                                                             "params for the micro-run (default: a 10M Llama)."),
+              steps: int = typer.Option(6, "--steps", min=1, help="Timed training steps."),
+              as_json: bool = JsonOpt) -> None:
+    """Measure this machine for local estimates (training FLOP/s, embedding chunks/s, memory).
+
+    A short training micro-run and embedding run; `tunepath run` plans then use the measurement and say so.
+    """
+    from advisor import calibration
+    from tunepath.calibrate import measure
+
+    cal = measure(model, steps=steps)
+    p = calibration.save(cal)
+    if as_json:
+        print_json({**cal.__dict__, "path": str(p)})
+        return
+    out.print(cal.describe())
+    out.print(f"saved to {p}")
