@@ -1,6 +1,7 @@
 """Rich renderings of the advisor's results (the CLI shell's only presentation code)."""
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 
 from advisor.estimate import InferenceEstimate, TrainEstimate
@@ -9,18 +10,33 @@ from advisor.recommend import Advice
 from advisor.textio import human, usd
 
 
+def new_table(title: str | None = None, **kw) -> Table:
+    """A table that reads in 80 columns and pipes cleanly: a rule under the header on a terminal, no box
+    drawing at all when the output goes to a file or another program (rich drops colour there itself,
+    and honours NO_COLOR)."""
+    from advisor.console import out
+
+    kw.setdefault("box", box.SIMPLE_HEAD if out.is_terminal else None)
+    kw.setdefault("title_justify", "left")
+    kw.setdefault("pad_edge", False)
+    kw.setdefault("show_edge", False)
+    kw.setdefault("collapse_padding", True)
+    return Table(title=title, **kw)
+
+
 def advice_table(advice: Advice) -> Table:
     chosen = (advice.recommendation.path or "").split("+")
-    t = Table(title=f"{advice.spec_name}: {advice.model} ({human(advice.total_params)} params)", title_justify="left")
-    t.add_column("path")
-    t.add_column("feasible")
-    for col in ("fit", "one-off", "monthly", "12-month", "first result", "memory/GPU"):
-        t.add_column(col, justify="right")
+    t = new_table(f"{advice.spec_name}: {advice.model} ({human(advice.total_params)} params)")
+    t.caption = "> recommended, x infeasible (why: below)"
+    t.caption_justify = "left"
+    t.add_column("path", no_wrap=True)
+    for col in ("fit", "one-off", "monthly", "12-month", "1st result", "memory/GPU"):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in sorted(advice.paths, key=lambda r: (not r.feasible, -r.fit)):
         c = r.cost
-        mark = "[bold green]>[/] " if r.path in chosen else "  "
+        mark = "[bold green]>[/] " if r.path in chosen else "  " if r.feasible else "[red]x[/] "
         mem = f"{c.memory_gb_per_gpu:,.0f}/{c.gpu_memory_gb:,.0f} GB" if c.memory_gb_per_gpu is not None else "-"
-        t.add_row(mark + label(r.path), "[green]yes[/]" if r.feasible else "[red]no[/]", f"{r.fit:+g}",
+        t.add_row(mark + label(r.path), f"{r.fit:+g}",
                   usd(c.one_off_usd), usd(c.monthly_usd), usd(c.total_usd(12)),
                   f"{c.time_to_first_result_days:,.0f} d", mem)
     return t
@@ -40,7 +56,7 @@ def rules_lines(advice: Advice) -> list[str]:
 
 
 def train_table(est: TrainEstimate, gpu_id: str, gpus: int) -> Table:
-    t = Table(title=f"{est.method} on {gpus} x {gpu_id}", title_justify="left", show_header=False)
+    t = new_table(f"{est.method} on {gpus} x {gpu_id}", show_header=False)
     t.add_column("quantity")
     t.add_column("value", justify="right")
     rows = [
@@ -66,7 +82,7 @@ def train_table(est: TrainEstimate, gpu_id: str, gpus: int) -> Table:
 
 
 def inference_table(est: InferenceEstimate, gpu_id: str) -> Table:
-    t = Table(title=f"serving on {gpu_id}", title_justify="left", show_header=False)
+    t = new_table(f"serving on {gpu_id}", show_header=False)
     t.add_column("quantity")
     t.add_column("value", justify="right")
     for k, v in (("weights", f"{est.weights_gb:,.2f} GB"),
@@ -93,9 +109,9 @@ def _fmt(v, unit: str = "") -> str:
 
 def plan_table(plan) -> Table:
     """One row per step: what runs, then its estimate on this machine."""
-    t = Table(title=f"plan: {plan.path} for {plan.spec_name}"
+    t = new_table(f"plan: {plan.path} for {plan.spec_name}"
                     + (f" (recommended: {plan.recommended})" if plan.recommended != plan.path else "")
-                    + f" -> {plan.output_dir}", title_justify="left", show_lines=True)
+                    + f" -> {plan.output_dir}", show_lines=True)
     t.add_column("step")
     t.add_column("what runs, estimated on this machine")
     for s in plan.steps:
@@ -110,7 +126,7 @@ def plan_table(plan) -> Table:
 
 
 def run_summary_table(summary: dict) -> Table:
-    t = Table(title=f"run: {summary['path']} ({summary['wall_s']:,.1f} s, peak RSS {summary['peak_memory_gb']:.2f} GB)",
+    t = new_table(f"run: {summary['path']} ({summary['wall_s']:,.1f} s, peak RSS {summary['peak_memory_gb']:.2f} GB)",
               title_justify="left", show_lines=True)
     t.add_column("step")
     t.add_column("estimated -> measured")

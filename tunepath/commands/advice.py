@@ -7,7 +7,7 @@ import typer
 
 from advisor.console import out
 from advisor.errors import UserError
-from tunepath.commands.options import JsonOpt, SetOpt, SpecArg, print_json
+from tunepath.commands.options import JsonOpt, SetOpt, SpecArg, WideOpt, print_json
 
 app = typer.Typer()
 
@@ -88,23 +88,39 @@ def init(path: Path = typer.Argument(Path("tunepath.yaml"), help="Where to write
     out.print(f"wrote {path} - edit it, then: tunepath recommend {path}")
 
 
-@app.command(rich_help_panel="Advisor")
-def rules(as_json: bool = JsonOpt) -> None:
-    """List the decision rules: id, statement, effect on each path, evidence."""
-    from advisor.rules import RULES
+def _title(evidence: str) -> str:
+    """The citation part of an evidence text: up to its quoted title, or up to the first ': '."""
+    if "'" in evidence:
+        start = evidence.index("'")
+        end = evidence.find("'", start + 1)
+        if end > 0:
+            return evidence[:end + 1]
+    return evidence.split(": ")[0]
 
+
+@app.command(rich_help_panel="Advisor")
+def rules(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
+    """List the decision rules: id, statement, effect on each path, evidence."""
+    from advisor.rules import EVIDENCE, RULES
+
+    key_of = {text: key for key, text in EVIDENCE.items()}
     rows = [{"id": r.id, "statement": r.statement, "hard": r.hard,
              "effects": {p: (e if isinstance(e, str) else float(e)) for p, e in r.effects.items()},
-             "evidence": r.evidence} for r in RULES]
+             "evidence_key": key_of.get(r.evidence), "evidence": r.evidence} for r in RULES]
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
+    from tunepath.render import new_table
 
-    t = Table(title="Decision rules", show_lines=True)
-    for col in ("id", "statement", "effects", "evidence"):
-        t.add_column(col)
+    t = new_table("Decision rules", show_lines=True)
+    t.add_column("rule: when it fires", ratio=3)
+    t.add_column("effect", no_wrap=True)
+    t.add_column("source", no_wrap=True)
     for r in rows:
-        eff = ", ".join(f"{p} {e if isinstance(e, str) else f'{e:+g}'}" for p, e in r["effects"].items())
-        t.add_row(r["id"], r["statement"], eff, r["evidence"])
+        eff = "\n".join(f"{p} {e if isinstance(e, str) else f'{e:+g}'}" for p, e in r["effects"].items())
+        t.add_row(f"[bold]{r['id']}[/]\n{r['statement']}", eff, r["evidence_key"] or "-")
     out.print(t)
+    out.print("[bold]Sources[/]" + ("" if wide else " (full text: --wide or --json)"))
+    for key, text in EVIDENCE.items():
+        if any(r["evidence_key"] == key for r in rows):
+            out.print(f"  [bold]{key}[/]: {text if wide else _title(text)}")

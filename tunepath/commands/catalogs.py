@@ -1,44 +1,66 @@
-"""`tunepath models / gpus`: the catalogs, with exact parameter counts and dated prices."""
+"""`tunepath models / gpus`: the catalogs, with exact parameter counts and dated prices.
+
+The default view fits 80 columns with every id whole (numbers in human units, long texts left to
+`--wide` and `--json`); a wider terminal simply gets more room.
+"""
 from __future__ import annotations
 
 import typer
 
 from advisor.console import out
-from tunepath.commands.options import JsonOpt, print_json
+from tunepath.commands.options import JsonOpt, WideOpt, print_json
 
 app = typer.Typer()
 
 
+def _tokens(n: int | None) -> str:
+    """Context windows as people write them: 4k, 32k, 128k (powers of two in units of 1,024)."""
+    if not n:
+        return "-"
+    return f"{n // 1024}k" if n % 1024 == 0 else f"{n:,}"
+
+
 @app.command(rich_help_panel="Catalogs")
-def models(as_json: bool = JsonOpt) -> None:
-    """List the model catalog with exact parameter counts (add your own with TUNEPATH_CATALOG)."""
+def models(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
+    """List the model catalog with exact parameter counts (add your own with TUNEPATH_CATALOG).
+
+    The id is what `model.base` in a spec and `tunepath estimate --model` take.
+    """
     from advisor import catalog
+    from advisor.textio import human
 
     rows = []
     for mid, row in catalog.models().items():
         a = catalog.architecture(mid)
         rows.append({"id": mid, "model_type": a.model_type, "total_params": a.total_params,
                      "active_params": a.active_params, "layers": a.num_layers, "hidden_size": a.hidden_size,
-                     "kv_heads": a.num_kv_heads, "vocab_size": a.vocab_size, "tied_embeddings": a.tied_embeddings,
-                     "note": row.note})
+                     "kv_heads": a.num_kv_heads, "vocab_size": a.vocab_size,
+                     "context": a.max_position_embeddings, "tied_embeddings": a.tied_embeddings, "note": row.note})
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
+    from tunepath.render import new_table
 
-    t = Table(title="Model catalog")
-    for col in ("id", "type", "params", "active", "layers", "hidden", "kv heads", "vocab", "tied", "note"):
-        t.add_column(col, justify="right" if col in ("params", "active", "layers", "hidden", "kv heads", "vocab")
-                     else "left")
+    t = new_table("Model catalog")
+    cols = ["id", "params", "active", "layers", "kv", "ctx", "vocab"]
+    if wide:
+        cols += ["type", "hidden", "tied", "note"]
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("id", "type", "tied", "note") else "right",
+                     no_wrap=col != "note")
     for r in rows:
-        t.add_row(r["id"], r["model_type"], f"{r['total_params']:,}", f"{r['active_params']:,}", str(r["layers"]),
-                  str(r["hidden_size"]), str(r["kv_heads"]), f"{r['vocab_size']:,}",
-                  "yes" if r["tied_embeddings"] else "no", r["note"])
+        cells = [r["id"], human(r["total_params"]), human(r["active_params"]), str(r["layers"]), str(r["kv_heads"]),
+                 _tokens(r["context"]), human(r["vocab_size"])]
+        if wide:
+            cells += [r["model_type"], str(r["hidden_size"]), "yes" if r["tied_embeddings"] else "no", r["note"]]
+        t.add_row(*cells)
     out.print(t)
+    if not wide:
+        out.print("[dim]kv: key/value heads; ctx: context window. Exact counts and details: --wide or --json[/]")
 
 
 @app.command(rich_help_panel="Catalogs")
-def gpus(as_json: bool = JsonOpt) -> None:
+def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
     """List the GPU catalog: memory, dense bf16 TFLOP/s, bandwidth, $/hour (with sources and dates)."""
     from advisor import catalog
 
@@ -46,13 +68,19 @@ def gpus(as_json: bool = JsonOpt) -> None:
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
+    from tunepath.render import new_table
 
-    t = Table(title="GPU catalog")
-    for col in ("id", "memory GB", "bf16 TFLOP/s", "GB/s", "$/h", "price date", "spec source"):
-        t.add_column(col)
+    t = new_table("GPU catalog")
+    cols = ["id", "memory GB", "bf16 TFLOP/s", "GB/s", "$/h", "price date"] + (["spec source"] if wide else [])
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("id", "price date", "spec source") else "right",
+                     no_wrap=col != "spec source")
     for g in rows:
-        t.add_row(g["id"], f"{g['memory_gb']:g}", f"{g['bf16_tflops']:g}" + ("" if g["bf16"] else " (fp16)"),
-                  f"{g['bandwidth_gbs']:,.0f}", f"{g['usd_per_hour']:.2f}", g["price_date"], g["spec_source"])
+        cells = [g["id"], f"{g['memory_gb']:g}", f"{g['bf16_tflops']:g}" + ("" if g["bf16"] else " fp16"),
+                 f"{g['bandwidth_gbs']:,.0f}", f"{g['usd_per_hour']:.2f}", g["price_date"]]
+        t.add_row(*cells, *([g["spec_source"]] if wide else []))
     out.print(t)
-    out.print(f"Prices: {rows[0]['price_source']}" if rows else "")
+    if rows:
+        out.print(f"Prices: {rows[0]['price_source']}")
+    if not wide:
+        out.print("[dim]data-sheet sources: --wide or --json[/]")

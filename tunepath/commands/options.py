@@ -13,3 +13,4 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instea
 def print_json(data) -> None:
     """JSON on stdout for scripts: non-finite numbers are a bug, never emitted as bare NaN."""
     print(json.dumps(data, indent=2, default=str, allow_nan=False))
+WideOpt = typer.Option(False, "--wide", help="Every column and the full source texts (for wide terminals).")
