@@ -206,10 +206,20 @@ def spec_from_dict(data: dict, source: str = "spec", text: str = "",
     return fields.validate(ProjectSpec, data, source, text=text, touched=touched)
 
 
+def _resolve_against(data: dict, folder: Path) -> None:
+    """A relative model.base that names a file or folder beside the spec means that one, wherever the
+    command runs from - as every path of the run: section does (tunepath/launcher.py)."""
+    model = data.get("model")
+    base = model.get("base") if isinstance(model, dict) else None
+    if isinstance(base, str) and base and not Path(base).expanduser().is_absolute() and (folder / base).exists():
+        model["base"] = str((folder / base).resolve())
+
+
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> ProjectSpec:
     """Load and validate a spec file; `overrides` are `dotted.field=value` strings (YAML-parsed values)."""
     path = Path(path)
     data = parse_document(path)
     touched = fields.apply_overrides(data, overrides or [])
+    _resolve_against(data, path.parent)
     text = path.read_text(encoding="utf-8") if path.suffix.lower() != ".json" else ""
     return spec_from_dict(data, str(path), text, touched)

@@ -113,3 +113,19 @@ def test_run_section_typos_are_reported_at_load(typo, expected):
         r = cli(*args, "--set", typo)
         assert r.exit_code == 2, r.output
         assert expected in r.output and r.output.count("\n") == 1
+
+
+def test_paths_in_a_spec_resolve_against_its_folder(tmp_path, monkeypatch):
+    """model.base as a relative config path works from any working directory."""
+    from conftest import TINY_LLAMA
+
+    proj = tmp_path / "proj"
+    (proj / "models").mkdir(parents=True)
+    (proj / "models" / "config.json").write_text(json.dumps({**TINY_LLAMA, "vocab_size": 1000}))
+    (proj / "spec.yaml").write_text("name: local-model\ntask: {kind: qa}\nmodel: {base: models/config.json}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    r = cli("recommend", proj / "spec.yaml", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["model"]["base"] == str((proj / "models" / "config.json").resolve())
