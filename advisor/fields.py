@@ -27,7 +27,7 @@ def scalar(raw: str) -> Any:
         return int(x) if x.is_integer() and abs(x) < 2 ** 63 else x
     try:
         return yaml.safe_load(text) if text else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):   # ValueError: an integer of more than 4,300 digits
         return raw
 
 
@@ -129,10 +129,31 @@ def describe_error(err: dict, root: type[BaseModel] | None = None, union_tags: I
     msg = err["msg"].removeprefix("Value error, ")
     if kind == "value_error":
         return loc, msg
+    if kind in ("less_than_equal", "less_than") and root is not None:
+        return loc, _above_bound(err, root, loc)
     shown = err.get("input")
     if isinstance(shown, str) and len(shown) > 60:
         shown = shown[:57] + "..."
     return loc, f"{msg[:1].lower() + msg[1:]}, got {shown!r}"
+
+
+def _above_bound(err: dict, root: type[BaseModel], loc: tuple) -> str:
+    """`x is above the upper bound N (why)`: a field's json_schema_extra may carry `bound_reason`."""
+    owner: Any = root
+    for part in loc[:-1]:
+        f = owner.model_fields.get(part) if isinstance(part, str) else None
+        ann = f.annotation if f is not None else None
+        owner = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if owner is None:
+            break
+    finfo = owner.model_fields.get(str(loc[-1])) if owner is not None and loc else None
+    extra = finfo.json_schema_extra if finfo is not None and isinstance(finfo.json_schema_extra, dict) else {}
+    why = f" ({extra['bound_reason']})" if "bound_reason" in extra else ""
+    ctx = err.get("ctx", {})
+    limit = ctx.get("le", ctx.get("lt"))
+    got = err.get("input")
+    got = f"{float(got):.4g}" if isinstance(got, (int, float)) and not isinstance(got, bool) else repr(got)
+    return f"{got} is above the upper bound {float(limit):,.4g}{why}"
 
 
 def format_validation_error(e: ValidationError, source: str, root: type[BaseModel] | None = None, *,

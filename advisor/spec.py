@@ -1,4 +1,4 @@
-"""The project spec: what the advisor needs to know, validated at the edge (design.md §3).
+"""The project spec: what the advisor needs to know, validated at the edge.
 
 Field names are fixed so that specs stay portable. Unknown keys are errors (pydantic's default
 silently drops typos), each error names the dotted field path and what was expected.
@@ -6,19 +6,123 @@ silently drops typos), each error names the dotted field path and what was expec
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
+import stat
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster parsing
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
 from advisor import fields
 from advisor.errors import UserError
 
 DATA_DIR = Path(__file__).parent / "data"
+MAX_SPEC_BYTES = 1_000_000      # a spec is a page of YAML; anything bigger is the wrong file
+MAX_NUMBER_DIGITS = 30          # no field's bound needs more digits; longer literals are rejected unparsed
+
+_SCIENTIFIC = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
+class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~10x faster parsing
+    """YAML 1.1 safe loading, stricter: duplicate keys are errors (naming both lines), `1e6` is a
+    number (YAML 1.1 needs `1.0e+6`), and numbers must be finite and of sane length."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise UserError(f"{self.spec_source}:{line}: duplicate key {key!r} (first at line {seen[key]})")
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+    def _where(self, node) -> str:
+        return f"{self.spec_source}:{node.start_mark.line + 1}"
+
+    def construct_yaml_int(self, node):
+        raw = str(node.value)
+        if len(raw.lstrip("+-").replace("_", "")) > MAX_NUMBER_DIGITS:
+            raise UserError(f"{self._where(node)}: number with {len(raw)} digits is out of range "
+                            f"(at most {MAX_NUMBER_DIGITS} digits)")
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node):
+        raw = str(node.value)
+        if len(raw) > MAX_NUMBER_DIGITS + 10:
+            raise UserError(f"{self._where(node)}: number {raw[:20]}... is too long")
+        value = float(raw.replace("_", "")) if _SCIENTIFIC.match(raw) else super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise UserError(f"{self._where(node)}: {raw} is not a finite number")
+        return value
+
+    spec_source = "spec"
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
+_SpecLoader.add_constructor("tag:yaml.org,2002:float", _SpecLoader.construct_yaml_float)
+_SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", _SCIENTIFIC, list("-+0123456789"))
+
+
+def load_yaml(text: str, source: str = "spec") -> Any:
+    """Parse YAML text with the spec rules (duplicate keys, scientific notation, finite numbers)."""
+    loader = _SpecLoader(text)
+    loader.spec_source = source
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+# --- strict field types -------------------------------------------------------------------
+# pydantic's lax mode turns `true` into 1 and "12" into 12; a spec is an engineering document,
+# so a count must be a number (an integral float such as 1e6 is fine) and every number finite.
+
+def _count(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"expected a whole number, got {v!r}")
+    if isinstance(v, float):
+        if not math.isfinite(v) or not v.is_integer():
+            raise ValueError(f"expected a whole number, got {v!r}")
+        return int(v)
+    return v
+
+
+def _number(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"expected a number, got {v!r}")
+    if isinstance(v, int) and abs(v) > 10 ** MAX_NUMBER_DIGITS:
+        raise ValueError("number out of range")
+    if not math.isfinite(float(v)):
+        raise ValueError(f"expected a finite number, got {v!r}")
+    return float(v)
+
+
+Count = Annotated[int, BeforeValidator(_count)]
+Number = Annotated[float, BeforeValidator(_number)]
+
+# Upper bounds: far beyond any real project, low enough that the arithmetic stays meaningful.
+BOUNDS = {
+    "corpus_tokens": (1e15, "more than 3x the estimated stock of public human text, ~3e14 tokens "
+                            "(Villalobos et al. 2024, 'Will we run out of data?')"),
+    "requests_per_month": (1e12, "more than 3x Google Search's volume (~8.5 billion searches a day)"),
+    "source_documents": (1e11, "more than 20x the pages of one Common Crawl snapshot (~3 billion)"),
+    "labeled_examples": (1e10, "more than 1,000x the largest public instruction sets (~10M examples)"),
+    "tokens": (1e7, "longer than any model's context window (10M tokens, Llama 4 Scout)"),
+    "usd": (1e12, "a trillion dollars"),
+    "gpus": (1e6, "more than 5x the largest announced training clusters (~200,000 GPUs)"),
+    "days": (36_500, "a hundred years"),
+}
+
+
+def _bound(kind: str) -> dict:
+    le, why = BOUNDS[kind]
+    return {"le": le, "json_schema_extra": {"bound_reason": why}}
 
 
 class _Strict(BaseModel):
@@ -69,27 +173,29 @@ class Task(_Strict):
     kind: TaskKind = Field(description="What the model does: qa, chat, classification, extraction, summarization, "
                                        "generation or code.")
     complexity: Level = Field(Level.medium, description="How hard the task is for a capable base model.")
-    needs_citations: bool = Field(False, description="Answers must point to their sources.")
+    needs_citations: StrictBool = Field(False, description="Answers must point to their sources.")
     style_consistency: Level = Field(Level.medium, description="How strict the output format / tone / brand voice is.")
 
 
 class Knowledge(_Strict):
-    source_documents: int = Field(0, ge=0, description="Documents the model must know (0 = none).")
-    corpus_tokens: int = Field(0, ge=0, description="Domain text available (unlabeled), in tokens.")
+    source_documents: Count = Field(0, ge=0, **_bound("source_documents"), description="Documents the model must know (0 = none).")
+    corpus_tokens: Count = Field(0, ge=0, **_bound("corpus_tokens"), description="Domain text available (unlabeled), in tokens.")
     update_frequency: Frequency = Field(Frequency.never, description="How often that knowledge changes.")
     in_base_model: Coverage = Field(Coverage.partial, description="How much of it the base model already knows.")
     domain_shift: Shift = Field(Shift.none, description="large = new language/script/modality-like jargon.")
 
 
 class Data(_Strict):
-    labeled_examples: int = Field(0, ge=0, description="Good-quality input -> output pairs available.")
-    avg_example_tokens: int = Field(400, gt=0, description="Average tokens of one labeled example (input + output).")
+    labeled_examples: Count = Field(0, ge=0, **_bound("labeled_examples"), description="Good-quality input -> output pairs available.")
+    avg_example_tokens: Count = Field(400, gt=0, **_bound("tokens"), description="Average tokens of one labeled example (input + output).")
 
 
 class ModelRef(_Strict):
     base: str = Field("meta-llama/Llama-3.1-8B", min_length=1,
                       description="Catalog id (`tunepath models`), HF id in the catalog, or path to a config.json "
                                   "or model folder.")
+    fixed: StrictBool = Field(False, description="true: use exactly this base model; false: the advisor also "
+                                                 "searches smaller/larger models of the catalog's ladder.")
 
     @field_validator("base")
     @classmethod
@@ -103,19 +209,21 @@ class ModelRef(_Strict):
 
 
 class Traffic(_Strict):
-    requests_per_month: int = Field(0, ge=0, description="Expected requests per month in production.")
-    prompt_tokens: int = Field(500, ge=0, description="Prompt tokens per request, without retrieved context or "
+    requests_per_month: Count = Field(0, ge=0, **_bound("requests_per_month"), description="Expected requests per month in production.")
+    prompt_tokens: Count = Field(500, ge=0, **_bound("tokens"), description="Prompt tokens per request, without retrieved context or "
                                                       "few-shot examples.")
-    output_tokens: int = Field(200, ge=0, description="Generated tokens per request.")
+    output_tokens: Count = Field(200, ge=0, **_bound("tokens"), description="Generated tokens per request.")
 
 
 class Constraints(_Strict):
-    budget_usd: float = Field(10_000, ge=0, description="One-off budget (training, indexing, setup compute), USD.")
-    monthly_budget_usd: float | None = Field(None, ge=0, description="Monthly serving budget, USD (none = no limit).")
+    budget_usd: Number = Field(10_000, ge=0, **_bound("usd"), description="One-off budget (training, indexing, setup compute), USD.")
+    monthly_budget_usd: Number | None = Field(None, ge=0, **_bound("usd"), description="Monthly serving budget, USD (none = no limit).")
     gpu: str = Field("A100-80GB", description="GPU catalog id (`tunepath gpus`).")
-    gpu_count: int = Field(1, ge=1, description="GPUs available for training.")
-    deadline_days: float | None = Field(None, gt=0, description="Days until a first result is needed (none = no limit).")
-    data_may_leave: bool = Field(True, description="Whether hosted APIs may see the data.")
+    gpu_count: Count = Field(1, ge=1, **_bound("gpus"), description="GPUs available for training.")
+    deadline_days: Number | None = Field(None, gt=0, **_bound("days"), description="Days until a first result is needed (none = no limit).")
+    data_may_leave: StrictBool = Field(True, description="Whether hosted APIs may see the data.")
+    gpu_fixed: StrictBool = Field(False, description="true: train and serve on exactly `gpu` x `gpu_count`; "
+                                                     "false: the advisor searches the catalog's GPU types and counts.")
 
     @field_validator("gpu")
     @classmethod
@@ -125,6 +233,44 @@ class Constraints(_Strict):
             return catalog.gpu(v).id
         except UserError as e:
             raise ValueError(str(e)) from None
+
+
+PATH_NAMES = ("prompting", "rag", "peft", "full_finetuning", "pretraining")
+PerPath = dict[str, Number]
+
+
+class Economics(_Strict):
+    """Whole costs: people, experiments, labels, evaluation and upkeep. Every default is printed in
+    reports with its source (advisor/costs.py ECONOMICS_SOURCES); every one is overridable."""
+
+    engineer_day_usd: Number | None = Field(None, ge=0, **_bound("usd"),
+                                            description="Loaded cost of one engineer-day, USD.")
+    setup_days: PerPath = Field(default_factory=dict, description="Engineer-days to a first result, per path.")
+    experiments: PerPath = Field(default_factory=dict,
+                                 description="Training/indexing runs per path before the one that ships "
+                                             "(sweeps and failed runs); compute is paid 1 + experiments times.")
+    label_usd_per_example: Number | None = Field(None, ge=0, **_bound("usd"),
+                                                 description="Cost of one new labeled example, USD.")
+    labeled_examples_needed: Count | None = Field(None, ge=0, **_bound("labeled_examples"),
+                                                  description="Labels the tuned paths will have after labeling "
+                                                              "(the shortfall is bought at label_usd_per_example).")
+    eval_usd: Number | None = Field(None, ge=0, **_bound("usd"),
+                                    description="Evaluation spend per path besides engineer time (raters, judge "
+                                                "API calls), USD.")
+    retrain_per_year: Number | None = Field(None, ge=0, le=365,
+                                            description="Retrains per year of a tuned model (base-model upgrades, "
+                                                        "data drift).")
+    horizon_months: Count = Field(12, ge=1, le=120, description="Months over which paths are compared.")
+
+    @field_validator("setup_days", "experiments")
+    @classmethod
+    def _paths(cls, v: dict) -> dict:
+        for k, x in v.items():
+            if k not in PATH_NAMES:
+                raise ValueError(f"unknown path {k!r}: expected one of {', '.join(PATH_NAMES)}")
+            if x < 0 or x > BOUNDS["days"][0]:
+                raise ValueError(f"{k}: expected 0..{BOUNDS['days'][0]:,.0f}, got {x:g}")
+        return v
 
 
 class RunSection(_Strict):
@@ -149,8 +295,9 @@ class RunSection(_Strict):
     adapter: dict[str, Any] = Field(default_factory=lambda: {"method": "lora", "r": 8, "alpha": 16,
                                                              "target_modules": "all-linear"},
                                     description="PEFT method and settings (adapters/).")
-    max_seq_len: int = Field(256, gt=0, description="Tokens per training row.")
-    eval_examples: int = Field(8, ge=0, description="Held-out labeled examples used to evaluate prompting.")
+    max_seq_len: Count = Field(256, gt=0, **_bound("tokens"), description="Tokens per training row.")
+    eval_examples: Count = Field(8, ge=0, **_bound("labeled_examples"),
+                                 description="Held-out labeled examples used to evaluate prompting.")
 
 
 class ProjectSpec(_Strict):
@@ -163,35 +310,94 @@ class ProjectSpec(_Strict):
     model: ModelRef = ModelRef()
     traffic: Traffic = Traffic()
     constraints: Constraints = Constraints()
+    economics: Economics = Economics()
     run: RunSection | None = Field(None, description="Local data and models for `tunepath run`.")
 
 
 # --- loading -----------------------------------------------------------------------------
 
-def parse_document(path: Path) -> dict:
-    """Read a YAML or JSON mapping; errors name the file and line."""
+def _read_spec_text(path: Path) -> str:
+    """Regular files only (a FIFO or /dev/zero would hang), at most MAX_SPEC_BYTES."""
     try:
-        text = path.read_text(encoding="utf-8")
+        st = os.stat(path)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, expected a YAML or JSON file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{path}: is a folder, expected a YAML or JSON file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{path}: not a regular file (a pipe or device?); expected a YAML or JSON file")
+    if st.st_size > MAX_SPEC_BYTES:
+        raise UserError(f"{path}: {st.st_size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,} bytes")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise UserError(f"{path}: more than {MAX_SPEC_BYTES:,} bytes; a spec is at most that")
+        return raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _json_pairs(path: Path):
+    def hook(pairs):
+        out = {}
+        for k, v in pairs:
+            if k in out:
+                raise UserError(f"{path}: duplicate key {k!r} in one JSON object")
+            out[k] = v
+        return out
+    return hook
+
+
+def _json_constant(name: str):
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _json_int(path: Path):
+    def parse(raw: str) -> int:
+        if len(raw.lstrip("-")) > MAX_NUMBER_DIGITS:
+            raise UserError(f"{path}: number with {len(raw)} digits is out of range (at most {MAX_NUMBER_DIGITS})")
+        return int(raw)
+    return parse
+
+
+def _json_float(path: Path):
+    def parse(raw: str) -> float:
+        v = float(raw)
+        if not math.isfinite(v):
+            raise UserError(f"{path}: {raw} is not a finite number")
+        return v
+    return parse
+
+
+def parse_document(path: Path) -> dict:
+    """Read a YAML or JSON mapping; errors name the file and line."""
+    return _parse(path)[0]
+
+
+def _parse(path: Path) -> tuple[dict, str]:
+    text = _read_spec_text(path)
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_json_pairs(path), parse_constant=_json_constant,
+                              parse_int=_json_int(path), parse_float=_json_float(path))
         else:
-            data = yaml.load(text, Loader=_YamlLoader)
+            data = load_yaml(text, str(path))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    except ValueError as e:     # NaN / Infinity in JSON
+        raise UserError(f"{path}: invalid JSON: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"{where}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of fields (name, task, ...), got {type(data).__name__}")
-    return data
+    return data, text
 
 
 def set_dotted(data: dict, dotted: str, value: Any) -> dict:
@@ -216,10 +422,10 @@ def _resolve_against(data: dict, folder: Path) -> None:
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> ProjectSpec:
-    """Load and validate a spec file; `overrides` are `dotted.field=value` strings (YAML-parsed values)."""
+    """Load and validate a spec file; `overrides` are `dotted.field=value` strings (values read as YAML, with
+    scientific notation as numbers)."""
     path = Path(path)
-    data = parse_document(path)
+    data, text = _parse(path)
     touched = fields.apply_overrides(data, overrides or [])
     _resolve_against(data, path.parent)
-    text = path.read_text(encoding="utf-8") if path.suffix.lower() != ".json" else ""
-    return spec_from_dict(data, str(path), text, touched)
+    return spec_from_dict(data, str(path), text if path.suffix.lower() != ".json" else "", touched)

@@ -25,5 +25,6 @@ def cli_subprocess(*args: str, env: dict | None = None, timeout: float = 600, cw
     """Run `python -m tunepath.cli ARGS...` in a fresh interpreter, as a user's shell would."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("TUNEPATH_DEBUG", None)
+    full_env["PYTHONPATH"] = os.pathsep.join([str(REPO), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return subprocess.run([sys.executable, "-m", "tunepath.cli", *map(str, args)], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=cwd or REPO)

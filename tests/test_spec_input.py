@@ -1,0 +1,92 @@
+"""Bad specs end in one line naming the field or file:line, exit 2, no traceback (issue 11 §5)."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from helpers import EXAMPLES, cli, cli_subprocess
+
+BASE = "name: x\ntask: {kind: qa}\n"
+
+
+def _run(tmp_path, text: str, suffix: str = ".yaml", *extra):
+    spec = tmp_path / f"spec{suffix}"
+    spec.write_text(text)
+    return cli_subprocess("recommend", spec, *extra, cwd=tmp_path)
+
+
+def _one_line_exit_2(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("text,needles", [
+    (BASE + "constraints:\n  budget_usd: 1e400\n", ["spec.yaml:4", "1e400", "finite"]),
+    (BASE + "constraints:\n  budget_usd: .inf\n", ["spec.yaml:4", "finite"]),
+    (BASE + "constraints:\n  budget_usd: -.inf\n", ["spec.yaml:4", "finite"]),
+    (BASE + "constraints:\n  budget_usd: .nan\n", ["spec.yaml:4", "finite"]),
+    (BASE + "traffic:\n  requests_per_month: " + "9" * 5000 + "\n", ["spec.yaml:4", "5000 digits"]),
+    (BASE + "data:\n  labeled_examples: true\n", ["data.labeled_examples", "whole number"]),
+    (BASE + "data:\n  labeled_examples: '300'\n", ["data.labeled_examples", "whole number"]),
+    (BASE + "data:\n  labeled_examples: 2.5\n", ["data.labeled_examples", "whole number"]),
+    (BASE + "constraints:\n  data_may_leave: 1\n", ["constraints.data_may_leave", "boolean"]),
+    (BASE + "knowledge:\n  corpus_tokens: 1e24\n", ["knowledge.corpus_tokens", "upper bound", "Villalobos"]),
+    (BASE + f"traffic:\n  requests_per_month: {2 ** 63}\n", ["traffic.requests_per_month", "upper bound"]),
+    (BASE + "economics:\n  setup_days: {peft: 2, lora: 1}\n", ["economics.setup_days", "unknown path 'lora'"]),
+])
+def test_bad_values_are_one_line_exit_2(tmp_path, text, needles):
+    _one_line_exit_2(_run(tmp_path, text), *needles)
+
+
+def test_duplicate_keys_name_both_lines(tmp_path):
+    r = _run(tmp_path, BASE + "traffic:\n  prompt_tokens: 10\n  output_tokens: 5\n  prompt_tokens: 20\n")
+    _one_line_exit_2(r, "spec.yaml:6", "duplicate key 'prompt_tokens'", "line 4")
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('{"name": "x", "task": {"kind": "qa"}, "constraints": {"budget_usd": NaN}}', "finite"),
+    ('{"name": "x", "task": {"kind": "qa"}, "constraints": {"budget_usd": 1e400}}', "finite"),
+    ('{"name": "x", "name": "y", "task": {"kind": "qa"}}', "duplicate key 'name'"),
+])
+def test_bad_json_is_one_line_exit_2(tmp_path, text, needle):
+    _one_line_exit_2(_run(tmp_path, text, ".json"), needle)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_hanging(tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    r = cli_subprocess("recommend", fifo, cwd=tmp_path, timeout=60)
+    _one_line_exit_2(r, "not a regular file")
+
+
+def test_dev_zero_and_huge_files_are_refused(tmp_path):
+    _one_line_exit_2(cli_subprocess("recommend", "/dev/zero", cwd=tmp_path, timeout=60), "not a regular file")
+    big = tmp_path / "big.yaml"
+    big.write_text(BASE + "#" * 1_100_000 + "\n")
+    _one_line_exit_2(cli_subprocess("recommend", big, cwd=tmp_path), "at most 1,000,000 bytes")
+
+
+def test_scientific_notation_is_a_number_in_files_and_set(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(BASE + "traffic:\n  requests_per_month: 2e5\nknowledge:\n  corpus_tokens: 8E6\n"
+                    "constraints:\n  budget_usd: 1.5e4\n")
+    r = cli("recommend", spec, "--json", "--set", "traffic.requests_per_month=1e6",
+            "--set", "constraints.monthly_budget_usd=2.5e3")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["recommendation"]["path"]
+    r2 = cli("recommend", EXAMPLES / "faq-bot.yaml", "--json", "--set", "traffic.requests_per_month=1e6")
+    r3 = cli("recommend", EXAMPLES / "faq-bot.yaml", "--json", "--set", "traffic.requests_per_month=1000000")
+    assert r2.exit_code == 0 and json.loads(r2.stdout) == json.loads(r3.stdout)
+
+
+def test_set_with_a_non_finite_value_is_one_line(tmp_path):
+    r = cli_subprocess("recommend", EXAMPLES / "faq-bot.yaml", "--set", "constraints.budget_usd=1e400", cwd=tmp_path)
+    _one_line_exit_2(r, "--set constraints.budget_usd", "finite")
