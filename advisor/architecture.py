@@ -8,6 +8,7 @@ on the meta device and compare) and the linear modules are the ones peft can tar
 """
 from __future__ import annotations
 
+from functools import cached_property
 from dataclasses import dataclass
 
 from advisor.errors import UserError
@@ -84,13 +85,13 @@ class Architecture:
     def params_per_layer(self) -> int:
         return self._linear_params(active=False) + self.layer_norm_params
 
-    @property
+    @cached_property       # immutable: computed once (the setup search asks thousands of times)
     def total_params(self) -> int:
         """Equals transformers' `model.num_parameters()` (tied weights counted once)."""
         return (self.embedding_params + self.num_layers * self.params_per_layer
                 + self.final_norm_params + self.lm_head_params)
 
-    @property
+    @cached_property
     def active_params(self) -> int:
         """Parameters used per token: MoE runs `experts_per_token` experts (Mixtral paper, 2024)."""
         per_layer = self._linear_params(active=True) + self.layer_norm_params

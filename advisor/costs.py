@@ -1,8 +1,11 @@
 """The cost interface: what each path costs for a project spec, built on advisor.estimate.
 
-One function, `path_costs(spec)`, returns a PathCost per path; the rules and reports read only
-these. The assumptions that turn a spec into a training or serving setup are named constants
-here, each with its source.
+`path_costs(spec)` returns a PathCost per path: the cheapest *setup* (base model from the
+catalog's ladder, GPU type and count, serving precision, hosted or self-hosted) that is feasible
+and adequate, with whole costs - compute x (1 + experiments), people, labels, evaluation, then
+serving and upkeep per month - broken down, and the best alternative setups. The rules and
+reports read only these. The assumptions are named constants here, each with its source; the
+economic ones are overridable in the spec's `economics:` section.
 """
 from __future__ import annotations
 
@@ -25,27 +28,72 @@ from advisor.estimate import (
 from advisor.spec import FREQUENCY_PER_YEAR, ProjectSpec
 
 PATHS = paths.NAMES
+TUNED = ("peft", "full_finetuning", "pretraining")
 
 FEW_SHOT_EXAMPLES = 5          # k-shot prompting (Brown et al. 2020 used 10-100; 5 keeps prompts short)
 RAG_TOP_K = retrieval.TOP_K    # passages per request (advisor/retrieval.py, shared with rag/)
 RAG_CHUNK_TOKENS = retrieval.CHUNK_TOKENS
 IN_CONTEXT_LIMIT = 200_000     # a knowledge base below ~200K tokens fits in the prompt with caching
-                               # (Anthropic, "Contextual Retrieval", 2024)
-SFT_EPOCHS = 3                 # Alpaca (Taori et al. 2023) and most SFT recipes train 3 epochs
+                               # (Anthropic, "Contextual Retrieval", 2024) - if the model's window holds it
+INSTRUCTION_RESERVE = 1_000    # tokens of the window kept for the system instructions
+SFT_EPOCHS = 3                 # Alpaca (Taori et al. 2023) and most SFT recipes train 3 epochs on small sets
+SFT_LARGE_EPOCHS = 2           # Tulu 3 (Lambert et al. 2024) trained 2 epochs on its 939k-example SFT mix
+SFT_MAX_EXAMPLES = 1_000_000   # data cap: published SFT mixes stop near 1M examples (Tulu 3: 939k); more
+                               # labels are subsampled, not all trained on
 SFT_SEQ_LEN = 2048             # packed sequences
+CPT_MIN_TOKENS = 1_000_000_000  # "billions of tokens": where LoRA falls short of full continued pretraining
+                               # (Biderman et al. 2024, 'LoRA Learns Less and Forgets Less', 20B-token CPT runs)
 MAX_REPEAT_EPOCHS = 4          # up to ~4 epochs of repeated data is nearly as good as unique data
                                # (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models")
 EMBED_PARAMS = retrieval.EMBED_PARAMS   # the default embedder: 2 * N FLOPs per token
 EMBED_MFU = 0.3               # assumed: small-encoder batches use GPUs poorly
-# Human set-up work before a first result, in days (assumed; advisor/paths.py):
-SETUP_DAYS = {p.name: p.setup_days for p in paths.PATHS}
+# Real utilisation of short runs: a run also spends wall time on start-up, loading the weights,
+# evaluation and checkpoint saves, billed on every GPU of the job. Documented SFT runs of the same
+# 52k Alpaca examples on 8 A100s took 30 min (Databricks Dolly, 6B) and 3 h (Stanford Alpaca, 7B);
+# pure-compute estimates give ~20 min. Assumed: 1 wall-hour per run.
+RUN_OVERHEAD_HOURS = 1.0
+TUNED_DOWNSIZE = 4            # a tuned model may be up to 4x smaller than the prompted base model when the
+                              # task is not complex and >= 1,000 labels exist (Zhao et al. 2024, 'LoRA Land':
+                              # LoRA-tuned 7B models beat GPT-4 on most of 31 narrow tasks)
+TUNED_DOWNSIZE_MIN_LABELS = 1000
+# Consumer cards have no NVLink and their driver licence excludes datacenter deployment (NVIDIA GeForce
+# software licence, 2017): one server of them at most.
+MAX_TRAIN_GPUS = {"RTX-4090": 8}
+TRAIN_COUNTS = {"peft": (1, 2, 4, 8), "full_finetuning": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+                "pretraining": (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)}
+# Serving precision: weight bits, and the quality caveat that goes with it.
+PRECISIONS = {16: "bf16 weights",
+              8: "int8 weights (near-lossless: Dettmers et al. 2022, LLM.int8())",
+              4: "int4 weights (small quality loss, measure it: Frantar et al. 2023 GPTQ, Lin et al. 2024 AWQ)"}
+
+# --- economics defaults (spec.economics overrides each) -------------------------------------
+ENGINEER_DAY_USD = 720.0
+SETUP_DAYS = {p.name: p.setup_days for p in paths.PATHS}   # assumed engineer-days (advisor/paths.py)
+EXPERIMENTS = {"prompting": 0, "rag": 1, "peft": 4, "full_finetuning": 2, "pretraining": 0.5}
+LABEL_USD_PER_EXAMPLE = 2.0
+EVAL_USD = 0.0
+RETRAIN_PER_YEAR = 2.0
+RETRAIN_DAYS = 2              # engineer-days to rerun, evaluate and ship a retrained model (assumed)
+ECONOMICS_SOURCES = {
+    "engineer_day_usd": "US BLS OEWS May 2023, software developers (15-1252): median $132,270/year = $509 per "
+                        "working day; BLS ECEC: wages are ~70 % of employer cost -> ~$720/day loaded",
+    "setup_days": "assumed engineer-days to a first result; edit economics.setup_days to your team's pace",
+    "experiments": "assumed runs before the one that ships: a learning-rate/rank sweep for PEFT (Biderman et al. "
+                   "2024 swept 4+ learning rates per setting), fewer for costly full runs, small-scale ablations "
+                   "for pretraining; economics.experiments overrides",
+    "label_usd_per_example": "assumed ~$2 per expert-checked example; crowd labels cost less, expert answers more",
+    "eval_usd": "evaluation spend besides engineer time (raters, judge API calls); 0 unless given",
+    "retrain_per_year": "base-model upgrades: Llama 2 (Jul 2023), Llama 3 (Apr 2024), Llama 3.1 (Jul 2024) -> "
+                        "about 2 retrains a year of a tuned model",
+    "horizon_months": "paths are compared on one-off + horizon x monthly cost",
+}
 
 
 @dataclass
 class PathCost:
     path: str
-    one_off_usd: float
-    monthly_usd: float
+    one_off_usd: float            # compute x (1 + experiments) + people + labels + evaluation
+    monthly_usd: float            # serving + upkeep (re-indexing or retraining amortised)
     time_to_first_result_days: float
     gpu_hours: float
     memory_gb_per_gpu: float | None
@@ -55,136 +103,450 @@ class PathCost:
     method: str | None = None
     training_tokens: float | None = None
     prompt_tokens_per_request: float = 0
+    cash_one_off_usd: float = 0.0  # what the one-off budget pays: compute, labels, evaluation (not salaries)
+    horizon_months: int = 12
+    breakdown: dict[str, float] = field(default_factory=dict)
+    setup: dict[str, Any] = field(default_factory=dict)
+    alternatives: list[dict] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)   # constraints the chosen setup still misses (nearest miss)
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def total_usd(self, months: int = 12) -> float:
-        return self.one_off_usd + months * self.monthly_usd
+    def total_usd(self, months: int | None = None) -> float:
+        return self.one_off_usd + (self.horizon_months if months is None else months) * self.monthly_usd
 
 
-@dataclass
-class Serving:
-    monthly_usd: float
-    how: str
-    per_request_usd: float
+# --- spec helpers --------------------------------------------------------------------------
+
+def econ(spec: ProjectSpec) -> dict:
+    """The economics in force: the spec's values over the sourced defaults."""
+    e = spec.economics
+    return {
+        "engineer_day_usd": ENGINEER_DAY_USD if e.engineer_day_usd is None else e.engineer_day_usd,
+        "setup_days": {**SETUP_DAYS, **e.setup_days},
+        "experiments": {**EXPERIMENTS, **e.experiments},
+        "label_usd_per_example": LABEL_USD_PER_EXAMPLE if e.label_usd_per_example is None else e.label_usd_per_example,
+        "labeled_examples_needed": e.labeled_examples_needed or 0,
+        "eval_usd": EVAL_USD if e.eval_usd is None else e.eval_usd,
+        "retrain_per_year": RETRAIN_PER_YEAR if e.retrain_per_year is None else e.retrain_per_year,
+        "horizon_months": e.horizon_months,
+    }
+
+
+def tuned_labels(spec: ProjectSpec) -> int:
+    """Labels the tuned paths train on: those that exist, or more when economics says they will be bought."""
+    need = spec.economics.labeled_examples_needed or 0
+    return max(spec.data.labeled_examples, need)
 
 
 def few_shot_tokens(spec: ProjectSpec) -> int:
     return min(FEW_SHOT_EXAMPLES, spec.data.labeled_examples) * spec.data.avg_example_tokens
 
 
-def serving(spec: ProjectSpec, arch: Architecture, input_tokens: float, cached_tokens: float = 0,
-            hosted_allowed: bool = True) -> Serving:
-    """Cheaper of a hosted API (when data may leave) and self-hosting on the spec's GPU type."""
-    t = spec.traffic
-    n = t.requests_per_month
-    if n == 0:
-        return Serving(monthly_usd=0.0, how="no traffic", per_request_usd=0.0)
-    gpu = catalog.gpu(spec.constraints.gpu)
-    inf = estimate_inference(arch, gpu, int(input_tokens + cached_tokens), t.output_tokens, n)
-    options = [(inf.monthly_usd, f"self-hosted: {inf.replicas} replica(s) x {inf.gpus_per_replica} {gpu.id}")]
-    if spec.constraints.data_may_leave and hosted_allowed:
-        options.append((hosted_monthly_usd(arch.total_params, n, input_tokens, t.output_tokens, cached_tokens),
-                        "hosted API (serverless price by model size)"))
-    usd, how = min(options)
-    return Serving(monthly_usd=usd, how=how, per_request_usd=usd / n)
+def needs_knowledge(spec: ProjectSpec) -> bool:
+    return spec.knowledge.source_documents > 0 and spec.knowledge.in_base_model.value != "most"
 
 
-def _train(spec: ProjectSpec, arch: Architecture, method: str, tokens: float) -> TrainEstimate:
-    """Cheapest setup that fits: try without, then with gradient checkpointing (and ZeRO-3 on >1 GPU)."""
-    gpu = catalog.gpu(spec.constraints.gpu)
-    G = spec.constraints.gpu_count
-    seq = min(SFT_SEQ_LEN, arch.max_position_embeddings or SFT_SEQ_LEN)
-    for ckpt in (False, True):
-        setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=seq, gpus=G,
-                           zero=3 if G > 1 and method in ("full", "pretrain") else 0,
-                           grad_checkpointing=ckpt, target_modules="all-linear")
-        est = estimate_training(arch, gpu, setup)
-        if est.fits:
-            break
-    return est
-
-
-def _training_path(path: str, spec: ProjectSpec, arch: Architecture, tokens: float, methods: tuple[str, ...],
-                   serving_tokens: float) -> PathCost:
-    est = None
-    for m in methods:             # e.g. LoRA first, QLoRA when 16-bit weights don't fit (Dettmers et al. 2023)
-        est = _train(spec, arch, m, tokens)
-        if est.fits:
-            break
-    srv = serving(spec, arch, serving_tokens, hosted_allowed=path == "peft")
-    wall_days = est.hours / 24
-    return PathCost(
-        path=path, one_off_usd=est.cost_usd, monthly_usd=srv.monthly_usd,
-        time_to_first_result_days=SETUP_DAYS[path] + wall_days, gpu_hours=est.gpu_hours,
-        memory_gb_per_gpu=est.memory_per_gpu_gb, gpu_memory_gb=est.gpu_memory_gb, fits=est.fits, serving=srv.how,
-        method=est.method, training_tokens=tokens, prompt_tokens_per_request=serving_tokens,
-        details={"flops": est.flops, "trainable_params": est.trainable_params, "mfu": est.mfu,
-                 "memory_gb": est.memory.as_gb(), "per_request_usd": srv.per_request_usd,
-                 "training_hours": est.hours})
+def sft_examples_trained(n: int) -> float:
+    """Example-passes of SFT on n labels: 3 epochs on small sets, 2 on large ones (never fewer passes for
+    more data), and at most SFT_MAX_EXAMPLES examples (data cap)."""
+    n = min(n, SFT_MAX_EXAMPLES)
+    return min(SFT_EPOCHS * n, max(SFT_EPOCHS * 100_000, SFT_LARGE_EPOCHS * n))
 
 
 def sft_tokens(spec: ProjectSpec) -> float:
-    return spec.data.labeled_examples * spec.data.avg_example_tokens * SFT_EPOCHS
+    return sft_examples_trained(tuned_labels(spec)) * spec.data.avg_example_tokens
+
+
+def cpt_tokens(spec: ProjectSpec) -> float:
+    """Continued pretraining on the unlabeled corpus (one epoch), when the domain shifts."""
+    k = spec.knowledge
+    return float(k.corpus_tokens) if k.domain_shift.value != "none" else 0.0
 
 
 def pretraining_tokens(arch: Architecture) -> float:
     return chinchilla_tokens(arch.total_params)
 
 
+@lru_cache(maxsize=64)
+def context_window(ref: str) -> int | None:
+    """Tokens the model attends over, from its config: max_position_embeddings, stretched by rope scaling
+    when the config names a factor over an original window (YaRN / linear / dynamic NTK)."""
+    _, cfg = catalog.model_config(ref)
+    cfg = {**cfg, **(cfg.get("text_config") or {})}
+    base = cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("n_ctx")
+    if not base:
+        return None
+    rs = cfg.get("rope_scaling") or {}
+    factor = rs.get("factor") if isinstance(rs, dict) else None
+    if isinstance(factor, (int, float)) and factor > 1:
+        original = rs.get("original_max_position_embeddings")
+        kind = rs.get("rope_type") or rs.get("type")
+        if (original and base <= original) or (not original and kind in ("linear", "dynamic", "yarn")):
+            return int(base * factor)
+    return int(base)
+
+
+def ladder(spec: ProjectSpec, path: str) -> list[str]:
+    """Base models the search may use for `path`: the spec's model, plus (unless model.fixed) catalog models
+    of the same family (owner and architecture) that are adequate: as large or larger for prompted paths
+    and pretraining; for tuned paths down to 1/TUNED_DOWNSIZE of its size when the task is not complex and
+    >= 1,000 labels exist, never larger (a larger model costs more to tune and to serve)."""
+    base = spec.model.base
+    if spec.model.fixed or path == "pretraining":
+        return [base]
+    models = catalog.models()
+    if base not in models:
+        return [base]
+    arch = catalog.architecture(base)
+    owner = base.split("/")[0]
+    tuned = path in ("peft", "full_finetuning")
+    floor, ceiling = arch.total_params, math.inf
+    if tuned:   # a bigger model is never a cheaper one to tune and serve: tuned paths only step down
+        ceiling = arch.total_params
+        if spec.task.complexity.value != "high" and tuned_labels(spec) >= TUNED_DOWNSIZE_MIN_LABELS:
+            floor = arch.total_params / TUNED_DOWNSIZE
+    out, seen = [base], {models[base].path}
+    for mid, m in models.items():
+        if m.path in seen or not mid.startswith(owner + "/") or ":" in mid:
+            continue
+        try:
+            a = catalog.architecture(mid)
+        except Exception:   # a catalog row that does not parse is not a candidate  # noqa: BLE001
+            continue
+        if a.model_type == arch.model_type and floor <= a.total_params and (
+                a.total_params < ceiling or (not tuned and a.total_params >= ceiling)):
+            out.append(mid)
+            seen.add(m.path)
+    return out
+
+
+def _gpu_ids(spec: ProjectSpec) -> list[str]:
+    return [spec.constraints.gpu] if spec.constraints.gpu_fixed else list(catalog.gpus())
+
+
+# --- serving -------------------------------------------------------------------------------
+
+@dataclass
+class Serving:
+    monthly_usd: float
+    how: str
+    per_request_usd: float
+    precision: str = "bf16 weights"
+    hosted: bool = False
+
+
+@lru_cache(maxsize=4096)
+def _self_hosted(model: str, gpu_id: str, in_tokens: int, out_tokens: int, n: int, bits: int):
+    arch = catalog.architecture(model)
+    return estimate_inference(arch, catalog.gpu(gpu_id), in_tokens, out_tokens, n, weight_bits=bits)
+
+
+def serving_options(spec: ProjectSpec, model: str, input_tokens: float, cached_tokens: float = 0,
+                    hosted_allowed: bool = True) -> list[Serving]:
+    """Every way to serve `model`: self-hosted on each GPU type at each allowed precision, and a hosted API
+    when data may leave; cheapest first."""
+    t = spec.traffic
+    n = t.requests_per_month
+    if n == 0:
+        return [Serving(monthly_usd=0.0, how="no traffic", per_request_usd=0.0)]
+    bits_allowed = (16, 8) if spec.task.complexity.value == "high" else (16, 8, 4)
+    out = []
+    for gid in _gpu_ids(spec):
+        for bits in bits_allowed:
+            inf = _self_hosted(model, gid, int(input_tokens + cached_tokens), t.output_tokens, n, bits)
+            prec = PRECISIONS[bits].split(" (")[0]
+            out.append(Serving(monthly_usd=inf.monthly_usd, per_request_usd=inf.monthly_usd / n,
+                               how=f"self-hosted: {inf.replicas} replica(s) x {inf.gpus_per_replica} {gid}, {prec}",
+                               precision=PRECISIONS[bits]))
+    if spec.constraints.data_may_leave and hosted_allowed:
+        usd = hosted_monthly_usd(catalog.architecture(model).total_params, n, input_tokens, t.output_tokens,
+                                 cached_tokens)
+        out.append(Serving(monthly_usd=usd, how="hosted API (serverless price by model size)",
+                           per_request_usd=usd / n, precision="provider's weights", hosted=True))
+    # cheapest first; on equal price prefer full precision, then self-hosting (fewer caveats)
+    return sorted(out, key=lambda s: (round(s.monthly_usd, 6), "bf16" not in s.precision, s.hosted))
+
+
+# --- training ------------------------------------------------------------------------------
+
+@lru_cache(maxsize=8192)
+def _train_est(model: str, gpu_id: str, count: int, method: str, tokens: float, ckpt: bool) -> TrainEstimate:
+    arch = catalog.architecture(model)
+    window = context_window(model) or SFT_SEQ_LEN
+    setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=min(SFT_SEQ_LEN, window), gpus=count,
+                       zero=3 if count > 1 and method in ("full", "pretrain") else 0,
+                       grad_checkpointing=ckpt, target_modules="all-linear")
+    return estimate_training(arch, catalog.gpu(gpu_id), setup)
+
+
+def run_hours(est: TrainEstimate) -> float:
+    """Wall hours of one run: compute plus the fixed start-up/evaluation/checkpoint overhead."""
+    return est.hours + RUN_OVERHEAD_HOURS
+
+
+def run_usd(est: TrainEstimate, gpu_id: str, count: int) -> float:
+    return run_hours(est) * count * catalog.gpu(gpu_id).usd_per_hour
+
+
+@dataclass
+class _TrainChoice:
+    est: TrainEstimate
+    gpu: str
+    count: int
+    ckpt: bool
+
+
+def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: float) -> _TrainChoice | None:
+    """The first method (e.g. LoRA, then QLoRA when 16-bit weights don't fit: Dettmers et al. 2023) and
+    checkpointing setting that fits `count` GPUs of type `gid`, or None."""
+    for m in methods:
+        for ckpt in (False, True):
+            est = _train_est(model, gid, count, m, tokens, ckpt)
+            if est.fits:
+                return _TrainChoice(est, gid, count, ckpt)
+    return None
+
+
+def _first(counts: tuple[int, ...], ok) -> int | None:
+    """Index of the first count where the monotone predicate `ok` holds (binary search), or None."""
+    lo, hi = 0, len(counts)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(counts[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo if lo < len(counts) else None
+
+
+def _train_options(spec: ProjectSpec, path: str, model: str, methods: tuple[str, ...], tokens: float,
+                   days_budget: float | None) -> list[_TrainChoice]:
+    """Per GPU type, the smallest count that fits memory and the deadline: GPU-hours barely change with the
+    count, so fewer GPUs is cheaper (less idle overhead). Fitting and finishing in time only get easier with
+    more GPUs (ZeRO-3 divides the states), so a binary search finds it. When no count meets the deadline,
+    the smallest and the fastest fitting setups are kept for the nearest miss."""
+    out = []
+    for gid in _gpu_ids(spec):
+        counts = (spec.constraints.gpu_count,) if spec.constraints.gpu_fixed else \
+            tuple(n for n in TRAIN_COUNTS[path] if n <= MAX_TRAIN_GPUS.get(gid, n)) or TRAIN_COUNTS[path][:1]
+        memo: dict[int, _TrainChoice | None] = {}
+
+        def fit(n: int) -> _TrainChoice | None:
+            if n not in memo:
+                memo[n] = _fit_at(model, gid, n, methods, tokens)
+            return memo[n]
+
+        def in_time(n: int) -> bool:
+            hit = fit(n)
+            return hit is not None and (days_budget is None or run_hours(hit.est) / 24 <= days_budget)
+
+        i = _first(counts, in_time)
+        if i is not None:
+            out.append(fit(counts[i]))
+            continue
+        j = _first(counts, lambda n: fit(n) is not None)
+        if j is None:     # nothing fits: keep the largest setup tried, for the memory reason
+            out.append(_TrainChoice(_train_est(model, gid, counts[-1], methods[-1], tokens, True), gid, counts[-1],
+                                    True))
+            continue
+        out.append(fit(counts[j]))
+        if j < len(counts) - 1 and fit(counts[-1]) is not None:
+            out.append(fit(counts[-1]))
+    return out
+
+
+# --- whole costs ---------------------------------------------------------------------------
+
+def _misses(spec: ProjectSpec, cash: float, monthly: float, days: float, fits: bool,
+            window_miss: str | None) -> list[tuple[float, str]]:
+    """Constraints a setup misses, each with how far (relative overshoot) - the nearest miss is the smallest."""
+    c = spec.constraints
+    out = []
+    if window_miss:
+        out.append((1.0, window_miss))
+    if not fits:
+        out.append((1.0, "does not fit GPU memory"))
+    if cash > c.budget_usd:
+        out.append(((cash - c.budget_usd) / max(c.budget_usd, 1.0), f"one-off budget by {_usd(cash - c.budget_usd)}"))
+    if c.monthly_budget_usd is not None and monthly > c.monthly_budget_usd:
+        out.append(((monthly - c.monthly_budget_usd) / max(c.monthly_budget_usd, 1.0),
+                    f"monthly budget by {_usd(monthly - c.monthly_budget_usd)}"))
+    if c.deadline_days is not None and days > c.deadline_days:
+        out.append(((days - c.deadline_days) / c.deadline_days, f"deadline by {days - c.deadline_days:,.0f} days"))
+    return out
+
+
+def _usd(x: float) -> str:
+    from advisor.textio import usd
+    return usd(x)
+
+
+def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _TrainChoice | None,
+               tokens: float, compute_usd: float, first_days_compute: float, extra: dict,
+               window_miss: str | None, e: dict | None = None) -> tuple[PathCost, list[tuple[float, str]]]:
+    e = e or econ(spec)
+    days = e["setup_days"][path]
+    people = days * e["engineer_day_usd"]
+    labels = 0.0
+    if path in ("peft", "full_finetuning"):
+        labels = max(0, tuned_labels(spec) - spec.data.labeled_examples) * e["label_usd_per_example"]
+    compute_all = compute_usd * (1 + e["experiments"][path])
+    one_off = compute_all + people + labels + e["eval_usd"]
+    cash = compute_all + labels + e["eval_usd"]
+    upkeep = 0.0
+    if path == "rag":
+        upkeep = extra.pop("reindex_usd_per_month", 0.0)
+    elif path in ("peft", "full_finetuning") and e["retrain_per_year"]:
+        upkeep = e["retrain_per_year"] / 12 * (compute_usd + RETRAIN_DAYS * e["engineer_day_usd"] + e["eval_usd"])
+    monthly = srv.monthly_usd + upkeep
+    ttfr = days + first_days_compute
+    est = train.est if train else None
+    arch = catalog.architecture(model)
+    setup = {"model": model, "params": arch.total_params, "context_window": context_window(model),
+             "serving": srv.how, "serving_precision": srv.precision, "hosted": srv.hosted,
+             "train_gpu": train.gpu if train else None, "train_gpus": train.count if train else None,
+             "grad_checkpointing": train.ckpt if train else None}
+    cost = PathCost(
+        path=path, one_off_usd=one_off, monthly_usd=monthly, time_to_first_result_days=ttfr,
+        gpu_hours=(run_hours(est) * train.count if est else extra.get("gpu_hours", 0.0)),
+        memory_gb_per_gpu=est.memory_per_gpu_gb if est else None, gpu_memory_gb=est.gpu_memory_gb if est else None,
+        fits=est.fits if est else True, serving=srv.how, method=est.method if est else None,
+        training_tokens=tokens if est else None, prompt_tokens_per_request=extra.pop("prompt_tokens", 0),
+        cash_one_off_usd=cash, horizon_months=e["horizon_months"],
+        breakdown={"compute": compute_all, "people": people, "labels": labels, "evaluation": e["eval_usd"],
+                   "serving_per_month": srv.monthly_usd, "upkeep_per_month": upkeep},
+        setup=setup,
+        details={**extra, "per_request_usd": srv.per_request_usd, "window_miss": window_miss,
+                 **({"flops": est.flops, "trainable_params": est.trainable_params, "mfu": est.mfu,
+                     "_est": est, "training_hours": run_hours(est)} if est else {})})
+    return cost, _misses(spec, cash, monthly, ttfr, cost.fits, window_miss)
+
+
+def _choose(cands: list[tuple[PathCost, list[tuple[float, str]]]]) -> PathCost:
+    """Cheapest feasible setup over the horizon; if none is feasible, the nearest miss (smallest overshoot)."""
+    def key(c):
+        cost, misses = c
+        return (bool(misses), sum(m[0] for m in misses), round(cost.total_usd(), 2), cost.setup["params"],
+                cost.setup.get("train_gpus") or 0)
+    ranked = sorted(cands, key=key)
+    best, misses = ranked[0]
+    best.misses = [m[1] for m in misses]
+    best.details["miss_score"] = sum(m[0] for m in misses)
+    est = best.details.pop("_est", None)
+    if est is not None:
+        best.details["memory_gb"] = est.memory.as_gb()
+    alts, seen = [], {best.setup["model"] + best.serving + str(best.setup.get("train_gpu"))}
+    for cost, m in ranked[1:]:
+        sig = cost.setup["model"] + cost.serving + str(cost.setup.get("train_gpu"))
+        if sig in seen:
+            continue
+        seen.add(sig)
+        alts.append({"model": cost.setup["model"], "train": (f"{cost.setup['train_gpus']} x {cost.setup['train_gpu']}"
+                                                              if cost.setup.get("train_gpu") else None),
+                     "serving": cost.serving, "one_off_usd": round(cost.one_off_usd, 2),
+                     "monthly_usd": round(cost.monthly_usd, 2), "total_usd": round(cost.total_usd(), 2),
+                     "misses": [x[1] for x in m]})
+        if len(alts) == 3:
+            break
+    best.alternatives = alts
+    return best
+
+
+def _prompting(spec: ProjectSpec) -> PathCost:
+    t, k = spec.traffic, spec.knowledge
+    kb = k.corpus_tokens if needs_knowledge(spec) else 0
+    cands = []
+    for model in ladder(spec, "prompting"):
+        window = context_window(model) or 10 ** 9
+        fixed = INSTRUCTION_RESERVE + t.prompt_tokens + kb + t.output_tokens
+        room = max(0, window - fixed)
+        # as many few-shot examples as the window leaves room for, up to FEW_SHOT_EXAMPLES
+        n_shots = min(FEW_SHOT_EXAMPLES, spec.data.labeled_examples, room // max(1, spec.data.avg_example_tokens))
+        shots = n_shots * spec.data.avg_example_tokens
+        miss = None
+        if fixed > window:
+            what = "the knowledge base in the prompt" if kb else "the prompt and answer"
+            miss = f"{what} needs {fixed:,} tokens, {model}'s context window is {window:,}"
+        srv = serving_options(spec, model, t.prompt_tokens + shots, cached_tokens=kb)[0]
+        cands.append(_candidate(spec, "prompting", model, srv, None, 0.0, 0.0, 0.0,
+                                {"few_shot_tokens": shots, "in_context_knowledge_tokens": kb,
+                                 "prompt_tokens": t.prompt_tokens + shots + kb}, miss))
+    return _choose(cands)
+
+
+def _rag(spec: ProjectSpec) -> PathCost:
+    t, k = spec.traffic, spec.knowledge
+    cands = []
+    for model in ladder(spec, "rag"):
+        window = context_window(model) or 10 ** 9
+        room = window - t.prompt_tokens - t.output_tokens
+        top_k = min(RAG_TOP_K, max(0, room // RAG_CHUNK_TOKENS)) if (k.source_documents or k.corpus_tokens) else 0
+        miss = None
+        if (k.source_documents or k.corpus_tokens) and top_k < 1:
+            miss = (f"one {RAG_CHUNK_TOKENS}-token passage with the prompt needs "
+                    f"{t.prompt_tokens + t.output_tokens + RAG_CHUNK_TOKENS:,} tokens, {model}'s context window is "
+                    f"{window:,}")
+        context = top_k * RAG_CHUNK_TOKENS
+        srv = serving_options(spec, model, t.prompt_tokens + context)[0]
+        gpu = catalog.gpu(spec.constraints.gpu)      # embedding is minutes of GPU time: the spec's GPU
+        G = spec.constraints.gpu_count
+        embed_hours = 2 * EMBED_PARAMS * k.corpus_tokens / (G * gpu.bf16_tflops * 1e12 * EMBED_MFU) / 3600
+        embed_usd = embed_hours * G * gpu.usd_per_hour
+        reindex = FREQUENCY_PER_YEAR[k.update_frequency] / 12
+        chunks = math.ceil(k.corpus_tokens / RAG_CHUNK_TOKENS)
+        cands.append(_candidate(
+            spec, "rag", model, srv, None, 0.0, embed_usd, embed_hours / 24,
+            {"retrieved_context_tokens": context, "top_k": top_k, "embedding_hours": embed_hours,
+             "chunks": chunks, "index_memory_gb": chunks * (384 * 4 + 256) / 1e9,   # fp32 vectors + HNSW links
+             "reindexes_per_month": reindex, "reindex_usd_per_month": reindex * embed_usd,
+             "gpu_hours": embed_hours * G, "prompt_tokens": t.prompt_tokens + context}, miss))
+    return _choose(cands)
+
+
+def _tuned(spec: ProjectSpec, path: str, methods: tuple[str, ...], tokens_for) -> PathCost:
+    t = spec.traffic
+    e = econ(spec)
+    c = spec.constraints
+    cands = []
+    for model in ladder(spec, path):
+        arch = catalog.architecture(model)
+        tokens = tokens_for(arch)
+        days_left = None if c.deadline_days is None else c.deadline_days - e["setup_days"][path]
+        srv = serving_options(spec, model, t.prompt_tokens, hosted_allowed=path == "peft")[0]
+        for ch in _train_options(spec, path, model, methods, tokens, days_left):
+            extra = {"prompt_tokens": t.prompt_tokens}
+            if path == "full_finetuning" and cpt_tokens(spec):
+                extra["continued_pretraining_tokens"] = cpt_tokens(spec)
+            cands.append(_candidate(spec, path, model, srv, ch, tokens, run_usd(ch.est, ch.gpu, ch.count),
+                                    run_hours(ch.est) / 24, extra, None, e))
+    return _choose(cands)
+
+
 @lru_cache(maxsize=256)
 def _path_costs_cached(spec_json: str) -> dict[str, PathCost]:
     spec = ProjectSpec.model_validate_json(spec_json)
-    arch = catalog.architecture(spec.model.base)
-    t = spec.traffic
-    k = spec.knowledge
-    out: dict[str, PathCost] = {}
-
-    # Prompting: instructions + few-shot examples; a small knowledge base rides along, cached.
-    shots = few_shot_tokens(spec)
-    in_context = k.corpus_tokens if (k.source_documents > 0 and k.corpus_tokens <= IN_CONTEXT_LIMIT) else 0
-    srv = serving(spec, arch, t.prompt_tokens + shots, cached_tokens=in_context)
-    out["prompting"] = PathCost(
-        path="prompting", one_off_usd=0.0, monthly_usd=srv.monthly_usd,
-        time_to_first_result_days=SETUP_DAYS["prompting"], gpu_hours=0.0, memory_gb_per_gpu=None,
-        gpu_memory_gb=None, fits=True, serving=srv.how, prompt_tokens_per_request=t.prompt_tokens + shots + in_context,
-        details={"few_shot_tokens": shots, "in_context_knowledge_tokens": in_context,
-                 "per_request_usd": srv.per_request_usd})
-
-    # RAG: embed the corpus once (and again on every update), retrieve top-k chunks per request.
-    context = RAG_TOP_K * RAG_CHUNK_TOKENS if k.source_documents > 0 or k.corpus_tokens > 0 else 0
-    gpu = catalog.gpu(spec.constraints.gpu)
-    G = spec.constraints.gpu_count
-    embed_hours = 2 * EMBED_PARAMS * k.corpus_tokens / (G * gpu.bf16_tflops * 1e12 * EMBED_MFU) / 3600
-    reindex_per_month = FREQUENCY_PER_YEAR[k.update_frequency] / 12
-    chunks = math.ceil(k.corpus_tokens / RAG_CHUNK_TOKENS)
-    index_gb = chunks * (384 * 4 + 256) / 1e9      # fp32 vectors + HNSW links (M=32) per vector
-    srv = serving(spec, arch, t.prompt_tokens + context)
-    out["rag"] = PathCost(
-        path="rag", one_off_usd=embed_hours * G * gpu.usd_per_hour,
-        monthly_usd=srv.monthly_usd + reindex_per_month * embed_hours * G * gpu.usd_per_hour,
-        time_to_first_result_days=SETUP_DAYS["rag"] + embed_hours / 24, gpu_hours=embed_hours * G,
-        memory_gb_per_gpu=None, gpu_memory_gb=None, fits=True, serving=srv.how,
-        prompt_tokens_per_request=t.prompt_tokens + context,
-        details={"retrieved_context_tokens": context, "embedding_hours": embed_hours, "chunks": chunks,
-                 "index_memory_gb": index_gb, "reindexes_per_month": reindex_per_month,
-                 "per_request_usd": srv.per_request_usd})
-
-    # PEFT and full fine-tuning: SFT on the labeled examples; the tuned model needs no few-shot
-    # examples. Full fine-tuning with a domain shift also continues pretraining on the corpus.
     sft = sft_tokens(spec)
-    out["peft"] = _training_path("peft", spec, arch, sft, ("lora", "qlora"), t.prompt_tokens)
-    cpt = k.corpus_tokens if k.domain_shift.value != "none" else 0
-    out["full_finetuning"] = _training_path("full_finetuning", spec, arch, sft + cpt, ("full",), t.prompt_tokens)
-    if cpt:
-        out["full_finetuning"].details["continued_pretraining_tokens"] = cpt
+    return {
+        # Prompting: instructions + few-shot examples; a knowledge base rides along, cached, if the window holds it.
+        "prompting": _prompting(spec),
+        # RAG: embed the corpus once (and again on every update), retrieve top-k chunks per request.
+        "rag": _rag(spec),
+        # PEFT: SFT on the labels; the tuned model needs no few-shot examples. PEFT never reads the corpus.
+        "peft": _tuned(spec, "peft", ("lora", "qlora"), lambda a: sft),
+        # Full fine-tuning: continued pretraining on the corpus when the domain shifts, then SFT on the labels.
+        "full_finetuning": _tuned(spec, "full_finetuning", ("full",), lambda a: sft + cpt_tokens(spec)),
+        # Pretraining the base architecture from scratch, Chinchilla-optimal (then SFT, which is tiny).
+        "pretraining": _tuned(spec, "pretraining", ("pretrain",), lambda a: pretraining_tokens(a) + sft),
+    }
 
-    # Pretraining the base architecture from scratch, Chinchilla-optimal (then SFT, which is tiny).
-    out["pretraining"] = _training_path("pretraining", spec, arch, pretraining_tokens(arch) + sft, ("pretrain",),
-                                        t.prompt_tokens)
-    return out
+
+def clear_caches() -> None:
+    """Forget cached estimates (after the catalog changed, e.g. a new TUNEPATH_CATALOG)."""
+    for f in (_path_costs_cached, _self_hosted, _train_est, context_window):
+        f.cache_clear()
 
 
 def path_costs(spec: ProjectSpec) -> dict[str, PathCost]:

@@ -1,7 +1,10 @@
 """From a spec to a recommendation: evaluate every rule, score every path, pick and explain.
 
-The recommendation is the feasible path with the best fit, ties broken by 12-month cost
-(design.md §4). RAG and PEFT combine (`rag+peft`) when both are feasible and both earned it:
+Decision rule: among the feasible paths whose fit is within FIT_MARGIN of the best, the cheapest
+over the horizon (one-off + horizon x monthly, whole costs) wins - fit says which paths are
+adequate, cost picks among the adequate ones (AWS Well-Architected Framework, Cost Optimization
+pillar, COST05: evaluate cost when selecting services; select the least-cost option that meets the
+requirements). RAG and PEFT combine (`rag+peft`) when both are feasible and both earned it:
 retrieval for the knowledge, tuning for the behaviour.
 """
 from __future__ import annotations
@@ -16,6 +19,9 @@ from advisor.spec import ProjectSpec
 from advisor.textio import usd
 
 COMBINE_MIN_FIT = 2.5     # both halves of a combined plan must clearly earn their place on their own rules
+FIT_MARGIN = 1.0          # one ordinary rule's weight: paths closer than one piece of evidence are equally fit
+DECISION_RULE = (f"among feasible paths within {FIT_MARGIN:g} fit of the best, the cheapest over the horizon wins "
+                 "(AWS Well-Architected, Cost Optimization pillar COST05: evaluate cost when selecting services)")
 TIE = 1e-9
 
 
@@ -86,19 +92,27 @@ def evaluate(spec: ProjectSpec) -> list[PathResult]:
 
 def _combined_cost(spec: ProjectSpec, rag: PathCost, peft: PathCost) -> PathCost:
     """RAG + PEFT: train the adapter, build the index; serve the tuned model with retrieved context."""
+    b = {k: rag.breakdown.get(k, 0.0) + peft.breakdown.get(k, 0.0) for k in ("compute", "people", "labels")}
+    b["evaluation"] = max(rag.breakdown.get("evaluation", 0.0), peft.breakdown.get("evaluation", 0.0))
+    b["serving_per_month"] = max(rag.breakdown.get("serving_per_month", 0.0),
+                                 peft.breakdown.get("serving_per_month", 0.0))
+    b["upkeep_per_month"] = rag.breakdown.get("upkeep_per_month", 0.0) + peft.breakdown.get("upkeep_per_month", 0.0)
     return PathCost(
-        path="rag+peft", one_off_usd=rag.one_off_usd + peft.one_off_usd,
-        monthly_usd=max(rag.monthly_usd, peft.monthly_usd),
+        path="rag+peft", one_off_usd=b["compute"] + b["people"] + b["labels"] + b["evaluation"],
+        monthly_usd=b["serving_per_month"] + b["upkeep_per_month"],
         time_to_first_result_days=max(rag.time_to_first_result_days, peft.time_to_first_result_days),
-        gpu_hours=peft.gpu_hours, memory_gb_per_gpu=peft.memory_gb_per_gpu, gpu_memory_gb=peft.gpu_memory_gb,
-        fits=peft.fits, serving=rag.serving, method=peft.method, training_tokens=peft.training_tokens,
-        prompt_tokens_per_request=rag.prompt_tokens_per_request,
+        gpu_hours=rag.gpu_hours + peft.gpu_hours, memory_gb_per_gpu=peft.memory_gb_per_gpu,
+        gpu_memory_gb=peft.gpu_memory_gb, fits=peft.fits,
+        serving=rag.serving if rag.monthly_usd >= peft.monthly_usd else peft.serving, method=peft.method,
+        training_tokens=peft.training_tokens, prompt_tokens_per_request=rag.prompt_tokens_per_request,
+        cash_one_off_usd=rag.cash_one_off_usd + peft.cash_one_off_usd, horizon_months=peft.horizon_months,
+        breakdown=b, setup={**peft.setup, "rag_serving": rag.serving},
         details={"rag": rag.details, "peft": peft.details})
 
 
 def _within_constraints(spec: ProjectSpec, cost: PathCost) -> bool:
     c = spec.constraints
-    return (cost.one_off_usd <= c.budget_usd
+    return (cost.cash_one_off_usd <= c.budget_usd
             and (c.monthly_budget_usd is None or cost.monthly_usd <= c.monthly_budget_usd)
             and (c.deadline_days is None or cost.time_to_first_result_days <= c.deadline_days))
 
@@ -108,25 +122,85 @@ def _top_reasons(result: PathResult, n: int = 3) -> list[str]:
     return [f"{f.detail} ({f.id}, {f.effect})" for f in pos[:n]]
 
 
+def choose(feasible: list[PathResult]) -> PathResult:
+    """The decision rule (module docstring): cheapest over the horizon among paths within FIT_MARGIN of the best."""
+    top = max(r.fit for r in feasible)
+    near = [r for r in feasible if r.fit >= top - FIT_MARGIN - TIE]
+    return min(near, key=lambda r: (round(r.cost.total_usd(), 2), -r.fit, PATHS.index(r.path)))
+
+
+def setup_sentence(cost: PathCost) -> str:
+    s = cost.setup
+    parts = [f"base model {s.get('model')}"]
+    if s.get("train_gpu"):
+        parts.append(f"trained on {s['train_gpus']} x {s['train_gpu']}")
+    parts.append("no traffic to serve" if cost.serving == "no traffic" else
+                 f"served {cost.serving.replace('self-hosted: ', 'self-hosted on ')}")
+    out = "Setup: " + ", ".join(parts) + "."
+    prec = s.get("serving_precision", "")
+    if "(" in prec:
+        out += f" Caveat: {prec}."
+    return out
+
+
+def breakdown_sentence(cost: PathCost) -> str:
+    b = cost.breakdown
+    once = ", ".join(f"{k} {usd(b[k])}" for k in ("compute", "people", "labels", "evaluation") if b.get(k))
+    monthly = ", ".join(f"{k.removesuffix('_per_month')} {usd(b[k])}" for k in ("serving_per_month",
+                                                                                 "upkeep_per_month") if b.get(k))
+    return (f"One-off {usd(cost.one_off_usd)}" + (f" ({once})" if once else "") + f", then {usd(cost.monthly_usd)}/month"
+            + (f" ({monthly})" if monthly else "") + f"; first result in ~{cost.time_to_first_result_days:.0f} days.")
+
+
+def _nearest_miss(results: list[PathResult]) -> str | None:
+    """The path that misses only the project's constraints, and by the least."""
+    constraint_only = [r for r in results
+                       if r.cost.misses and all(f.id.startswith(("constraint.", "context.")) for f in r.rules
+                                                if f.weight is None)]
+    if not constraint_only:
+        return None
+    r = min(constraint_only, key=lambda r: r.cost.details.get("miss_score", 0.0))
+    c = r.cost
+    where = f" trained on {c.setup['train_gpus']} x {c.setup['train_gpu']}" if c.setup.get("train_gpu") else ""
+    return (f"Nearest miss: {label(r.path)} with {c.setup.get('model')}{where}, "
+            f"{c.serving.replace('self-hosted: ', 'self-hosted on ')}: {usd(c.one_off_usd)} once + "
+            f"{usd(c.monthly_usd)}/month, over the {' and the '.join(c.misses)}.")
+
+
 def recommend(spec: ProjectSpec) -> Advice:
     results = evaluate(spec)
     by = {r.path: r for r in results}
     feasible = [r for r in results if r.feasible]
     arch = catalog.architecture(spec.model.base)
+    horizon = spec.economics.horizon_months
     if not feasible:
-        rationale = ["No path is feasible under the given constraints:"]
+        rationale = ["No path is feasible under the given constraints, after searching base models, GPU types "
+                     "and counts, serving precision and hosting:"]
         rationale += [f"{label(r.path)}: {'; '.join(r.reasons)}" for r in results]
+        miss = _nearest_miss(results)
+        if miss:
+            rationale.append(miss)
         rationale.append("Relax the budget, deadline or GPU, or choose a smaller base model.")
         return Advice(spec_name=spec.name, model=spec.model.base, total_params=arch.total_params,
                       recommendation=Recommendation(path=None, rationale=rationale), paths=results)
 
-    best = max(feasible, key=lambda r: (r.fit, -r.cost.total_usd()))
-    ties = [r for r in feasible if abs(r.fit - best.fit) <= TIE]
-    if len(ties) > 1:
-        best = min(ties, key=lambda r: r.cost.total_usd())
+    best = choose(feasible)
+    fittest = max(feasible, key=lambda r: (r.fit, -r.cost.total_usd()))
+    cheapest = min(feasible, key=lambda r: r.cost.total_usd())
     choice, cost = best.path, best.cost
-    rationale = [f"{label(choice)} has the best fit ({best.fit:+g}) of the feasible paths"
-                 + (", tied on fit and cheaper over 12 months" if len(ties) > 1 else "") + "."]
+    total = best.cost.total_usd()
+    rationale = [f"{label(choice)}: fit {best.fit:+g}, {usd(total)} over {horizon} months "
+                 f"(decision rule: {DECISION_RULE})."]
+    if fittest.path != best.path:
+        rationale.append(f"{label(fittest.path)} fits better ({fittest.fit:+g}) but by no more than "
+                         f"{FIT_MARGIN:g}, and {label(choice)} costs {usd(fittest.cost.total_usd() - total)} "
+                         f"less over {horizon} months ({usd(fittest.cost.total_usd())}).")
+    if cheapest.path != best.path and cheapest.cost.total_usd() < total:
+        rationale.append(f"{label(cheapest.path)} would cost {usd(total - cheapest.cost.total_usd())} less "
+                         f"over {horizon} months, but its fit ({cheapest.fit:+g}) is more than {FIT_MARGIN:g} "
+                         f"below the best ({fittest.fit:+g}).")
+    elif cheapest.path == best.path and len(feasible) > 1:
+        rationale.append(f"It is also the cheapest feasible path over {horizon} months.")
     rationale += [f"Because {r}." for r in _top_reasons(best)]
 
     if choice in ("rag", "peft"):
@@ -138,9 +212,15 @@ def recommend(spec: ProjectSpec) -> Advice:
                 rationale.append(f"Combine with {label(other.path)} (fit {other.fit:+g}): retrieval supplies "
                                  f"the knowledge, the adapter the behaviour; because {_top_reasons(other, 1)[0]}.")
 
-    rationale.append(f"Estimated one-off cost {usd(cost.one_off_usd)}, then {usd(cost.monthly_usd)}/month "
-                     f"({cost.serving}); first result in ~{cost.time_to_first_result_days:.0f} days.")
-    runner = sorted((r for r in feasible if r.path != best.path), key=lambda r: -r.fit)
+    rationale.append(setup_sentence(best.cost if choice == best.path else by["peft"].cost))
+    rationale.append(breakdown_sentence(cost))
+    if best.cost.alternatives:
+        a = best.cost.alternatives[0]
+        rationale.append(f"Next-best setup for {label(best.path)}: {a['model']}"
+                         + (f" trained on {a['train']}" if a["train"] else "")
+                         + f", {a['serving']}: {usd(a['total_usd'])} over {horizon} months"
+                         + (f" (misses the {', '.join(a['misses'])})" if a["misses"] else "") + ".")
+    runner = sorted((r for r in feasible if r.path != best.path), key=lambda r: (-r.fit, r.cost.total_usd()))
     if runner:
         r = runner[0]
         rationale.append(f"Runner-up: {label(r.path)} (fit {r.fit:+g}, {usd(r.cost.one_off_usd)} once + "

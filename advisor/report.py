@@ -10,21 +10,25 @@ from typing import Any
 
 from advisor import catalog
 from advisor.costs import (
+    ECONOMICS_SOURCES,
     EMBED_MFU,
     FEW_SHOT_EXAMPLES,
     IN_CONTEXT_LIMIT,
     RAG_CHUNK_TOKENS,
     RAG_TOP_K,
-    SETUP_DAYS,
+    RUN_OVERHEAD_HOURS,
     SFT_EPOCHS,
+    SFT_MAX_EXAMPLES,
+    econ,
 )
 from advisor.errors import UserError
 from advisor.estimate import DECODE_BANDWIDTH_EFF, MFU_SOURCE, PREFILL_MFU
 from advisor.paths import label
-from advisor.recommend import Advice, recommend
+from advisor.recommend import DECISION_RULE, Advice, recommend
 from advisor.spec import ProjectSpec, set_dotted, spec_from_dict
 
 MONTHS = 24
+ROUNDING_USD = 1.0    # cost differences below a dollar (or 0.5 %) are rounding, not a break-even
 MEMORY_WARN = 0.85     # memory above 85 % of a GPU leaves no room for fragmentation or longer batches
 
 # Fields whose change can flip a recommendation, scanned by `sensitivity`.
@@ -66,6 +70,7 @@ def _cast(dotted: str, value: float):
     return int(round(value)) if dotted in INTEGER_FIELDS else float(f"{value:.4g}")
 
 
+
 def risks(advice: Advice, spec: ProjectSpec) -> dict[str, list[str]]:
     out = {}
     for r in advice.paths:
@@ -77,8 +82,8 @@ def risks(advice: Advice, spec: ProjectSpec) -> dict[str, list[str]]:
         if d and r.feasible and c.time_to_first_result_days > 0.75 * d:
             items.append(f"first result at ~{c.time_to_first_result_days:,.0f} of {d:g} deadline days")
         b = spec.constraints.budget_usd
-        if r.feasible and b and c.one_off_usd > 0.75 * b:
-            items.append(f"one-off cost uses {100 * c.one_off_usd / b:.0f} % of the budget")
+        if r.feasible and b and c.cash_one_off_usd > 0.75 * b:
+            items.append(f"one-off spend uses {100 * c.cash_one_off_usd / b:.0f} % of the budget")
         out[r.path] = items
     return out
 
@@ -88,15 +93,21 @@ def cumulative(advice: Advice, months: int = MONTHS) -> dict[str, list[float]]:
     return {r.path: [r.cost.one_off_usd + m * r.cost.monthly_usd for m in range(months + 1)] for r in advice.paths}
 
 
+def _same(x: float, y: float) -> bool:
+    return abs(x - y) <= max(ROUNDING_USD, 0.005 * max(abs(x), abs(y)))
+
+
 def break_evens(advice: Advice, months: int = MONTHS) -> list[dict]:
-    """Months where a path with a higher one-off cost becomes cheaper overall than another feasible one."""
+    """Months where a path with a higher one-off cost becomes cheaper overall than another feasible one.
+    Crossings within rounding (one-off or monthly costs equal within $1 / 0.5 %) are not break-evens."""
     feasible = [r for r in advice.paths if r.feasible]
     out = []
     for a in feasible:
         for b in feasible:
             da = b.cost.one_off_usd - a.cost.one_off_usd       # b costs more up front ...
             dm = a.cost.monthly_usd - b.cost.monthly_usd       # ... and less per month
-            if da > 0 and dm > 0:
+            if da > 0 and dm > 0 and not _same(b.cost.one_off_usd, a.cost.one_off_usd) \
+                    and not _same(a.cost.monthly_usd, b.cost.monthly_usd):
                 month = da / dm
                 if 0.1 <= month <= months:   # crossings within the first days are not worth a marker
                     out.append({"path": b.path, "overtakes": a.path, "month": round(month, 2),
@@ -104,61 +115,119 @@ def break_evens(advice: Advice, months: int = MONTHS) -> list[dict]:
     return sorted(out, key=lambda e: e["month"])
 
 
+def cost_statements(advice: Advice, months: int = MONTHS) -> list[str]:
+    """True sentences about the recommended path's cost against every other feasible path."""
+    rec = advice.recommendation
+    if not rec.path:
+        return []
+    mine = rec.cost
+    out = []
+    for r in advice.paths:
+        if not r.feasible or r.path == rec.path:
+            continue
+        o = r.cost
+        a0, b0 = mine.one_off_usd, o.one_off_usd
+        am, bm = mine.monthly_usd, o.monthly_usd
+        name, other = label(rec.path), label(r.path)
+        if _same(a0, b0) and _same(am, bm):
+            out.append(f"{name} and {other} cost the same within rounding.")
+        elif (a0 <= b0 or _same(a0, b0)) and (am <= bm or _same(am, bm)):
+            out.append(f"{name} is cheaper than {other} from month 0.")
+        elif (a0 >= b0 or _same(a0, b0)) and (am >= bm or _same(am, bm)):
+            out.append(f"{name} costs more than {other} from month 0 (it wins on fit).")
+        else:
+            m = (b0 - a0) / (am - bm)
+            if a0 > b0:   # we pay more up front, less per month
+                out.append(f"{name} becomes cheaper than {other} after month {m:.1f}" if m <= months else
+                           f"{name} stays costlier than {other} through month {months} (break-even at month {m:.0f})")
+            else:
+                out.append(f"{name} is cheaper than {other} until month {m:.1f}" if m <= months else
+                           f"{name} is cheaper than {other} through month {months}")
+    return out
+
+
 def _rec(spec: ProjectSpec) -> str | None:
     return recommend(spec).recommendation.path
+
+
+def _step(dotted: str, x: float, direction: int) -> float:
+    """The next value to try: x1.5 (or /1.5), whole units for integer fields (never stuck on one value)."""
+    nxt = x * 1.5 ** direction
+    if dotted in INTEGER_FIELDS:
+        nxt = math.ceil(nxt) if direction == 1 else math.floor(nxt)
+        if nxt == x:
+            nxt = x + direction
+    return nxt
+
+
+def _try(spec: ProjectSpec, dotted: str, value) -> tuple[bool, str | None]:
+    """(valid, recommendation) at `value`; a value outside the field's bounds is not valid."""
+    try:
+        return True, _rec(_with(spec, dotted, value))
+    except UserError:
+        return False, None
 
 
 def sensitivity(spec: ProjectSpec, fields=SENSITIVE_FIELDS, max_factor: float = 1000.0) -> list[dict]:
     """For each numeric input: the nearest value (up and down) at which the recommendation changes.
 
-    Scans multiplicatively (x1.25 per step up to `max_factor`), then bisects in log space to the
-    threshold; reports the first flip in each direction."""
+    Scans x1.5 per step up to `max_factor`, then bisects to the threshold: whole units for integer
+    fields, 4 significant digits for the rest. Each line carries `threshold` (the named path wins there)
+    and `before` (the adjacent value on the current side, where the current path still wins); both are
+    evaluated, so the sentence is true by construction and tests re-check it. A field at its bound gets
+    no line for the direction it cannot move in."""
     base_data = spec.model_dump(mode="json")
     base = _rec(spec)
     out = []
     for f in fields:
+        if f == "constraints.gpu_count" and not spec.constraints.gpu_fixed:
+            continue                         # the search picks the count; the spec's value is only a start
         v0 = _get(base_data, f)
         if v0 is None or isinstance(v0, bool):
             continue
         for direction in (1, -1):
-            start = max(float(v0), 1.0) if direction == 1 else float(v0)
-            if direction == -1 and start <= 0:
+            lo = v0                          # last value known to keep `base`
+            x = max(float(v0), 1.0) if direction == 1 else float(v0)
+            if direction == -1 and x <= 0:
                 continue
-            prev, hit, new_path = start, None, None
-            step = 1.25 ** direction
-            x = start
-            while (x <= start * max_factor) if direction == 1 else (x >= start / max_factor):
-                x = x * step
+            hi, new_path = None, None
+            while (x <= max(float(v0), 1.0) * max_factor) if direction == 1 else (x >= float(v0) / max_factor):
+                x = _step(f, x, direction)
                 cand = _cast(f, x)
-                if f == "constraints.gpu_count" and cand < 1:
-                    break
-                try:
-                    p = _rec(_with(spec, f, cand))
-                except UserError:
+                if cand == lo:
+                    continue
+                ok, p = _try(spec, f, cand)
+                if not ok:
                     break
                 if p != base:
-                    hit, new_path = x, p
+                    hi, new_path = cand, p
                     break
-                prev = x
-            if hit is None:
+                lo = cand
+            if hi is None:
                 continue
-            lo, hi = prev, hit
-            for _ in range(12):     # log-space bisection to the threshold
-                mid = math.sqrt(lo * hi)
-                if _cast(f, mid) in (_cast(f, lo), _cast(f, hi)):
-                    break
-                if _rec(_with(spec, f, _cast(f, mid))) == base:
+            for _ in range(80):              # bisection to adjacent values
+                if f in INTEGER_FIELDS:
+                    if abs(hi - lo) <= 1:
+                        break
+                    mid = (lo + hi) // 2
+                else:
+                    mid = _cast(f, math.sqrt(lo * hi) if lo > 0 and hi > 0 else (lo + hi) / 2)
+                    if mid in (lo, hi):
+                        break
+                ok, p = _try(spec, f, mid)
+                if ok and p == base:
                     lo = mid
                 else:
                     hi = mid
-            threshold = _cast(f, hi)
-            new_path = _rec(_with(spec, f, threshold))
+            new_path = _rec(_with(spec, f, hi))
             word = "above" if direction == 1 else "below"
-            out.append({"field": f, "current": v0, "threshold": threshold, "direction": word,
+            op = "≥" if direction == 1 else "≤"
+            to_label = label(new_path)
+            from_label = label(base) if base else "nothing"
+            out.append({"field": f, "current": v0, "threshold": hi, "before": lo, "direction": word,
                         "from": base, "to": new_path,
-                        "sentence": f"{label(new_path)}"
-                                    f" replaces {label(base) if base else 'nothing'} {word} "
-                                    f"{f} = {threshold:,}"})
+                        "sentence": f"{to_label} replaces {from_label} at {f} {op} {hi:,} "
+                                    f"({from_label} still at {lo:,})"})
     return out
 
 
@@ -184,6 +253,8 @@ def parse_vary(items: list[str]) -> list[tuple[str, list[float]]]:
             vals = [float(x) for x in raw.split(",") if x.strip()]
         except ValueError:
             raise UserError(f"--vary {item!r}: values must be numbers") from None
+        if not all(math.isfinite(v) for v in vals):
+            raise UserError(f"--vary {item!r}: values must be finite numbers")
         out.append((key.strip(), vals))
     return out
 
@@ -204,12 +275,29 @@ def assumptions(spec: ProjectSpec) -> list[dict]:
                                        "tokens rides in a cached prompt",
          "source": "Brown et al. 2020; Anthropic 'Contextual Retrieval' 2024"},
         {"what": "RAG", "value": f"top-{RAG_TOP_K} chunks of {RAG_CHUNK_TOKENS} tokens per request; corpus embedded "
-                                 f"with all-MiniLM-L6-v2 at MFU {EMBED_MFU}", "source": "design.md §5"},
-        {"what": "SFT", "value": f"{SFT_EPOCHS} epochs over the labeled examples, packed 2,048-token sequences",
-         "source": "Taori et al. 2023 (Alpaca)"},
-        {"what": "Set-up work", "value": ", ".join(f"{p} {d} d" for p, d in SETUP_DAYS.items()),
-         "source": "assumed (advisor/paths.py)"},
-    ]
+                                 f"with all-MiniLM-L6-v2 at MFU {EMBED_MFU}",
+         "source": "Lewis et al. 2020 (k = 5 passages); all-MiniLM-L6-v2 model card (256-token inputs)"},
+        {"what": "SFT", "value": f"{SFT_EPOCHS} epochs over the labeled examples (2 on large sets, at most "
+                                 f"{SFT_MAX_EXAMPLES:,} examples), packed 2,048-token sequences; "
+                                 f"{RUN_OVERHEAD_HOURS:g} wall-hour per run for start-up, evaluation and saves",
+         "source": "Taori et al. 2023 (Alpaca); Lambert et al. 2024 (Tulu 3: 2 epochs on 939k examples)"},
+        {"what": "Decision rule", "value": DECISION_RULE, "source": "advisor/recommend.py"},
+    ] + economics_rows(spec)
+
+
+def economics_rows(spec: ProjectSpec) -> list[dict]:
+    """The economics in force, marking which came from the spec."""
+    e = econ(spec)
+    given = spec.economics.model_dump(exclude_unset=True)
+    rows = []
+    for key, value in e.items():
+        if key == "labeled_examples_needed" and key not in given:
+            continue
+        shown = ", ".join(f"{p} {v:g}" for p, v in value.items()) if isinstance(value, dict) else \
+            (f"${value:,.0f}" if key.endswith("_usd") or key.endswith("_example") else f"{value:g}")
+        src = "given in the spec" if key in given else ECONOMICS_SOURCES.get(key, "")
+        rows.append({"what": f"economics.{key}", "value": shown, "source": src})
+    return rows
 
 
 def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitivity: bool = True) -> dict:
@@ -226,6 +314,8 @@ def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitiv
             "memory_gb_per_gpu": None if c.memory_gb_per_gpu is None else round(c.memory_gb_per_gpu, 1),
             "gpu_memory_gb": c.gpu_memory_gb, "gpu_hours": round(c.gpu_hours, 1), "serving": c.serving,
             "method": c.method, "risks": rk[r.path],
+            "total_horizon_usd": round(c.total_usd(), 2), "breakdown": {k: round(v, 2) for k, v in c.breakdown.items()},
+            "setup": c.setup, "alternatives": c.alternatives, "misses": c.misses,
             "rules": [{"id": f.id, "effect": f.effect, "detail": f.detail, "evidence": f.evidence} for f in r.rules],
         })
     rec = advice.recommendation
@@ -238,7 +328,9 @@ def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitiv
                            "monthly_usd": round(rec.cost.monthly_usd, 2) if rec.cost else None},
         "paths": paths,
         "cumulative_usd": {p: [round(x, 2) for x in v] for p, v in cumulative(advice).items()},
+        "horizon_months": spec.economics.horizon_months,
         "break_even": break_evens(advice),
+        "cost_statements": cost_statements(advice),
         "sensitivity": sensitivity(spec) if with_sensitivity else [],
         "what_if": [row for dotted, vals in parse_vary(vary or []) for row in what_if(spec, dotted, vals)],
         "assumptions": assumptions(spec),

@@ -54,12 +54,13 @@ def chart_svg(report: dict, width: int = 720, height: int = 360) -> str:
     for m in range(0, months + 1, 6):
         parts.append(f'<text x="{x(m):.1f}" y="{top_pad + h + 18}" text-anchor="middle">{m}</text>')
     parts.append(f'<text x="{left + w / 2:.1f}" y="{height - 4}" text-anchor="middle">months</text>')
-    for i, (p, vals) in enumerate(shown.items()):
+    for i, (names, vals) in enumerate(merged_lines(shown)):
+        p = names[0]
         pts = " ".join(f"{x(m):.1f},{y(v):.1f}" for m, v in enumerate(vals))
         dash = "" if feasible.get(p, True) else ' stroke-dasharray="4 3"'
         parts.append(f'<polyline fill="none" stroke="{color(p)}" stroke-width="2.5"{dash} points="{pts}"/>')
         parts.append(f'<text x="{left + w + 10}" y="{top_pad + 16 + 18 * i}" fill="{color(p)}">'
-                     f'{_esc(p)}</text>')
+                     f'{_esc(" = ".join(names))}</text>')
     for e in report["break_even"]:
         if e["path"] in shown:
             parts.append(f'<circle cx="{x(e["month"]):.1f}" cy="{y(e["cost_usd"]):.1f}" r="5" fill="none" '
@@ -67,6 +68,58 @@ def chart_svg(report: dict, width: int = 720, height: int = 360) -> str:
                          f'{_esc(e["overtakes"])} at month {e["month"]}</title></circle>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def merged_lines(cum: dict[str, list[float]]) -> list[tuple[list[str], list[float]]]:
+    """Lines that coincide (every month within $1 or 0.5 %) are drawn once, labelled `a = b`."""
+    groups: list[tuple[list[str], list[float]]] = []
+    for p, vals in cum.items():
+        for names, ref in groups:
+            if all(abs(a - b) <= max(1.0, 0.005 * max(abs(a), abs(b))) for a, b in zip(vals, ref)):
+                names.append(p)
+                break
+        else:
+            groups.append(([p], vals))
+    return groups
+
+
+def coincide_note(report: dict) -> str | None:
+    cum = {p: v for p, v in report["cumulative_usd"].items()
+           if next((q["feasible"] for q in report["paths"] if q["path"] == p), True)}
+    same = [" = ".join(n) for n, _ in merged_lines(cum) if len(n) > 1]
+    return ("Lines that coincide are drawn once: " + "; ".join(same) + ".") if same else None
+
+
+def _breakdown_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for p in report["paths"]:
+        b, s = p["breakdown"], p["setup"]
+        setup = s.get("model", "")
+        if s.get("train_gpu"):
+            setup += f"; train {s['train_gpus']} x {s['train_gpu']}"
+        setup += f"; {p['serving']}"
+        rows.append([p["label"], fmt_usd(b.get("compute", 0)), fmt_usd(b.get("people", 0)),
+                     fmt_usd(b.get("labels", 0)), fmt_usd(b.get("evaluation", 0)), fmt_usd(p["one_off_usd"]),
+                     fmt_usd(b.get("serving_per_month", 0)), fmt_usd(b.get("upkeep_per_month", 0)),
+                     fmt_usd(p["monthly_usd"]), fmt_usd(p["total_horizon_usd"]), setup])
+    return rows
+
+
+def breakdown_header(report: dict) -> list[str]:
+    return ["path", "compute (all runs)", "people", "labels", "evaluation", "one-off", "serving / month",
+            "upkeep / month", "monthly", f"{report['horizon_months']} months", "setup (model; training; serving)"]
+
+
+def _cost_lines(report: dict) -> list[str]:
+    lines = [f"{e['path']} overtakes {e['overtakes']} at month {e['month']} ({fmt_usd(e['cost_usd'])})"
+             for e in report["break_even"]]
+    if not lines:
+        lines.append("No break-even between feasible paths within 24 months.")
+    lines += report.get("cost_statements", [])
+    note = coincide_note(report)
+    if note:
+        lines.append(note)
+    return lines
 
 
 def _paths_rows(report: dict) -> list[list[str]]:
@@ -107,12 +160,10 @@ def to_markdown(report: dict, chart_name: str) -> str:
     if rec["path"]:
         lines += [f"One-off {fmt_usd(rec['one_off_usd'])}, then {fmt_usd(rec['monthly_usd'])} per month.", ""]
     lines += [f"- {r}" for r in rec["rationale"]] + ["", "## All paths", "", table(PATH_HEADER, _paths_rows(report)),
+                                                       "", "## Cost breakdown", "",
+                                                       table(breakdown_header(report), _breakdown_rows(report)),
                                                        "", "## Cumulative cost", "", f"![cumulative cost]({chart_name})", ""]
-    if report["break_even"]:
-        lines += [f"- {e['path']} overtakes {e['overtakes']} at month {e['month']} ({fmt_usd(e['cost_usd'])})"
-                  for e in report["break_even"]] + [""]
-    else:
-        lines += ["No break-even within 24 months: the cheapest path up front stays cheapest.", ""]
+    lines += [f"- {x}" for x in _cost_lines(report)] + [""]
     lines += ["## Sensitivity: what would change the recommendation", ""]
     lines += [f"- {s['sentence']} (now {fmt_num(s['current'])})" for s in report["sensitivity"]] or \
              ["- No single input within x1000 of its value changes the recommendation."]
@@ -168,13 +219,10 @@ def to_html(report: dict) -> str:
     parts.append("<h2>All paths</h2>")
     parts.append(table(PATH_HEADER, _paths_rows(report), num_cols=(2, 3, 4, 5, 6),
                        row_class=["" if p["feasible"] else "no" for p in report["paths"]]))
+    parts.append("<h2>Cost breakdown</h2>" + table(breakdown_header(report), _breakdown_rows(report),
+                                                   num_cols=tuple(range(1, 10))))
     parts.append("<h2>Cumulative cost</h2>" + chart_svg(report))
-    if report["break_even"]:
-        parts.append("<ul>" + "".join(f"<li>{_esc(e['path'])} overtakes {_esc(e['overtakes'])} at month "
-                                      f"{e['month']} ({_esc(fmt_usd(e['cost_usd']))})</li>"
-                                      for e in report["break_even"]) + "</ul>")
-    else:
-        parts.append("<p>No break-even within 24 months: the cheapest path up front stays cheapest.</p>")
+    parts.append("<ul>" + "".join(f"<li>{_esc(x)}</li>" for x in _cost_lines(report)) + "</ul>")
     parts.append("<h2>Sensitivity: what would change the recommendation</h2><ul>")
     parts += [f"<li>{_esc(s['sentence'])} (now {_esc(fmt_num(s['current']))})</li>" for s in report["sensitivity"]] or \
         ["<li>No single input within x1000 of its value changes the recommendation.</li>"]

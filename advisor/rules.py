@@ -15,12 +15,17 @@ from typing import Callable, Literal, Union
 
 from advisor.architecture import Architecture
 from advisor.costs import (
+    CPT_MIN_TOKENS,
     IN_CONTEXT_LIMIT,
     MAX_REPEAT_EPOCHS,
     PATHS,
+    TUNED,
     PathCost,
+    cpt_tokens,
     few_shot_tokens,
+    needs_knowledge,
     pretraining_tokens,
+    tuned_labels,
 )
 from advisor.spec import ProjectSpec
 from advisor.textio import human, usd
@@ -48,8 +53,11 @@ EVIDENCE = {
     "memory": "Memory estimate (advisor/estimate.py): ZeRO (Rajbhandari et al. 2020) 16 bytes/param for "
               "mixed-precision AdamW; activations per Korthikanti et al. 2022; LoRA/QLoRA per Hu et al. 2021 "
               "and Dettmers et al. 2023",
-    "breakeven": "Cost model (design.md §8): fine-tuning to shorten prompts pays off only past "
-                 "break-even volume = training cost / per-request saving",
+    "breakeven": "Fine-tuning to shorten prompts pays off only past break-even volume = training cost / "
+                 "per-request saving (OpenAI fine-tuning guide: fine-tuning saves tokens through shorter prompts)",
+    "window": "The model's context window (max_position_embeddings and rope scaling in its config.json): "
+              "prompt, context and answer must fit in it (Vaswani et al. 2017; Press et al. 2022 on "
+              "extrapolation beyond the trained length)",
     "constraints": "The project's own constraints (spec.constraints)",
     "tokenizer": "Petrov et al. 2023, 'Language Model Tokenizers Introduce Unfairness Between Languages': "
                  "text in scripts a tokenizer was not trained on costs up to 15x more tokens",
@@ -79,12 +87,12 @@ class Rule:
 # --- conditions ---------------------------------------------------------------------------------
 
 def _needs_knowledge(c: Context) -> bool:
-    return c.spec.knowledge.source_documents > 0 and c.spec.knowledge.in_base_model.value != "most"
+    return needs_knowledge(c.spec)
 
 
 def _labels_at_least(n: int) -> Callable[[Context], str | None]:
     def when(c: Context):
-        have = c.spec.data.labeled_examples
+        have = tuned_labels(c.spec)
         return f"{have:,} labeled examples (>= {n:,})" if have >= n else None
     return when
 
@@ -99,14 +107,16 @@ def _per_path(check: Callable[[Context, str, PathCost], str | None], paths=PATHS
 def _memory(c: Context, p: str, cost: PathCost) -> str | None:
     if cost.fits:
         return None
-    g = c.spec.constraints
-    return (f"{cost.method} needs {cost.memory_gb_per_gpu:,.0f} GB per GPU, {g.gpu_count} x {g.gpu} has "
-            f"{cost.gpu_memory_gb:,.0f} GB each")
+    s = cost.setup
+    where = "" if c.spec.constraints.gpu_fixed else " (the largest setup searched)"
+    return (f"{cost.method} of {s.get('model')} needs {cost.memory_gb_per_gpu:,.0f} GB per GPU, "
+            f"{s.get('train_gpus')} x {s.get('train_gpu')}{where} has {cost.gpu_memory_gb:,.0f} GB each")
 
 
 def _budget(c: Context, p: str, cost: PathCost) -> str | None:
     b = c.spec.constraints.budget_usd
-    return f"one-off cost {usd(cost.one_off_usd)} exceeds the budget of {usd(b)}" if cost.one_off_usd > b else None
+    return (f"one-off spend {usd(cost.cash_one_off_usd)} (compute of every run, labels, evaluation) exceeds the "
+            f"budget of {usd(b)}" if cost.cash_one_off_usd > b else None)
 
 
 def _monthly(c: Context, p: str, cost: PathCost) -> str | None:
@@ -120,7 +130,7 @@ def _deadline(c: Context, p: str, cost: PathCost) -> str | None:
     d = c.spec.constraints.deadline_days
     if d is None or cost.time_to_first_result_days <= d:
         return None
-    return f"first result in ~{cost.time_to_first_result_days:,.0f} days, deadline is {d:g} days"
+    return f"first result in ~{cost.time_to_first_result_days:,.1f} days, deadline is {d:g} days"
 
 
 def _pretrain_data(c: Context) -> str | None:
@@ -132,29 +142,63 @@ def _pretrain_data(c: Context) -> str | None:
             f"~{human(need)} (>= {human(need / MAX_REPEAT_EPOCHS)} unique with {MAX_REPEAT_EPOCHS} epochs)")
 
 
+def _window(c: Context, p: str, cost: PathCost) -> str | None:
+    return cost.details.get("window_miss")
+
+
+def _tuned_savings(c: Context) -> dict[str, tuple[float, float]]:
+    """Per tuned path: (saving per request vs prompting, one-off cost)."""
+    base = c.costs["prompting"].details["per_request_usd"]
+    return {p: (base - c.costs[p].details["per_request_usd"], c.costs[p].one_off_usd) for p in TUNED}
+
+
 def _break_even(c: Context) -> str | None:
-    """Tuning removes the few-shot examples from every prompt; does the saving repay training in a year?"""
+    """Tuning removes the few-shot examples from every prompt; does any tuned path's saving repay its one-off
+    cost within the horizon?"""
     n = c.spec.traffic.requests_per_month
-    saving = c.costs["prompting"].details["per_request_usd"] - c.costs["peft"].details["per_request_usd"]
-    train = c.costs["peft"].one_off_usd
+    horizon = c.spec.economics.horizon_months
     if n == 0:
         return "no production traffic: nothing for a tuned model's shorter prompts to save"
-    if saving <= 0:
-        return (f"a tuned model saves nothing per request here ({usd(saving)}), so tuning cannot pay for "
-                f"itself through shorter prompts")
-    volume = train / saving
-    if n * 12 < volume:
-        return (f"break-even at {human(volume)} requests ({usd(train)} training / {usd(saving)} saved per request); "
-                f"{human(n * 12)} requests in 12 months is below it")
+    savings = {p: v for p, v in _tuned_savings(c).items() if v[0] > 0}
+    if not savings:
+        return "no tuned path is cheaper per request than prompting, so tuning cannot pay for itself"
+    volume = {p: one_off / saving for p, (saving, one_off) in savings.items()}
+    p = min(volume, key=volume.get)
+    if n * horizon < volume[p]:
+        saving, one_off = savings[p]
+        return (f"at today's per-request costs the cheapest tuned path ({p}) breaks even after {human(volume[p])} "
+                f"requests ({usd(one_off)} one-off / {usd(saving)} saved per request); {human(n * horizon)} "
+                f"requests in {horizon} months is below it")
     return None
 
 
-def _shorter_prompts_pay(c: Context) -> str | None:
-    monthly_saving = c.costs["prompting"].monthly_usd - c.costs["peft"].monthly_usd
-    shots = few_shot_tokens(c.spec)
-    if shots and monthly_saving >= 100:
-        return (f"dropping {shots:,} few-shot tokens per request saves {usd(monthly_saving)}/month at "
+def _shorter_prompts_pay(c: Context, p: str, cost: PathCost) -> str | None:
+    """Every tuned path drops the few-shot examples (and an in-prompt knowledge base) from each request."""
+    monthly_saving = c.costs["prompting"].monthly_usd - cost.monthly_usd
+    dropped = c.costs["prompting"].prompt_tokens_per_request - cost.prompt_tokens_per_request
+    if dropped > 0 and monthly_saving >= 100:
+        return (f"dropping {dropped:,.0f} prompt tokens per request saves {usd(monthly_saving)}/month at "
                 f"{human(c.spec.traffic.requests_per_month)} requests/month")
+    return None
+
+
+def _below_minimum(c: Context) -> dict | None:
+    have = tuned_labels(c.spec)
+    if have >= 10:
+        return None
+    msg = f"only {have} labeled examples (< 10)"
+    out = {"peft": msg}
+    if cpt_tokens(c.spec) < CPT_MIN_TOKENS:   # continued pretraining on a large corpus needs no labels
+        out["full_finetuning"] = msg + f" and no corpus of >= {human(CPT_MIN_TOKENS)} tokens to continue pretraining on"
+    return out
+
+
+def _continued_pretraining(c: Context) -> str | None:
+    k = c.spec.knowledge
+    # A base model that knows none of the domain (new script) tokenizes it poorly: pretraining's case instead.
+    if k.domain_shift.value == "large" and k.corpus_tokens >= CPT_MIN_TOKENS and k.in_base_model.value != "none":
+        return (f"{human(k.corpus_tokens)} tokens of in-domain text with a large domain shift: continued "
+                f"pretraining of all weights reads it; an adapter does not")
     return None
 
 
@@ -171,7 +215,8 @@ RULES: list[Rule] = [
          {"prompting": 1.5},
          EVIDENCE["anthropic"],
          lambda c: (f"{human(c.spec.knowledge.corpus_tokens)} tokens of knowledge <= {human(IN_CONTEXT_LIMIT)}"
-                    if _needs_knowledge(c) and c.spec.knowledge.corpus_tokens <= IN_CONTEXT_LIMIT else None)),
+                    if _needs_knowledge(c) and c.spec.knowledge.corpus_tokens <= IN_CONTEXT_LIMIT
+                    and not c.costs["prompting"].details.get("window_miss") else None)),
     Rule("knowledge.exceeds_prompt", "Knowledge too large for the prompt must be retrieved per request.",
          {"rag": 2.0, "prompting": -2.0},
          EVIDENCE["anthropic"],
@@ -195,11 +240,21 @@ RULES: list[Rule] = [
     Rule("task.citations", "Answers that must cite sources need retrieved passages.",
          {"rag": 2.0, "peft": -0.5, "full_finetuning": -0.5, "pretraining": -0.5},
          EVIDENCE["lewis"], lambda c: "task.needs_citations is true" if c.spec.task.needs_citations else None),
-    Rule("data.below_minimum", "Supervised fine-tuning needs at least 10 labeled examples.",
+    Rule("data.below_minimum", "Supervised fine-tuning needs at least 10 labeled examples; continued "
+                               "pretraining on a corpus of billions of tokens needs none.",
          {"peft": HARD, "full_finetuning": HARD},
-         EVIDENCE["openai"],
-         lambda c: (f"only {c.spec.data.labeled_examples} labeled examples (< 10)"
-                    if c.spec.data.labeled_examples < 10 else None)),
+         EVIDENCE["openai"], _below_minimum),
+    Rule("domain.continued_pretraining", "Billions of in-domain tokens with a large shift, in a domain the base "
+                                         "model partly knows, call for continued pretraining of all weights.",
+         {"full_finetuning": 2.0},
+         EVIDENCE["biderman"], _continued_pretraining),
+    Rule("domain.corpus_unread_by_peft", "An adapter trained on labels never reads a corpus of billions of "
+                                         "in-domain tokens, and LoRA learns less from continued pretraining.",
+         {"peft": -1.5},
+         EVIDENCE["biderman"],
+         lambda c: (f"{human(c.spec.knowledge.corpus_tokens)} tokens of in-domain text with a large domain shift"
+                    if c.spec.knowledge.domain_shift.value == "large"
+                    and c.spec.knowledge.corpus_tokens >= CPT_MIN_TOKENS else None)),
     Rule("data.openai_gains", "From 50 labeled examples fine-tuning usually shows clear gains.",
          {"peft": 0.5}, EVIDENCE["openai"], _labels_at_least(50)),
     Rule("data.google_range", "100-500 labeled examples is the recommended range for supervised tuning.",
@@ -233,7 +288,7 @@ RULES: list[Rule] = [
                          "model knows some of it)")),
     Rule("pretrain.new_domain", "A domain no base model has seen (new language, script or modality) is what "
                                 "pretraining is for.",
-         {"pretraining": 2.0},
+         {"pretraining": 3.0},
          EVIDENCE["seed"],
          lambda c: ("domain_shift is large and the base model knows none of it"
                     if c.spec.knowledge.domain_shift.value == "large"
@@ -247,10 +302,13 @@ RULES: list[Rule] = [
                     and c.spec.knowledge.in_base_model.value == "none" else None)),
     Rule("pretrain.data", "Pretraining needs ~20 tokens per parameter of unlabeled text.",
          {"pretraining": HARD}, EVIDENCE["chinchilla"], _pretrain_data),
+    Rule("context.window", "Prompt, in-context knowledge or retrieved passages and the answer must fit the "
+                           "model's context window.",
+         {"prompting": HARD, "rag": HARD}, EVIDENCE["window"], _per_path(_window, ("prompting", "rag"))),
     Rule("constraint.memory", "The path's training must fit the GPUs' memory.",
          {"peft": HARD, "full_finetuning": HARD, "pretraining": HARD}, EVIDENCE["memory"],
          _per_path(_memory, ("peft", "full_finetuning", "pretraining"))),
-    Rule("constraint.budget", "The one-off cost must fit the budget.",
+    Rule("constraint.budget", "The one-off spend (compute of every run, labels, evaluation) must fit the budget.",
          {p: HARD for p in PATHS}, EVIDENCE["constraints"], _per_path(_budget)),
     Rule("constraint.monthly_budget", "The monthly serving cost must fit the monthly budget.",
          {p: HARD for p in PATHS}, EVIDENCE["constraints"], _per_path(_monthly)),
@@ -258,11 +316,12 @@ RULES: list[Rule] = [
          {p: HARD for p in PATHS}, EVIDENCE["constraints"], _per_path(_deadline)),
     Rule("constraint.data_stays", "Data may not leave: hosted APIs are ruled out, every path is self-hosted.",
          {"prompting": 0.0, "rag": 0.0}, EVIDENCE["constraints"],
-         lambda c: ("constraints.data_may_leave is false: serving priced self-hosted on "
-                    f"{c.spec.constraints.gpu}" if not c.spec.constraints.data_may_leave else None)),
+         lambda c: ("constraints.data_may_leave is false: serving priced self-hosted"
+                    if not c.spec.constraints.data_may_leave else None)),
     Rule("traffic.below_break_even", "Tuning to shorten prompts pays off only past break-even volume.",
          {"prompting": 1.0}, EVIDENCE["breakeven"], _break_even),
-    Rule("traffic.prompt_savings", "At high volume, dropping few-shot examples from every prompt saves real money.",
-         {"peft": 1.0}, EVIDENCE["breakeven"], _shorter_prompts_pay),
+    Rule("traffic.prompt_savings", "At high volume, a tuned model's shorter prompts (no few-shot examples, no "
+                                   "knowledge base in the prompt) save real money.",
+         {p: 1.0 for p in TUNED}, EVIDENCE["breakeven"], _per_path(_shorter_prompts_pay, TUNED)),
 ]
 

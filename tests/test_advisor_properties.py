@@ -1,6 +1,9 @@
 """Property tests: random valid specs never crash, and the rules move fit in the promised direction."""
 from __future__ import annotations
 
+import json
+
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,3 +81,63 @@ def test_more_frequent_updates_never_lower_rag_fit(spec, data):
     j = data.draw(st.integers(i, len(FREQ) - 1))
     faster = {**spec, "knowledge": {**spec["knowledge"], "update_frequency": FREQ[j]}}
     assert _fit(faster, "rag") >= _fit(spec, "rag")
+
+
+# --- issue 11: fit and cost move the promised way ---------------------------------------------------
+
+@SETTINGS
+@given(specs, st.integers(1, 10**14))
+def test_more_corpus_tokens_with_a_large_shift_never_lower_full_finetuning_fit(spec, extra):
+    k = {**spec["knowledge"], "domain_shift": "large"}
+    more = {**spec, "knowledge": {**k, "corpus_tokens": min(k["corpus_tokens"] + extra, 10**15)}}
+    assert _fit(more, "full_finetuning") >= _fit({**spec, "knowledge": k}, "full_finetuning")
+
+
+def _config_with_window(tmp_path_factory, window: int):
+    """Qwen2.5-0.5B's config with another context window: same weights, so the same costs."""
+    src = catalog.models()["Qwen/Qwen2.5-0.5B"].path
+    cfg = {**json.loads(src.read_text()), "max_position_embeddings": window}
+    cfg.pop("rope_scaling", None)
+    d = tmp_path_factory.mktemp(f"w{window}")
+    (d / "config.json").write_text(json.dumps(cfg))
+    return str(d / "config.json")
+
+
+WINDOWS = [1024, 4096, 32768, 131072, 1_000_000]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(specs, st.integers(0, len(WINDOWS) - 2), st.data())
+def test_a_longer_context_window_never_makes_prompting_infeasible(tmp_path_factory, spec, i, data):
+    j = data.draw(st.integers(i + 1, len(WINDOWS) - 1))
+    short, long = (_config_with_window(tmp_path_factory, WINDOWS[x]) for x in (i, j))
+    before = recommend(ProjectSpec.model_validate({**spec, "model": {"base": short}})).path("prompting")
+    after = recommend(ProjectSpec.model_validate({**spec, "model": {"base": long}})).path("prompting")
+    if before.feasible:
+        assert after.feasible, after.reasons
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(specs, st.sampled_from(sorted(catalog.gpus())), st.floats(0.05, 0.99))
+def test_a_cheaper_gpu_price_never_raises_a_feasible_paths_cost(tmp_path_factory, monkeypatch, spec, gid, factor):
+    before = recommend(ProjectSpec.model_validate(spec))
+    cat = tmp_path_factory.mktemp("cat") / "prices.yaml"
+    cat.write_text(yaml.safe_dump({"gpus": {gid: {"usd_per_hour": catalog.gpus()[gid].usd_per_hour * factor}}}))
+    monkeypatch.setenv("TUNEPATH_CATALOG", str(cat))
+    _clear()
+    try:
+        after = recommend(ProjectSpec.model_validate(spec))
+    finally:
+        monkeypatch.delenv("TUNEPATH_CATALOG")
+        _clear()
+    for p in before.paths:
+        if p.feasible:
+            assert after.path(p.path).cost.total_usd() <= p.cost.total_usd() + 1e-6, p.path
+
+
+def _clear():
+    from advisor import costs
+    catalog.gpus.cache_clear()
+    costs.clear_caches()

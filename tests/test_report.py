@@ -80,7 +80,7 @@ def test_html_numbers_equal_json(reports):
     paths_table = parser.tables[0]
     got = [[row[0], row[3], row[4], row[5], row[6]] for row in paths_table[1:]]
     assert got == _expected_rows(rep)
-    whatif = parser.tables[1]
+    whatif = parser.tables[2]                      # after the paths and the cost-breakdown tables
     assert [row[2] for row in whatif[1:]] == [w["recommendation"] for w in rep["what_if"]]
     assert "<svg" in html and "polyline" in html
     for s in rep["sensitivity"]:
