@@ -360,15 +360,18 @@ def _train_options(spec: ProjectSpec, path: str, model: str, methods: tuple[str,
 
 # --- whole costs ---------------------------------------------------------------------------
 
+STRUCTURAL_MISS = 1000.0   # a setup that cannot run at all is farther than any budget or deadline overshoot
+
+
 def _misses(spec: ProjectSpec, cash: float, monthly: float, days: float, fits: bool,
             window_miss: str | None) -> list[tuple[float, str]]:
     """Constraints a setup misses, each with how far (relative overshoot) - the nearest miss is the smallest."""
     c = spec.constraints
     out = []
     if window_miss:
-        out.append((1.0, window_miss))
+        out.append((STRUCTURAL_MISS, f"context window ({window_miss})"))
     if not fits:
-        out.append((1.0, "does not fit GPU memory"))
+        out.append((STRUCTURAL_MISS, "GPU memory"))
     if cash > c.budget_usd:
         out.append(((cash - c.budget_usd) / max(c.budget_usd, 1.0), f"one-off budget by {_usd(cash - c.budget_usd)}"))
     if c.monthly_budget_usd is not None and monthly > c.monthly_budget_usd:
@@ -470,10 +473,11 @@ def _prompting(spec: ProjectSpec) -> PathCost:
         if fixed > window:
             what = "the knowledge base in the prompt" if kb else "the prompt and answer"
             miss = f"{what} needs {fixed:,} tokens, {model}'s context window is {window:,}"
-        srv = serving_options(spec, model, t.prompt_tokens + shots, cached_tokens=kb)[0]
+        in_context = 0 if miss else kb     # what does not fit is not sent (nor priced): the path is infeasible
+        srv = serving_options(spec, model, t.prompt_tokens + shots, cached_tokens=in_context)[0]
         cands.append(_candidate(spec, "prompting", model, srv, None, 0.0, 0.0, 0.0,
-                                {"few_shot_tokens": shots, "in_context_knowledge_tokens": kb,
-                                 "prompt_tokens": t.prompt_tokens + shots + kb}, miss))
+                                {"few_shot_tokens": shots, "in_context_knowledge_tokens": in_context,
+                                 "prompt_tokens": t.prompt_tokens + shots + in_context}, miss))
     return _choose(cands)
 
 

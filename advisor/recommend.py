@@ -155,8 +155,8 @@ def breakdown_sentence(cost: PathCost) -> str:
 def _nearest_miss(results: list[PathResult]) -> str | None:
     """The path that misses only the project's constraints, and by the least."""
     constraint_only = [r for r in results
-                       if r.cost.misses and all(f.id.startswith(("constraint.", "context.")) for f in r.rules
-                                                if f.weight is None)]
+                       if r.cost.misses and all(f.id in ("constraint.budget", "constraint.monthly_budget",
+                                                         "constraint.deadline") for f in r.rules if f.weight is None)]
     if not constraint_only:
         return None
     r = min(constraint_only, key=lambda r: r.cost.details.get("miss_score", 0.0))
@@ -164,7 +164,7 @@ def _nearest_miss(results: list[PathResult]) -> str | None:
     where = f" trained on {c.setup['train_gpus']} x {c.setup['train_gpu']}" if c.setup.get("train_gpu") else ""
     return (f"Nearest miss: {label(r.path)} with {c.setup.get('model')}{where}, "
             f"{c.serving.replace('self-hosted: ', 'self-hosted on ')}: {usd(c.one_off_usd)} once + "
-            f"{usd(c.monthly_usd)}/month, over the {' and the '.join(c.misses)}.")
+            f"{usd(c.monthly_usd)}/month; it misses the {' and the '.join(c.misses)}.")
 
 
 def recommend(spec: ProjectSpec) -> Advice:

@@ -110,6 +110,20 @@ def breakdown_header(report: dict) -> list[str]:
             "upkeep / month", "monthly", f"{report['horizon_months']} months", "setup (model; training; serving)"]
 
 
+def _alternative_lines(report: dict) -> list[str]:
+    """Per path: the next-best setups the search found, with what each misses."""
+    out = []
+    for p in report["paths"]:
+        alts = p.get("alternatives") or []
+        if not alts:
+            continue
+        shown = "; ".join(f"{a['model']}" + (f", train {a['train']}" if a["train"] else "") + f", {a['serving']}: "
+                          f"{fmt_usd(a['total_usd'])}" + (f" (misses the {', '.join(a['misses'])})" if a["misses"]
+                                                          else "") for a in alts)
+        out.append(f"{p['label']}: {shown}")
+    return out
+
+
 def _cost_lines(report: dict) -> list[str]:
     lines = [f"{e['path']} overtakes {e['overtakes']} at month {e['month']} ({fmt_usd(e['cost_usd'])})"
              for e in report["break_even"]]
@@ -162,6 +176,8 @@ def to_markdown(report: dict, chart_name: str) -> str:
     lines += [f"- {r}" for r in rec["rationale"]] + ["", "## All paths", "", table(PATH_HEADER, _paths_rows(report)),
                                                        "", "## Cost breakdown", "",
                                                        table(breakdown_header(report), _breakdown_rows(report)),
+                                                       "", "Next-best setups found by the search (total over the "
+                                                       f"horizon):", ""] + [f"- {x}" for x in _alternative_lines(report)] + [
                                                        "", "## Cumulative cost", "", f"![cumulative cost]({chart_name})", ""]
     lines += [f"- {x}" for x in _cost_lines(report)] + [""]
     lines += ["## Sensitivity: what would change the recommendation", ""]
@@ -221,6 +237,8 @@ def to_html(report: dict) -> str:
                        row_class=["" if p["feasible"] else "no" for p in report["paths"]]))
     parts.append("<h2>Cost breakdown</h2>" + table(breakdown_header(report), _breakdown_rows(report),
                                                    num_cols=tuple(range(1, 10))))
+    parts.append("<p>Next-best setups found by the search (total over the horizon):</p><ul>"
+                 + "".join(f"<li>{_esc(x)}</li>" for x in _alternative_lines(report)) + "</ul>")
     parts.append("<h2>Cumulative cost</h2>" + chart_svg(report))
     parts.append("<ul>" + "".join(f"<li>{_esc(x)}</li>" for x in _cost_lines(report)) + "</ul>")
     parts.append("<h2>Sensitivity: what would change the recommendation</h2><ul>")

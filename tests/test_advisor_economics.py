@@ -84,7 +84,7 @@ def test_nothing_feasible_names_the_nearest_miss():
     out, _ = _json(EXAMPLES / "support-assistant.yaml", "constraints.monthly_budget_usd=1")
     assert out["recommendation"]["path"] is None
     miss = [r for r in out["recommendation"]["rationale"] if r.startswith("Nearest miss:")]
-    assert miss and "over the monthly budget by $" in miss[0]
+    assert miss and "misses the monthly budget by $" in miss[0]
 
 
 def test_a_knowledge_base_beyond_the_window_makes_prompting_infeasible():
