@@ -303,6 +303,7 @@ def economics_rows(spec: ProjectSpec) -> list[dict]:
 def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitivity: bool = True) -> dict:
     """Everything in the report, as plain JSON-able data."""
     advice = recommend(spec)
+    months = max(MONTHS, spec.economics.horizon_months)    # the chart covers at least the horizon
     rk = risks(advice, spec)
     paths = []
     for r in advice.paths:
@@ -327,15 +328,16 @@ def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitiv
                            "one_off_usd": round(rec.cost.one_off_usd, 2) if rec.cost else None,
                            "monthly_usd": round(rec.cost.monthly_usd, 2) if rec.cost else None},
         "paths": paths,
-        "cumulative_usd": {p: [round(x, 2) for x in v] for p, v in cumulative(advice).items()},
+        "cumulative_usd": {p: [round(x, 2) for x in v] for p, v in cumulative(advice, months).items()},
         "horizon_months": spec.economics.horizon_months,
-        "break_even": break_evens(advice),
-        "cost_statements": cost_statements(advice),
+        "chart_months": months,
+        "break_even": break_evens(advice, months),
+        "cost_statements": cost_statements(advice, months),
         "sensitivity": sensitivity(spec) if with_sensitivity else [],
         "what_if": [row for dotted, vals in parse_vary(vary or []) for row in what_if(spec, dotted, vals)],
         "assumptions": assumptions(spec),
     }
     if rec.path and "+" in rec.path:   # the combined plan gets its own line in the chart
         report["cumulative_usd"][rec.path] = [round(rec.cost.one_off_usd + m * rec.cost.monthly_usd, 2)
-                                              for m in range(MONTHS + 1)]
+                                              for m in range(months + 1)]
     return report

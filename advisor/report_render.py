@@ -128,7 +128,7 @@ def _cost_lines(report: dict) -> list[str]:
     lines = [f"{e['path']} overtakes {e['overtakes']} at month {e['month']} ({fmt_usd(e['cost_usd'])})"
              for e in report["break_even"]]
     if not lines:
-        lines.append("No break-even between feasible paths within 24 months.")
+        lines.append(f"No break-even between feasible paths within {report.get('chart_months', 24)} months.")
     lines += report.get("cost_statements", [])
     note = coincide_note(report)
     if note:
