@@ -61,10 +61,20 @@ def test_cost_statements_are_true(example_report):
     labels = {p["label"]: p["path"] for p in rep["paths"]}
     mine = cum[rec] if rec in cum else None
     for s in rep["cost_statements"]:
+        if not mine:
+            break
         m = re.match(r"(.+?) is cheaper than (.+?) from month 0\.", s)
-        if m and mine:
+        if m:
             other = cum[labels[m.group(2)]]
             assert all(x <= y + max(1.0, 0.005 * y) for x, y in zip(mine, other)), s
+        m = re.match(r"(.+?) (is cheaper than|becomes cheaper than) (.+?) (until|after) month ([\d.]+)", s)
+        if m:
+            other, month = cum[labels[m.group(3)]], float(m.group(5))
+            before, after = math.floor(month), min(math.ceil(month), len(mine) - 1)
+            if m.group(4) == "until":          # cheaper before the month, dearer after it
+                assert mine[before] <= other[before] and mine[after] >= other[after], s
+            else:
+                assert mine[before] >= other[before] and mine[after] <= other[after], s
 
 
 def test_no_sensitivity_line_past_a_fields_bound():
