@@ -41,13 +41,13 @@ INTEGER_FIELDS = {"traffic.requests_per_month", "traffic.prompt_tokens", "traffi
 
 # Standing risks of each path (what goes wrong in practice), with their source.
 PATH_RISKS = {
-    "prompting": ["quality is capped by the base model; long prompts cost on every request (seed article)"],
+    "prompting": ["quality is capped by the base model; long prompts cost on every request (OpenAI fine-tuning guide)"],
     "rag": ["answers are only as good as retrieval: measure recall@k on your own questions (Lewis et al. 2020)",
             "index freshness depends on the re-indexing pipeline"],
     "peft": ["needs a held-out evaluation set; adapters learn format more than knowledge (Biderman et al. 2024)"],
     "full_finetuning": ["forgets more of the base model than LoRA (Biderman et al. 2024)",
                         "a full copy of the weights to serve and version per release"],
-    "pretraining": ["orders of magnitude costlier; months of data and infrastructure work (seed article)",
+    "pretraining": ["orders of magnitude costlier; months of data and infrastructure work (Touvron et al. 2023: 3.3M A100-hours for Llama 2)",
                     "quality depends on data curation more than on compute (Chinchilla)"],
 }
 

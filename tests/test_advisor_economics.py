@@ -142,3 +142,14 @@ def test_starter_spec_economics_comment_shows_the_defaults():
     uncommented = "\n".join(line[2:] for line in block.splitlines())
     given = spec_from_dict({**plain, **load_yaml(re.sub(r"#(?! ).*", "", uncommented))})
     assert econ(given) == econ(spec_from_dict(plain))
+
+
+def test_evidence_cites_public_sources_only():
+    """Rules, risks and assumptions name papers, vendor guides or the project's own inputs, never team notes."""
+    from advisor.report import PATH_RISKS, assumptions
+    from advisor.rules import EVIDENCE
+    texts = list(EVIDENCE.values()) + [r for v in PATH_RISKS.values() for r in v]
+    # the GPU row quotes the catalog's price source (advisor/data/gpus.yaml, the estimator's issue 12)
+    texts += [a["source"] for a in assumptions(load_spec(EXAMPLES / "faq-bot.yaml")) if not a["what"].startswith("GPU")]
+    private = ("design.md", "machine-notes", "style.md", "brief", "seed article")
+    assert not [t for t in texts if any(p in t.lower() for p in private)]
