@@ -464,19 +464,27 @@ def _prompting(spec: ProjectSpec) -> PathCost:
     cands = []
     for model in ladder(spec, "prompting"):
         window = context_window(model) or 10 ** 9
-        fixed = INSTRUCTION_RESERVE + t.prompt_tokens + kb + t.output_tokens
-        room = max(0, window - fixed)
-        # as many few-shot examples as the window leaves room for, up to FEW_SHOT_EXAMPLES
-        n_shots = min(FEW_SHOT_EXAMPLES, spec.data.labeled_examples, room // max(1, spec.data.avg_example_tokens))
-        shots = n_shots * spec.data.avg_example_tokens
+        bare = INSTRUCTION_RESERVE + t.prompt_tokens + t.output_tokens
+        avg = max(1, spec.data.avg_example_tokens)
+        # as many few-shot examples as the window leaves room for, up to FEW_SHOT_EXAMPLES ...
+        n_shots = min(FEW_SHOT_EXAMPLES, spec.data.labeled_examples, max(0, window - bare) // avg)
+        fixed = bare + kb
         miss = None
         if fixed > window:
             what = "the knowledge base in the prompt" if kb else "the prompt and answer"
             miss = f"{what} needs {fixed:,} tokens, {model}'s context window is {window:,}"
         in_context = 0 if miss else kb     # what does not fit is not sent (nor priced): the path is infeasible
+        # ... and the knowledge base comes first: examples fill what it leaves
+        n_kb_shots = min(n_shots, max(0, window - fixed) // avg) if in_context else n_shots
+        shots = n_kb_shots * spec.data.avg_example_tokens
         srv = serving_options(spec, model, t.prompt_tokens + shots, cached_tokens=in_context)[0]
+        # what the few-shot examples alone cost per month: what every tuned model saves by dropping them
+        with_shots = serving_options(spec, model, t.prompt_tokens + n_shots * spec.data.avg_example_tokens)[0]
+        without = serving_options(spec, model, t.prompt_tokens)[0]
         cands.append(_candidate(spec, "prompting", model, srv, None, 0.0, 0.0, 0.0,
                                 {"few_shot_tokens": shots, "in_context_knowledge_tokens": in_context,
+                                 "few_shot_tokens_without_knowledge": n_shots * spec.data.avg_example_tokens,
+                                 "few_shot_usd_per_month": max(0.0, with_shots.monthly_usd - without.monthly_usd),
                                  "prompt_tokens": t.prompt_tokens + shots + in_context}, miss))
     return _choose(cands)
 

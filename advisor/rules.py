@@ -174,12 +174,13 @@ def _break_even(c: Context) -> str | None:
 
 
 def _shorter_prompts_pay(c: Context, p: str, cost: PathCost) -> str | None:
-    """Every tuned path drops the few-shot examples (and an in-prompt knowledge base) from each request."""
-    monthly_saving = c.costs["prompting"].monthly_usd - cost.monthly_usd
-    dropped = c.costs["prompting"].prompt_tokens_per_request - cost.prompt_tokens_per_request
-    if dropped > 0 and monthly_saving >= 100:
-        return (f"dropping {dropped:,.0f} prompt tokens per request saves {usd(monthly_saving)}/month at "
-                f"{human(c.spec.traffic.requests_per_month)} requests/month")
+    """Every tuned path drops the few-shot examples from each request: credit what they cost to serve.
+    (What else differs between the paths' serving costs is weighed by the decision rule, not here.)"""
+    d = c.costs["prompting"].details
+    saving, tokens = d.get("few_shot_usd_per_month", 0.0), d.get("few_shot_tokens_without_knowledge", 0)
+    if tokens > 0 and saving >= 100:
+        return (f"dropping {tokens:,} few-shot tokens per request saves {usd(saving)}/month of prompting's serving "
+                f"at {human(c.spec.traffic.requests_per_month)} requests/month")
     return None
 
 

@@ -26,13 +26,20 @@ specs = st.fixed_dictionaries({
         "domain_shift": st.sampled_from(["none", "moderate", "large"])}),
     "data": st.fixed_dictionaries({"labeled_examples": st.integers(0, 10**6),
                                    "avg_example_tokens": st.integers(1, 8000)}),
-    "model": st.fixed_dictionaries({"base": st.sampled_from(sorted(catalog.models()))}),
+    "model": st.fixed_dictionaries({"base": st.sampled_from(sorted(catalog.models())), "fixed": st.booleans()}),
     "traffic": st.fixed_dictionaries({"requests_per_month": st.integers(0, 10**9),
                                       "prompt_tokens": st.integers(0, 20000), "output_tokens": st.integers(0, 4000)}),
     "constraints": st.fixed_dictionaries({
         "budget_usd": st.floats(0, 1e7), "monthly_budget_usd": st.none() | st.floats(0, 1e6),
         "gpu": st.sampled_from(sorted(catalog.gpus())), "gpu_count": st.integers(1, 128),
-        "deadline_days": st.none() | st.floats(1, 1000), "data_may_leave": st.booleans()}),
+        "deadline_days": st.none() | st.floats(1, 1000), "data_may_leave": st.booleans(),
+        "gpu_fixed": st.booleans()}),
+    "economics": st.fixed_dictionaries({
+        "engineer_day_usd": st.none() | st.floats(0, 3000), "horizon_months": st.integers(1, 60),
+        "experiments": st.dictionaries(st.sampled_from(["rag", "peft", "full_finetuning", "pretraining"]),
+                                       st.floats(0, 10), max_size=2),
+        "retrain_per_year": st.none() | st.floats(0, 12),
+        "labeled_examples_needed": st.none() | st.integers(0, 10**5)}),
 })
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
