@@ -476,16 +476,22 @@ def _prompting(spec: ProjectSpec) -> PathCost:
         in_context = 0 if miss else kb     # what does not fit is not sent (nor priced): the path is infeasible
         # ... and the knowledge base comes first: examples fill what it leaves
         n_kb_shots = min(n_shots, max(0, window - fixed) // avg) if in_context else n_shots
-        shots = n_kb_shots * spec.data.avg_example_tokens
-        srv = serving_options(spec, model, t.prompt_tokens + shots, cached_tokens=in_context)[0]
         # what the few-shot examples alone cost per month: what every tuned model saves by dropping them
         with_shots = serving_options(spec, model, t.prompt_tokens + n_shots * spec.data.avg_example_tokens)[0]
         without = serving_options(spec, model, t.prompt_tokens)[0]
-        cands.append(_candidate(spec, "prompting", model, srv, None, 0.0, 0.0, 0.0,
-                                {"few_shot_tokens": shots, "in_context_knowledge_tokens": in_context,
-                                 "few_shot_tokens_without_knowledge": n_shots * spec.data.avg_example_tokens,
-                                 "few_shot_usd_per_month": max(0.0, with_shots.monthly_usd - without.monthly_usd),
-                                 "prompt_tokens": t.prompt_tokens + shots + in_context}, miss))
+        # Fewer examples only when the full set misses the monthly budget (so any count a shorter window
+        # allows is also tried with a longer one: a longer window never makes prompting infeasible).
+        for n in range(n_kb_shots, -1, -1):
+            shots = n * spec.data.avg_example_tokens
+            srv = serving_options(spec, model, t.prompt_tokens + shots, cached_tokens=in_context)[0]
+            cand = _candidate(spec, "prompting", model, srv, None, 0.0, 0.0, 0.0,
+                              {"few_shot_tokens": shots, "few_shot_examples": n, "in_context_knowledge_tokens": in_context,
+                               "few_shot_tokens_without_knowledge": n_shots * spec.data.avg_example_tokens,
+                               "few_shot_usd_per_month": max(0.0, with_shots.monthly_usd - without.monthly_usd),
+                               "prompt_tokens": t.prompt_tokens + shots + in_context}, miss)
+            cands.append(cand)
+            if not any(m[1].startswith("monthly budget") for m in cand[1]):
+                break
     return _choose(cands)
 
 

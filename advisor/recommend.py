@@ -132,6 +132,10 @@ def choose(feasible: list[PathResult]) -> PathResult:
 def setup_sentence(cost: PathCost) -> str:
     s = cost.setup
     parts = [f"base model {s.get('model')}"]
+    if "few_shot_examples" in cost.details:
+        parts.append(f"{cost.details['few_shot_examples']} few-shot example(s)"
+                     + (f" and {cost.details['in_context_knowledge_tokens']:,} knowledge tokens in a cached prompt"
+                        if cost.details.get("in_context_knowledge_tokens") else ""))
     if s.get("train_gpu"):
         parts.append(f"trained on {s['train_gpus']} x {s['train_gpu']}")
     parts.append("no traffic to serve" if cost.serving == "no traffic" else
