@@ -103,7 +103,8 @@ def _combined_cost(spec: ProjectSpec, rag: PathCost, peft: PathCost) -> PathCost
         time_to_first_result_days=max(rag.time_to_first_result_days, peft.time_to_first_result_days),
         gpu_hours=rag.gpu_hours + peft.gpu_hours, memory_gb_per_gpu=peft.memory_gb_per_gpu,
         gpu_memory_gb=peft.gpu_memory_gb, fits=peft.fits,
-        serving=rag.serving if rag.monthly_usd >= peft.monthly_usd else peft.serving, method=peft.method,
+        serving=rag.serving if rag.breakdown.get("serving_per_month", 0.0) >= peft.breakdown.get(
+            "serving_per_month", 0.0) else peft.serving, method=peft.method,
         training_tokens=peft.training_tokens, prompt_tokens_per_request=rag.prompt_tokens_per_request,
         cash_one_off_usd=rag.cash_one_off_usd + peft.cash_one_off_usd, horizon_months=peft.horizon_months,
         breakdown=b, setup={**peft.setup, "rag_serving": rag.serving},
@@ -216,7 +217,7 @@ def recommend(spec: ProjectSpec) -> Advice:
                 rationale.append(f"Combine with {label(other.path)} (fit {other.fit:+g}): retrieval supplies "
                                  f"the knowledge, the adapter the behaviour; because {_top_reasons(other, 1)[0]}.")
 
-    rationale.append(setup_sentence(best.cost if choice == best.path else by["peft"].cost))
+    rationale.append(setup_sentence(cost))
     rationale.append(breakdown_sentence(cost))
     if best.cost.alternatives:
         a = best.cost.alternatives[0]
