@@ -28,7 +28,7 @@ from advisor.estimate import (
 from advisor.spec import FREQUENCY_PER_YEAR, ProjectSpec
 
 PATHS = paths.NAMES
-TUNED = ("peft", "full_finetuning", "pretraining")
+TUNED = tuple(p.name for p in paths.PATHS if p.training_stage)   # the paths that train a model
 
 FEW_SHOT_EXAMPLES = 5          # k-shot prompting (Brown et al. 2020 used 10-100; 5 keeps prompts short)
 RAG_TOP_K = retrieval.TOP_K    # passages per request (advisor/retrieval.py, shared with rag/)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
-from advisor import fields
+from advisor import fields, paths
 from advisor.errors import UserError
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -235,7 +235,7 @@ class Constraints(_Strict):
             raise ValueError(str(e)) from None
 
 
-PATH_NAMES = ("prompting", "rag", "peft", "full_finetuning", "pretraining")
+PATH_NAMES = paths.NAMES
 PerPath = dict[str, Number]
 
 

@@ -11,10 +11,16 @@ from helpers import EXAMPLES, cli, cli_subprocess
 BASE = "name: x\ntask: {kind: qa}\n"
 
 
+class _Done:
+    def __init__(self, r):
+        self.returncode, self.stderr = r.exit_code, r.stderr
+
+
 def _run(tmp_path, text: str, suffix: str = ".yaml", *extra):
+    """In-process (the subprocess tests below cover a fresh interpreter's exit status)."""
     spec = tmp_path / f"spec{suffix}"
     spec.write_text(text)
-    return cli_subprocess("recommend", spec, *extra, cwd=tmp_path)
+    return _Done(cli("recommend", spec, *extra, env={"TUNEPATH_DEBUG": ""}))
 
 
 def _one_line_exit_2(r, *needles):
