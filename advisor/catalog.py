@@ -26,14 +26,41 @@ DATA = Path(__file__).parent / "data"
 MODELS_DIR = DATA / "models"
 
 
+PRICE_CLASSES = ("gpu_cloud", "hyperscaler", "marketplace")
+PRICE_CLASS_LABELS = {"gpu_cloud": "GPU cloud on-demand", "hyperscaler": "hyperscaler on-demand",
+                      "marketplace": "marketplace / interruptible"}
+DEFAULT_PRICE_CLASS = "gpu_cloud"
+
+
+class PriceQuote(BaseModel):
+    """One dated quote: $/GPU-hour, the page it was read from and the date it was read."""
+
+    model_config = ConfigDict(extra="forbid")
+    usd_per_hour: float = Field(ge=0, allow_inf_nan=False)
+    source: str
+    date: str = Field(description="Date the source page was read (YYYY-MM-DD).")
+
+
 class GPU(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
-    memory_gb: float = Field(gt=0, description="Device memory, GB (1e9 bytes).")
-    bf16_tflops: float = Field(gt=0, description="Dense bf16 (or fp16 when bf16 is absent) tensor peak, TFLOP/s.")
+    memory_gb: float = Field(gt=0, allow_inf_nan=False, description="Device memory, GB (1e9 bytes).")
+    bf16_tflops: float = Field(gt=0, allow_inf_nan=False,
+                               description="Dense bf16 (or fp16 when bf16 is absent) tensor peak, TFLOP/s.")
     bf16: bool = Field(True, description="Whether the GPU computes in bf16 (T4 does not: fp16 mixed precision).")
-    bandwidth_gbs: float = Field(gt=0, description="Memory bandwidth, GB/s.")
-    usd_per_hour: float = Field(ge=0, description="On-demand price per GPU-hour.")
+    bandwidth_gbs: float = Field(gt=0, allow_inf_nan=False, description="Memory bandwidth, GB/s.")
+    usd_per_hour: float = Field(ge=0, allow_inf_nan=False,
+                                description="Price per GPU-hour used for costs: the chosen price class's quote "
+                                            "unless set directly.")
+    generation: str = Field("ampere", description="ampere | hopper | ada | turing | blackwell: picks the MFU "
+                                                  "defaults (advisor/estimate.py MFU_ANCHORS).")
+    decode_bandwidth_efficiency: float = Field(0.7, gt=0, le=1, allow_inf_nan=False,
+                                               description="Fraction of peak bandwidth a 16-bit decode step "
+                                                           "reaches.")
+    efficiency_source: str = "assumed"
+    prices: dict[str, PriceQuote] = Field(default_factory=dict,
+                                          description="Dated quotes by provider class: " + ", ".join(PRICE_CLASSES))
+    price_class: str = DEFAULT_PRICE_CLASS
     spec_source: str = ""
     price_source: str = ""
     price_date: str = ""
@@ -41,9 +68,10 @@ class GPU(BaseModel):
 
 class PriceTier(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_params_b: float = Field(gt=0)
-    input_per_m: float = Field(ge=0)
-    output_per_m: float = Field(ge=0)
+    max_params_b: float = Field(gt=0, allow_inf_nan=False)
+    input_per_m: float = Field(ge=0, allow_inf_nan=False)
+    output_per_m: float = Field(ge=0, allow_inf_nan=False)
+    source: str = ""
 
 
 class ApiPrices(BaseModel):
@@ -52,12 +80,17 @@ class ApiPrices(BaseModel):
     source: str
     cached_input_factor: float = Field(ge=0, le=1)
     tiers: list[PriceTier]
+    moe_tiers: list[PriceTier] = Field(default_factory=list, description="Mixture-of-experts ladder, by total "
+                                                                         "parameters (falls back to `tiers`).")
 
-    def tier_for(self, total_params: int) -> PriceTier:
-        for t in sorted(self.tiers, key=lambda t: t.max_params_b):
+    def tier_for(self, total_params: int, moe: bool = False) -> PriceTier:
+        ladder = self.moe_tiers if moe and self.moe_tiers else self.tiers
+        for t in sorted(ladder, key=lambda t: t.max_params_b):
             if total_params <= t.max_params_b * 1e9:
                 return t
-        return max(self.tiers, key=lambda t: t.max_params_b)
+        if moe and ladder is self.moe_tiers:           # past the MoE ladder: price as dense
+            return self.tier_for(total_params)
+        return max(ladder, key=lambda t: t.max_params_b)
 
 
 @dataclass(frozen=True)
@@ -110,17 +143,41 @@ def models() -> dict[str, CatalogModel]:
 
 @lru_cache(maxsize=1)
 def gpus() -> dict[str, GPU]:
+    """Packaged rows merged with TUNEPATH_CATALOG files: a user row overrides field by field, `prices` class by
+    class; a top-level `price_class:` picks which class's quote becomes `usd_per_hour` (default gpu_cloud)."""
     rows: dict[str, dict] = {}
     origin: dict[str, Path] = {}
+    price_class = DEFAULT_PRICE_CLASS
+    direct: set[str] = set()                     # rows whose usd_per_hour a user file set explicitly
     for src in [DATA / "gpus.yaml", *_user_catalogs()]:
         data = _read_yaml(src)
+        if data.get("price_class"):
+            price_class = data["price_class"]
+            if price_class not in PRICE_CLASSES:
+                raise UserError(f"{src}: price_class: expected one of {', '.join(PRICE_CLASSES)}, got {price_class!r}")
         for gid, row in (data.get("gpus") or {}).items():
-            merged = {**rows.get(gid, {}), **(row or {}), "id": gid}
-            merged.setdefault("price_source", data.get("price_source", str(src)))
-            merged.setdefault("price_date", data.get("price_date", ""))
+            row = dict(row or {})
+            prev = rows.get(gid, {})
+            prices = {**prev.get("prices", {}), **(row.pop("prices", None) or {})}
+            if "usd_per_hour" in row and src != DATA / "gpus.yaml":
+                direct.add(gid)
+            merged = {**prev, **row, "id": gid, "prices": prices}
             rows[gid], origin[gid] = merged, src
     out = {}
     for gid, row in rows.items():
+        row = dict(row)
+        quote = row["prices"].get(price_class) or next((row["prices"][c] for c in PRICE_CLASSES
+                                                        if c in row["prices"]), None)
+        used = price_class if row["prices"].get(price_class) else next((c for c in PRICE_CLASSES
+                                                                       if c in row["prices"]), None)
+        if gid not in direct and quote is not None:
+            q = quote if isinstance(quote, dict) else {}
+            row["usd_per_hour"] = q.get("usd_per_hour", row.get("usd_per_hour"))
+            row["price_source"] = f"{PRICE_CLASS_LABELS.get(used, used)}: {q.get('source', '')}"
+            row["price_date"] = str(q.get("date", ""))
+            row["price_class"] = used
+        elif gid in direct:
+            row["price_source"], row["price_date"], row["price_class"] = f"your catalog {origin[gid]}", "", "user"
         try:
             out[gid] = GPU(**row)
         except ValidationError as e:

@@ -262,8 +262,9 @@ def serving_options(spec: ProjectSpec, model: str, input_tokens: float, cached_t
                                how=f"self-hosted: {inf.replicas} replica(s) x {inf.gpus_per_replica} {gid}, {prec}",
                                precision=PRECISIONS[bits]))
     if spec.constraints.data_may_leave and hosted_allowed:
-        usd = hosted_monthly_usd(catalog.architecture(model).total_params, n, input_tokens, t.output_tokens,
-                                 cached_tokens)
+        arch = catalog.architecture(model)
+        usd = hosted_monthly_usd(arch.total_params, n, input_tokens, t.output_tokens, cached_tokens,
+                                 moe=arch.num_experts > 0)
         out.append(Serving(monthly_usd=usd, how="hosted API (serverless price by model size)",
                            per_request_usd=usd / n, precision="provider's weights", hosted=True))
     # cheapest first; on equal price prefer full precision, then self-hosting (fewer caveats)

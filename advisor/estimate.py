@@ -20,26 +20,75 @@ GB = 1e9
 Method = Literal["full", "pretrain", "lora", "dora", "qlora", "ia3", "prompt_tuning", "prefix_tuning"]
 ESTIMABLE_METHODS: tuple[str, ...] = get_args(Method)   # training/methods.py flags the others
 Precision = Literal["mixed", "bf16", "fp32"]
-Optimizer = Literal["adamw", "adamw-8bit", "sgd"]
+# paged-*: bitsandbytes' paged optimizers (states page to CPU memory under pressure instead of OOM;
+# the QLoRA paper's paged AdamW, Dettmers et al. 2023 §3). Same bytes as their unpaged versions.
+Optimizer = Literal["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd"]
 
-# Model-FLOPs utilisation defaults, with model FLOPs = 6N + 12*L*s*d per token (PaLM's MFU
-# definition, Chowdhery et al. 2022, App. B). Llama 2 paper (Touvron et al. 2023, Table 2): 7B on
-# 2T tokens at s=4096 took 184,320 A100-80GB GPU-hours -> MFU 0.45 (0.39 counting 6ND only);
-# 70B took 1,720,320 -> 0.46. Adapter
-# training runs small extra kernels and frozen-weight backward passes; QLoRA adds NF4
-# dequantisation (Dettmers et al. 2023 report it slower than 16-bit LoRA). The adapter numbers
-# are assumptions: `tunepath calibrate` measures your own.
-DEFAULT_MFU = {"full": 0.45, "pretrain": 0.45, "lora": 0.35, "dora": 0.30, "qlora": 0.25, "ia3": 0.35,
-               "prompt_tuning": 0.35, "prefix_tuning": 0.35}
-MFU_SOURCE = ("full/pretrain 0.45: Llama 2 paper (184,320 A100-h for 7B x 2T tokens at s=4096 -> MFU 0.45 "
-              "with attention FLOPs counted); "
-              "lora/ia3/prompt/prefix tuning 0.35, dora 0.30, qlora 0.25: assumed (adapter and NF4 kernels are "
-              "less efficient)")
+# --- MFU defaults -----------------------------------------------------------------------------
+# Model-FLOPs utilisation = model FLOPs / (GPU-seconds x dense peak), model FLOPs = 6*P_mm + 12*L*s*d
+# per token (PaLM's definition, Chowdhery et al. 2022, App. B). Each anchor below is a published run's
+# GPU-hours turned into MFU with exactly this formula (bench/estimator_published.py marks these rows
+# "fitted"; every other row there is held out). Between anchors the default is interpolated in
+# log(params); outside them it is held at the nearest anchor. The runs are whole pretraining jobs,
+# so restarts, evaluation and input pipelines are included - what a budget pays for.
+MFU_ANCHORS: dict[str, list[tuple[float, float, str]]] = {
+    "ampere": [
+        (6.738e9, 0.445, "Llama 2 7B: 184,320 A100-80GB GPU-hours for 2T tokens at s=4096 "
+                         "(Touvron et al. 2023, Llama 2 paper, Table 2)"),
+        (68.98e9, 0.460, "Llama 2 70B: 1,720,320 A100-80GB GPU-hours for 2T tokens at s=4096 "
+                         "(Touvron et al. 2023, Table 2)"),
+    ],
+    "hopper": [
+        (8.03e9, 0.188, "Llama 3 8B: 1.3M H100-80GB GPU-hours for 15T tokens at s=8192 "
+                        "(Meta Llama 3 model card, 2024)"),
+        (70.55e9, 0.317, "Llama 3 70B: 6.4M H100-80GB GPU-hours for 15T tokens at s=8192 "
+                         "(Meta Llama 3 model card, 2024)"),
+    ],
+}
+# GPU generations without a published large training run borrow another generation's anchors (assumed).
+MFU_GENERATION_FALLBACK = {"ada": "ampere", "turing": "ampere", "blackwell": "hopper"}
+# Adapter methods relative to full training on the same GPU (assumed; 0.35/0.30/0.25 of 0.45 before):
+# frozen-weight backward passes and small adapter matmuls run less efficiently, NF4 adds dequantisation
+# (Dettmers et al. 2023). `tunepath calibrate` measures your own; --mfu overrides.
+METHOD_MFU_FACTOR = {"full": 1.0, "pretrain": 1.0, "lora": 0.78, "dora": 0.67, "qlora": 0.56, "ia3": 0.78,
+                     "prompt_tuning": 0.78, "prefix_tuning": 0.78}
 PREFILL_MFU = 0.5          # assumed: large-batch prefill GEMMs reach about half of peak
-DECODE_BANDWIDTH_EFF = 0.7  # assumed: decode reaches ~70 % of peak memory bandwidth
+DECODE_BANDWIDTH_EFF = 0.7  # assumed default where a GPU row gives no decode_bandwidth_efficiency
+# Quantised weights need dequantisation in the decode kernels; fraction of the 16-bit bandwidth
+# efficiency they reach (fitted to llama.cpp's Q4_0 figure, bench/estimator_published.py).
+QUANT_KERNEL_EFF = {16: 1.0, 8: 0.8, 4: 0.55}
+MAX_NUM_SEQS = 256         # vLLM's default cap on sequences batched per step (--max-num-seqs)
 # NF4 + double quantisation costs ~4.127 bits/param (Dettmers et al. 2023, QLoRA §3).
 QLORA_BITS = 4.127
 CUDA_OVERHEAD_GB = 1.0     # CUDA context + cuBLAS/cuDNN workspaces; 0 on CPU
+# MFU_SOURCE: one line for reports (advisor/report.py shows it beside the assumptions).
+MFU_SOURCE = ("per GPU generation and model size, interpolated between published runs: "
+              + "; ".join(f"{gen}: " + ", ".join(f"{m:.3f} at {p / 1e9:.0f}B ({s.split(':')[0]})"
+                                                   for p, m, s in rows) for gen, rows in MFU_ANCHORS.items())
+              + "; ada/turing use ampere's (assumed); adapters x "
+              + ", ".join(f"{k} {v}" for k, v in METHOD_MFU_FACTOR.items() if v != 1.0) + " (assumed)")
+
+
+def default_mfu(generation: str, params: float, method: str = "full") -> tuple[float, str]:
+    """Default MFU for a GPU generation, model size and method, with the sentence saying where it came from."""
+    gen = generation if generation in MFU_ANCHORS else MFU_GENERATION_FALLBACK.get(generation, "ampere")
+    rows = sorted(MFU_ANCHORS[gen])
+    if params <= rows[0][0]:
+        base, how = rows[0][1], f"held at the {rows[0][0] / 1e9:.0f}B anchor"
+    elif params >= rows[-1][0]:
+        base, how = rows[-1][1], f"held at the {rows[-1][0] / 1e9:.0f}B anchor"
+    else:
+        for (p0, m0, _), (p1, m1, _) in zip(rows, rows[1:]):
+            if p0 <= params <= p1:
+                w = (math.log(params) - math.log(p0)) / (math.log(p1) - math.log(p0))
+                base, how = m0 + w * (m1 - m0), "interpolated in log(params)"
+                break
+    factor = METHOD_MFU_FACTOR[method]
+    borrowed = "" if gen == generation else f" ({generation} has no published run: {gen}'s anchors, assumed)"
+    src = (f"{gen}{borrowed}, {params / 1e9:.1f}B params: {base:.3f} {how} between "
+           + "; ".join(s for _, _, s in rows)
+           + (f"; x {factor} for {method} (assumed)" if factor != 1.0 else ""))
+    return base * factor, src
 
 
 class TrainSetup(BaseModel):
@@ -47,20 +96,31 @@ class TrainSetup(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     method: Method = "lora"
-    tokens: float = Field(gt=0, description="Training tokens (all epochs).")
+    tokens: float = Field(gt=0, allow_inf_nan=False, description="Training tokens (all epochs).")
     seq_len: int = Field(2048, gt=0)
     micro_batch: int = Field(1, gt=0)
     gpus: int = Field(1, gt=0)
     precision: Precision = "mixed"
-    optimizer: Optimizer = "adamw"
+    optimizer: Optimizer | None = Field(None, description="None: paged-adamw for qlora (as the QLoRA paper), "
+                                                          "else adamw.")
     zero: Literal[0, 1, 2, 3] = 0
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool | None = Field(None, description="None: the method's default - on for qlora "
+                                                              "(peft's prepare_model_for_kbit_training turns it "
+                                                              "on), off otherwise.")
     attention: Literal["sdpa", "eager"] = "sdpa"
     lora_rank: int = Field(16, gt=0)
     virtual_tokens: int = Field(20, gt=0, description="prompt_tuning / prefix_tuning: trained virtual tokens.")
     target_modules: list[str] | Literal["all-linear"] | None = ["q_proj", "v_proj"]
-    mfu: float | None = Field(None, gt=0, le=1, description="Override the default MFU.")
+    mfu: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="Override the default MFU.")
     device: Literal["cuda", "cpu"] = "cuda"
+
+    @property
+    def checkpointing(self) -> bool:
+        return self.method == "qlora" if self.grad_checkpointing is None else self.grad_checkpointing
+
+    @property
+    def optim(self) -> str:
+        return self.optimizer or ("paged-adamw" if self.method == "qlora" else "adamw")
 
 
 @dataclass
@@ -99,6 +159,9 @@ class TrainEstimate:
     gpu_hours: float
     cost_usd: float
     notes: list[str] = field(default_factory=list)
+    grad_checkpointing: bool = False
+    optimizer: str = "adamw"
+    recompute_flops: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -243,21 +306,48 @@ def inference_flops_per_token(arch: Architecture, context: int = 0) -> float:
     return 2 * matmul_params(arch) + 4 * arch.num_layers * context * arch.num_heads * arch.head_dim
 
 
+def recompute_flops(arch: Architecture, setup: TrainSetup) -> float:
+    """Extra FLOPs of full activation recomputation: one more forward pass of every layer, 2*P_layers*T +
+    4*L*s*d_attn*T (Korthikanti et al. 2022 §4: recomputation costs a forward pass, ~33 % for full training,
+    ~50 % for adapters whose backward is 4N). Not model FLOPs, so not in MFU - but in the time."""
+    if not setup.checkpointing:
+        return 0.0
+    T = setup.tokens
+    layers = matmul_params(arch) - arch.vocab_size * arch.hidden_size      # the head is not recomputed
+    return 2 * layers * T + 4 * arch.num_layers * setup.seq_len * arch.num_heads * arch.head_dim * T
+
+
 # --- memory -----------------------------------------------------------------------------------
 
-def _state_bytes(precision: Precision, optimizer: Optimizer) -> tuple[float, float, float]:
+def _state_bytes(precision: Precision, optimizer: str) -> tuple[float, float, float]:
     """Bytes per trainable parameter: (weights, gradients, optimizer states).
 
     mixed: 16-bit weights and gradients + fp32 master copy in the optimizer - 2 + 2 + 12 for AdamW
-    (Rajbhandari et al. 2020, ZeRO §3.1: 16 bytes/param). 8-bit Adam keeps 2 bytes of moments
-    (Dettmers et al. 2022). SGD with momentum keeps one fp32 buffer.
+    (Rajbhandari et al. 2020, ZeRO §3.1: K = 12, 16 bytes/param). 8-bit Adam keeps 2 bytes of moments
+    (Dettmers et al. 2022). SGD with momentum keeps one fp32 buffer. Paged optimizers hold the same bytes.
     """
-    moments = {"adamw": 8, "adamw-8bit": 2, "sgd": 4}[optimizer]
+    base = optimizer.removeprefix("paged-")
+    moments = {"adamw": 8, "adamw-8bit": 2, "sgd": 4}[base]
     if precision == "mixed":
         return 2, 2, 4 + moments
     if precision == "bf16":     # pure bf16: no master copy, moments kept in the parameter dtype
-        return 2, 2, moments / 2 if optimizer != "adamw-8bit" else 2
+        return 2, 2, moments / 2 if base != "adamw-8bit" else 2
     return 4, 4, moments        # fp32
+
+
+def model_state_bytes(params: float, precision: Precision = "mixed", optimizer: str = "adamw", zero: int = 0,
+                      gpus: int = 1) -> tuple[float, float, float]:
+    """(weights, gradients, optimizer states) per GPU for `params` trainable parameters under ZeRO.
+
+    Rajbhandari et al. 2020 (ZeRO, §5 and Table 1): stage 1 (P_os) partitions the optimizer states over the
+    N_d data-parallel GPUs, stage 2 (P_os+g) also the gradients, stage 3 (P_os+g+p) also the parameters:
+    (2 + 2 + K)*Psi -> 2*Psi + 2*Psi + K*Psi/N_d -> 2*Psi + (2 + K)*Psi/N_d -> (2 + 2 + K)*Psi/N_d,
+    with the bytes of the chosen precision and optimizer in place of 2, 2 and K.
+    """
+    w, g, o = _state_bytes(precision, optimizer)
+    G = max(gpus, 1)
+    return (w * params / (G if zero >= 3 else 1), g * params / (G if zero >= 2 else 1),
+            o * params / (G if zero >= 1 else 1))
 
 
 _ATTN_INPUT = {"q_proj", "k_proj", "v_proj", "qkv_proj", "c_attn", "query_key_value"}
@@ -317,41 +407,38 @@ def logits_bytes(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: 
 def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
     N = arch.total_params
     G = setup.gpus
-    w_b, g_b, o_b = _state_bytes(setup.precision, setup.optimizer)
+    ckpt = setup.checkpointing
     act_bytes = 4 if setup.precision == "fp32" else 2
     full = setup.method in ("full", "pretrain")
     targets = None if full else set(resolve_targets(arch, setup.target_modules))
-    layer = lambda ckpt: activation_bytes_per_layer(arch, setup.seq_len, setup.micro_batch, act_bytes,  # noqa: E731
-                                                    setup.attention, ckpt, targets, setup.lora_rank)
-    acts = arch.num_layers * layer(setup.grad_checkpointing) + logits_bytes(arch, setup.seq_len, setup.micro_batch,
-                                                                            act_bytes, full)
-    if setup.grad_checkpointing:
+    layer = lambda c: activation_bytes_per_layer(arch, setup.seq_len, setup.micro_batch, act_bytes,  # noqa: E731
+                                                 setup.attention, c, targets, setup.lora_rank)
+    head_bytes = 4 if setup.method == "qlora" else act_bytes   # peft casts the 16-bit head to fp32 for QLoRA
+    acts = arch.num_layers * layer(ckpt) + logits_bytes(arch, setup.seq_len, setup.micro_batch, head_bytes, full)
+    if ckpt:
         acts += layer(False)          # the one layer being recomputed during backward
     overhead = CUDA_OVERHEAD_GB * GB if setup.device == "cuda" else 0.0
-    if setup.method in ("full", "pretrain"):
-        # ZeRO (Rajbhandari et al. 2020) partitions optimizer states (1), + gradients (2), + weights (3).
-        # Stage 2/3 follow DeepSpeed's own estimators: 4N + 16N/G and 4*largest_layer + 18N/G.
-        if setup.zero == 0 or G == 1:
-            weights, grads, optim = w_b * N, g_b * N, o_b * N
-        elif setup.zero == 1:
-            weights, grads, optim = w_b * N, g_b * N, o_b * N / G
-        elif setup.zero == 2:
-            weights, grads, optim = w_b * N, g_b * N, (w_b + g_b + o_b) * N / G
-        else:
-            largest = max(arch.params_per_layer, arch.vocab_size * arch.hidden_size)
-            weights, grads, optim = 2 * largest, 2 * largest, 18 * N / G
+    zero = setup.zero if G > 1 else 0
+    if zero == 3:
+        # ZeRO-3 gathers one layer's full weights to compute it (+ prefetches the next): 2 layers live.
+        largest = max(arch.params_per_layer, arch.vocab_size * arch.hidden_size)
+        overhead += 2 * largest * _state_bytes(setup.precision, setup.optim)[0]
+    if full:
+        weights, grads, optim = model_state_bytes(N, setup.precision, setup.optim, zero, G)
         return MemoryBreakdown(weights=weights, gradients=grads, optimizer=optim, activations=acts,
                                overhead=overhead)
     trainable = trainable_params(arch, setup)
     if setup.method == "qlora":
+        # bitsandbytes quantises the decoder linears to NF4; prepare_model_for_kbit_training casts every
+        # other (16-bit) parameter - embeddings, norms, the output head - to fp32 (peft utils/other.py).
         linear = arch.num_layers * sum(lin.count * lin.in_features * lin.out_features for lin in arch.layer_linears)
-        frozen = linear * QLORA_BITS / 8 + (N - linear) * 2
+        frozen = linear * QLORA_BITS / 8 + (N - linear) * 4
     else:
         frozen = N * (4 if setup.precision == "fp32" else 2)
-    if setup.zero == 3 and G > 1:
+    if zero == 3:
         frozen /= G
-    return MemoryBreakdown(weights=frozen + w_b * trainable, gradients=g_b * trainable,
-                           optimizer=o_b * trainable, activations=acts, overhead=overhead)
+    w, g, o = model_state_bytes(trainable, setup.precision, setup.optim, zero, G)
+    return MemoryBreakdown(weights=frozen + w, gradients=g, optimizer=o, activations=acts, overhead=overhead)
 
 
 # --- time and money ---------------------------------------------------------------------------
@@ -360,20 +447,30 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
     if setup.method == "qlora" and setup.device != "cuda":
         raise UserError("qlora needs a CUDA GPU (bitsandbytes 4-bit); on CPU use lora")
     flops = training_flops(arch, setup)
+    extra = recompute_flops(arch, setup)
     mem = training_memory(arch, setup)
-    mfu = setup.mfu or DEFAULT_MFU[setup.method]
-    seconds = flops / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu)
+    if setup.mfu:
+        mfu, src = setup.mfu, "given (--mfu)"
+    else:
+        mfu, src = default_mfu(gpu.generation, arch.active_params, setup.method)
+    seconds = (flops + extra) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu)
     hours = seconds / 3600
     notes = []
     if not gpu.bf16 and setup.precision != "fp32":
         notes.append(f"{gpu.id} has no bf16: fp16 mixed precision with loss scaling")
+    if extra:
+        notes.append(f"gradient checkpointing recomputes the forward pass: +{extra / flops:.0%} FLOPs in the time")
+    if setup.method == "qlora" and setup.grad_checkpointing is None:
+        notes.append("qlora: gradient checkpointing on and paged AdamW, as peft's prepare_model_for_kbit_training "
+                     "and the QLoRA paper run it (--no-grad-checkpointing / --optimizer to change)")
     per_gpu = mem.total
     return TrainEstimate(
         method=setup.method, total_params=arch.total_params, active_params=arch.active_params,
         trainable_params=trainable_params(arch, setup), tokens=setup.tokens, flops=flops, memory=mem,
         memory_per_gpu_gb=per_gpu / GB, gpu_memory_gb=gpu.memory_gb, fits=per_gpu <= gpu.memory_gb * GB,
-        mfu=mfu, mfu_source="given" if setup.mfu else MFU_SOURCE, hours=hours, gpu_hours=hours * setup.gpus,
-        cost_usd=hours * setup.gpus * gpu.usd_per_hour, notes=notes)
+        mfu=mfu, mfu_source=src, hours=hours, gpu_hours=hours * setup.gpus,
+        cost_usd=hours * setup.gpus * gpu.usd_per_hour, notes=notes, grad_checkpointing=setup.checkpointing,
+        optimizer=setup.optim, recompute_flops=extra)
 
 
 def chinchilla_tokens(params: int) -> float:
@@ -391,64 +488,115 @@ class InferenceEstimate:
     prefill_tokens_per_s: float
     decode_tokens_per_s_batch1: float
     decode_tokens_per_s: float
-    concurrency: int
+    concurrency: int                 # the batch decoded together: memory-limited, capped at MAX_NUM_SEQS
     gpu_seconds_per_request: float
     replicas: int
     monthly_gpu_hours: float
     monthly_usd: float
+    weight_bits: int = 16
+    bandwidth_efficiency: float = DECODE_BANDWIDTH_EFF
+    max_batch: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def kv_bytes_per_token(arch: Architecture, bytes_per: int = 2) -> int:
+def kv_bytes_per_token(arch: Architecture, bytes_per: float = 2) -> int:
     """K and V for every layer: 2 * L * n_kv_heads * head_dim * bytes (Llama-2-7B: 512 KiB)."""
-    return 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * bytes_per
+    return int(2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * bytes_per)
+
+
+def _layer_linear_params(arch: Architecture, batch: int = 1) -> float:
+    """Decoder-layer weights a decode step reads for `batch` sequences. Dense: all of them. MoE: each token
+    picks k of E experts, so a batch touches E * (1 - (1 - k/E)^batch) distinct experts in expectation."""
+    total = 0.0
+    for lin in arch.layer_linears:
+        copies = lin.count
+        if lin.expert and arch.num_experts:
+            k, E = arch.experts_per_token, arch.num_experts
+            copies = E * (1 - (1 - k / E) ** batch)
+        total += copies * lin.in_features * lin.out_features
+    return arch.num_layers * total
+
+
+def weight_bytes(arch: Architecture, weight_bits: int = 16) -> float:
+    """Bytes the served weights occupy: decoder linears and an untied output head at `weight_bits` (weight-only
+    int8/int4 as in GPTQ/AWQ/llama.cpp), the rest (embeddings, norms, biases) in 16 bits."""
+    quantised = _layer_linear_params(arch, batch=10**9 if arch.num_experts else 1)
+    if not arch.tied_embeddings:
+        quantised += arch.vocab_size * arch.hidden_size
+    return quantised * weight_bits / 8 + (arch.total_params - quantised) * 2
+
+
+def decode_step_seconds(arch: Architecture, gpu: GPU, batch: int, context: float, weight_bits: int = 16,
+                        gpus: int = 1, kv_bits: int = 16) -> float:
+    """One decode step for `batch` sequences at mean `context` tokens: the slower of streaming the weights +
+    reading every sequence's KV cache (bandwidth-bound; Pope et al. 2022, "Efficiently Scaling Transformer
+    Inference" §2) and the batch's matmuls (compute-bound). The input embedding is a row lookup, not a
+    stream; the output head (tied or not) is a full matmul and is streamed."""
+    head_bits = 16 if arch.tied_embeddings else weight_bits
+    streamed = (_layer_linear_params(arch, batch) * weight_bits + arch.vocab_size * arch.hidden_size * head_bits) / 8
+    streamed += batch * context * kv_bytes_per_token(arch, kv_bits / 8)
+    eff = gpu.decode_bandwidth_efficiency * QUANT_KERNEL_EFF.get(weight_bits, 1.0)
+    t_bw = streamed / (gpus * gpu.bandwidth_gbs * 1e9 * eff)
+    t_compute = batch * inference_flops_per_token(arch, int(context)) / (gpus * gpu.bf16_tflops * 1e12 * PREFILL_MFU)
+    return max(t_bw, t_compute)
 
 
 def estimate_inference(arch: Architecture, gpu: GPU, prompt_tokens: int, output_tokens: int,
-                       requests_per_month: float, concurrency: int = 16, weight_bits: int = 16,
-                       max_utilisation: float = 0.5) -> InferenceEstimate:
-    """Self-hosted serving with continuous batching.
+                       requests_per_month: float, concurrency: int | None = None, weight_bits: int = 16,
+                       max_utilisation: float = 0.5, kv_bits: int = 16,
+                       gpus_per_replica: int | None = None) -> InferenceEstimate:
+    """Self-hosted serving the way vLLM/TGI run it.
 
-    Prefill is compute-bound (2 * N_active FLOPs per prompt token); decode is bandwidth-bound:
-    each step streams all weights, so batch-1 tokens/s <= bandwidth / weight bytes (design.md §8),
-    and a batch of `concurrency` requests shares that stream until compute binds. Replicas are
-    sized so the busiest month keeps GPUs at most `max_utilisation` busy (traffic is bursty),
-    with at least one always-on replica.
+    A replica is the fewest GPUs that hold the weights plus one full-length request's KV cache (a model that
+    fits one GPU is served by one GPU: no tensor parallelism assumed). Prefill is compute-bound (2*N FLOPs
+    per prompt token + attention, at PREFILL_MFU); decode is bandwidth-bound: each step streams the weights
+    once for the whole batch and reads each sequence's KV cache (decode_step_seconds). Continuous batching
+    (Yu et al. 2022, Orca; Kwon et al. 2023, vLLM) keeps up to `concurrency` sequences in flight: by default
+    as many as the memory left after the weights holds (PagedAttention wastes little), capped at vLLM's
+    max_num_seqs. Replicas are sized so the month's traffic keeps them at most `max_utilisation` busy
+    (traffic is bursty), with at least one always-on replica.
     """
-    weight_bytes = arch.total_params * weight_bits / 8
+    w_bytes = weight_bytes(arch, weight_bits)
     ctx = prompt_tokens + output_tokens
-    kv_tok = kv_bytes_per_token(arch)
-    kv = kv_tok * ctx * concurrency
-    need = weight_bytes + kv + CUDA_OVERHEAD_GB * GB
-    per_replica = max(1, math.ceil(need / (0.9 * gpu.memory_gb * GB)))
-    peak = per_replica * gpu.bf16_tflops * 1e12
-    bw = per_replica * gpu.bandwidth_gbs * 1e9 * DECODE_BANDWIDTH_EFF
-    flops_tok = inference_flops_per_token(arch, ctx // 2)
-    prefill_tps = peak * PREFILL_MFU / flops_tok
-    step_bandwidth = (arch.active_params * weight_bits / 8 + kv_tok * ctx * concurrency / 2) / bw
-    step_compute = concurrency * flops_tok / (peak * PREFILL_MFU)
-    step = max(step_bandwidth, step_compute)
-    decode_tps = concurrency / step
-    decode_b1 = 1 / max((arch.active_params * weight_bits / 8) / bw, flops_tok / (peak * PREFILL_MFU))
+    kv_tok = kv_bytes_per_token(arch, kv_bits / 8)
+    kv_req = kv_tok * max(ctx, 1)
+    overhead = CUDA_OVERHEAD_GB * GB
+    usable = 0.9 * gpu.memory_gb * GB           # vLLM's gpu_memory_utilization default 0.9
+    g = gpus_per_replica or next(n for n in range(1, 4097) if w_bytes + kv_req + n * overhead <= n * usable)
+    room = g * usable - w_bytes - g * overhead
+    max_batch = max(1, min(MAX_NUM_SEQS, int(room // kv_req))) if room > 0 else 1
+    batch = max(1, min(concurrency or max_batch, max_batch))
+    mean_ctx = prompt_tokens + output_tokens / 2
+    peak = g * gpu.bf16_tflops * 1e12
+    prefill_tps = peak * PREFILL_MFU / inference_flops_per_token(arch, prompt_tokens // 2)
+    step = decode_step_seconds(arch, gpu, batch, mean_ctx, weight_bits, g, kv_bits)
+    decode_tps = batch / step
+    decode_b1 = 1 / decode_step_seconds(arch, gpu, 1, mean_ctx, weight_bits, g, kv_bits)
     sec_per_req = prompt_tokens / prefill_tps + output_tokens / decode_tps   # replica-seconds
     busy_hours = requests_per_month * sec_per_req / 3600
     replicas = max(1, math.ceil(busy_hours / (730 * max_utilisation)))
-    gpu_hours = replicas * per_replica * 730
+    gpu_hours = replicas * g * 730
+    kv = kv_req * batch
     return InferenceEstimate(
-        weights_gb=weight_bytes / GB, kv_cache_gb=kv / GB, kv_bytes_per_token=kv_tok, memory_gb=need / GB,
-        gpus_per_replica=per_replica, prefill_tokens_per_s=prefill_tps, decode_tokens_per_s_batch1=decode_b1,
-        decode_tokens_per_s=decode_tps, concurrency=concurrency, gpu_seconds_per_request=sec_per_req * per_replica,
-        replicas=replicas, monthly_gpu_hours=gpu_hours, monthly_usd=gpu_hours * gpu.usd_per_hour)
+        weights_gb=w_bytes / GB, kv_cache_gb=kv / GB, kv_bytes_per_token=kv_tok, memory_gb=(w_bytes + kv) / GB
+        + g * CUDA_OVERHEAD_GB, gpus_per_replica=g, prefill_tokens_per_s=prefill_tps,
+        decode_tokens_per_s_batch1=decode_b1, decode_tokens_per_s=decode_tps, concurrency=batch,
+        gpu_seconds_per_request=sec_per_req * g, replicas=replicas, monthly_gpu_hours=gpu_hours,
+        monthly_usd=gpu_hours * gpu.usd_per_hour, weight_bits=weight_bits,
+        bandwidth_efficiency=gpu.decode_bandwidth_efficiency * QUANT_KERNEL_EFF.get(weight_bits, 1.0),
+        max_batch=max_batch)
 
 
 def hosted_monthly_usd(total_params: int, requests_per_month: float, input_tokens: float, output_tokens: float,
-                       cached_input_tokens: float = 0.0) -> float:
-    """Serverless price: tokens x list price of the model's size tier (advisor/data/api_prices.yaml)."""
+                       cached_input_tokens: float = 0.0, moe: bool = False) -> float:
+    """Serverless price: tokens x list price of the model's tier (advisor/data/api_prices.yaml). Providers
+    tier mixture-of-experts models by total parameters on their own, cheaper ladder (Fireworks: "MoE 0B-56B
+    (Mixtral 8x7B)")."""
     from advisor.catalog import api_prices
     prices = api_prices()
-    tier = prices.tier_for(total_params)
+    tier = prices.tier_for(total_params, moe=moe)
     per_req = (input_tokens * tier.input_per_m + cached_input_tokens * tier.input_per_m * prices.cached_input_factor
                + output_tokens * tier.output_per_m) / 1e6
     return requests_per_month * per_req

@@ -266,7 +266,7 @@ def assumptions(spec: ProjectSpec) -> list[dict]:
         {"what": f"GPU {gpu.id}", "value": f"{gpu.bf16_tflops:g} TFLOP/s, {gpu.memory_gb:g} GB, "
                                            f"{gpu.bandwidth_gbs:,.0f} GB/s, ${gpu.usd_per_hour:.2f}/h",
          "source": f"{gpu.spec_source}; price: {gpu.price_source} ({gpu.price_date})"},
-        {"what": "Training MFU", "value": "full/pretrain 0.45, lora 0.35, dora 0.30, qlora 0.25", "source": MFU_SOURCE},
+        {"what": "Training MFU", "value": "per GPU generation and model size, from published runs", "source": MFU_SOURCE},
         {"what": "Serving efficiency", "value": f"prefill MFU {PREFILL_MFU}, decode at {DECODE_BANDWIDTH_EFF:.0%} of "
                                                 "memory bandwidth, 16 concurrent requests, replicas at <= 50 % load",
          "source": "assumed (advisor/estimate.py)"},

@@ -13,6 +13,11 @@ import sys
 import typer
 from typer.core import TyperGroup
 
+try:  # typer >= 0.2x vendors click as typer._click; older typer raises click's own
+    from typer._click.exceptions import UsageError as _UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError as _UsageError
+
 from advisor.console import err, out
 from advisor.errors import EXIT_INTERNAL, EXIT_USER, UserError
 from tunepath.commands import advice, catalogs, estimate, rag, run, train
@@ -35,6 +40,9 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except UserError as e:
             err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            raise typer.Exit(EXIT_USER) from None
+        except _UsageError as e:   # a bad option value / unknown option: one line, not a usage box
+            err.print(f"[bold red]error:[/] {escape(e.format_message())}", soft_wrap=True)
             raise typer.Exit(EXIT_USER) from None
         except _PASS_THROUGH:
             raise

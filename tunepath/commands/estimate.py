@@ -27,17 +27,6 @@ def _check_method(value: str) -> str:
     return value
 
 
-def _positive_tokens(value: str) -> float:
-    try:
-        n = float(value.replace("_", "").upper().replace("K", "e3").replace("M", "e6").replace("B", "e9")
-                  .replace("T", "e12"))
-    except ValueError:
-        raise typer.BadParameter(f"expected a token count like 20M, 1.5B or 2e9, got {value!r}") from None
-    if n <= 0:
-        raise typer.BadParameter(f"must be > 0, got {value!r}")
-    return n
-
-
 @app.command(rich_help_panel="Advisor")
 def estimate(
     model: str = typer.Option(..., "--model", help="Catalog id or path to a config.json / model folder."),
@@ -46,21 +35,29 @@ def estimate(
     tokens: str = typer.Option(None, "--tokens", help="Training tokens, e.g. 20M (default: Chinchilla 20xN "
                                                       "for pretrain)."),
     gpu: str = typer.Option("A100-80GB", "--gpu", help="GPU catalog id (`tunepath gpus`)."),
-    gpus_: int = typer.Option(1, "--gpus", min=1, help="Number of GPUs."),
-    rank: int = typer.Option(16, "--rank", min=1, help="LoRA/DoRA/QLoRA rank."),
-    virtual_tokens: int = typer.Option(20, "--virtual-tokens", min=1, help="Prompt/prefix tuning: virtual tokens."),
+    gpus_: str = typer.Option("1", "--gpus", help="Number of GPUs."),
+    rank: str = typer.Option("16", "--rank", help="LoRA/DoRA/QLoRA rank."),
+    virtual_tokens: str = typer.Option("20", "--virtual-tokens", help="Prompt/prefix tuning: virtual tokens."),
     target_modules: str = typer.Option("q_proj,v_proj", "--target-modules",
                                        help="Comma-separated module names, or all-linear."),
-    seq_len: int = typer.Option(2048, "--seq-len", min=1, help="Sequence length."),
-    micro_batch: int = typer.Option(1, "--micro-batch", min=1, help="Sequences per GPU per step."),
-    zero: int = typer.Option(0, "--zero", min=0, max=3, help="DeepSpeed ZeRO stage (0-3)."),
-    grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations."),
+    seq_len: str = typer.Option("2048", "--seq-len", help="Sequence length."),
+    micro_batch: str = typer.Option("1", "--micro-batch", help="Sequences per GPU per step."),
+    zero: str = typer.Option("0", "--zero", help="DeepSpeed ZeRO stage (0-3)."),
+    grad_checkpointing: bool = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
+                                            help="Recompute activations (default: on for qlora, as peft's "
+                                                 "prepare_model_for_kbit_training; off otherwise).",
+                                            show_default=False),
     precision: str = typer.Option("mixed", "--precision", help="mixed | bf16 | fp32."),
-    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | adamw-8bit | sgd."),
-    mfu: float = typer.Option(None, "--mfu", min=0.01, max=1.0, help="Override the default MFU."),
-    prompt_tokens: int = typer.Option(1000, "--prompt-tokens", min=0, help="Inference: prompt tokens/request."),
-    output_tokens: int = typer.Option(250, "--output-tokens", min=0, help="Inference: output tokens/request."),
-    requests: float = typer.Option(100_000, "--requests-per-month", min=0, help="Inference: traffic."),
+    optimizer: str = typer.Option(None, "--optimizer", help="adamw | adamw-8bit | paged-adamw | paged-adamw-8bit "
+                                                            "| sgd (default: paged-adamw for qlora, else adamw)."),
+    mfu: str = typer.Option(None, "--mfu", help="Override the default MFU, (0, 1]."),
+    prompt_tokens: str = typer.Option("1000", "--prompt-tokens", help="Inference: prompt tokens/request."),
+    output_tokens: str = typer.Option("250", "--output-tokens", help="Inference: output tokens/request."),
+    requests: str = typer.Option("100000", "--requests-per-month", help="Inference: traffic."),
+    weight_bits: str = typer.Option("16", "--weight-bits", help="Inference: weight bits, 16 | 8 | 4 "
+                                                                "(weight-only int8/int4)."),
+    concurrency: str = typer.Option(None, "--concurrency", help="Inference: sequences batched per decode step "
+                                                                "(default: as many as memory holds, <= 256)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Estimate memory, FLOPs, time and cost of training or serving a model on given GPUs.
@@ -71,15 +68,23 @@ def estimate(
 
     from advisor import catalog
     from advisor.estimate import TrainSetup, chinchilla_tokens, estimate_inference, estimate_training
+    from advisor.options import ESTIMATE_LIMITS, check_options
 
+    # every numeric option is text until advisor.options says it is a finite number in range (one line, exit 2)
+    n = check_options({"--tokens": tokens, "--gpus": gpus_, "--rank": rank, "--virtual-tokens": virtual_tokens,
+                       "--seq-len": seq_len, "--micro-batch": micro_batch, "--zero": zero, "--mfu": mfu,
+                       "--prompt-tokens": prompt_tokens, "--output-tokens": output_tokens,
+                       "--requests-per-month": requests, "--weight-bits": weight_bits,
+                       "--concurrency": concurrency}, ESTIMATE_LIMITS)
     arch = catalog.architecture(model)
     g = catalog.gpu(gpu)
     method = _check_method(method)
     if method == INFERENCE:
-        inf = estimate_inference(arch, g, prompt_tokens, output_tokens, requests)
+        inf = estimate_inference(arch, g, n["--prompt-tokens"], n["--output-tokens"], n["--requests-per-month"],
+                                 concurrency=n["--concurrency"], weight_bits=n["--weight-bits"])
         if as_json:
             print_json({"model": {"id": model, "total_params": arch.total_params,
-                                   "active_params": arch.active_params}, **inf.to_dict()})
+                                  "active_params": arch.active_params}, **inf.to_dict()})
             return
         from tunepath.render import inference_table
 
@@ -90,17 +95,14 @@ def estimate(
             raise UserError("--tokens is required for training estimates (e.g. --tokens 20M)")
         n_tokens = chinchilla_tokens(arch.total_params)
     else:
-        try:
-            n_tokens = _positive_tokens(tokens)
-        except typer.BadParameter as e:
-            raise UserError(f"--tokens: {e}") from None
+        n_tokens = n["--tokens"]
     targets = "all-linear" if target_modules.strip() == "all-linear" else \
         [t.strip() for t in target_modules.split(",") if t.strip()]
     try:
-        setup = TrainSetup(method=method, tokens=n_tokens, seq_len=seq_len, micro_batch=micro_batch,
-                           gpus=gpus_, zero=zero, grad_checkpointing=grad_checkpointing, precision=precision,
-                           optimizer=optimizer, lora_rank=rank, target_modules=targets, mfu=mfu,
-                           virtual_tokens=virtual_tokens)
+        setup = TrainSetup(method=method, tokens=n_tokens, seq_len=n["--seq-len"], micro_batch=n["--micro-batch"],
+                           gpus=n["--gpus"], zero=n["--zero"], grad_checkpointing=grad_checkpointing,
+                           precision=precision, optimizer=optimizer, lora_rank=n["--rank"], target_modules=targets,
+                           mfu=n["--mfu"], virtual_tokens=n["--virtual-tokens"])
     except ValidationError as e:
         first = e.errors()[0]
         raise UserError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}, got {first['input']!r}") from None
@@ -114,7 +116,7 @@ def estimate(
         return
     from tunepath.render import train_table
 
-    out.print(train_table(est, g.id, gpus_))
+    out.print(train_table(est, g.id, n["--gpus"]))
     out.print(f"[dim]MFU: {est.mfu_source}[/]")
-    for n in est.notes:
-        out.print(f"[yellow]note:[/] {n}")
+    for note in est.notes:
+        out.print(f"[yellow]note:[/] {note}")

@@ -1,0 +1,82 @@
+"""Numeric command-line options, checked at the edge: one line naming the option, exit 2.
+
+Shells read options as text and hand them here, so that `inf`, `nan` and `1e400` (which Python's float()
+turns into inf) never reach a formula and a range error is one line instead of a usage box. Pure
+Python: any command group of the shell (tunepath/commands/) calls `check_options`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from advisor.errors import UserError
+
+_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+
+
+@dataclass(frozen=True)
+class Limit:
+    """What an option accepts: an integer or a real, bounds, and whether 20M-style suffixes are allowed."""
+
+    integer: bool = False
+    gt: float | None = None
+    ge: float | None = None
+    le: float | None = None
+    suffixes: bool = False
+    choices: tuple[float, ...] | None = None
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        parts = [f"> {self.gt:g}" if self.gt is not None else "", f">= {self.ge:g}" if self.ge is not None else "",
+                 f"<= {self.le:g}" if self.le is not None else ""]
+        bounds = " and ".join(p for p in parts if p)
+        if self.choices:
+            return "one of " + ", ".join(f"{c:g}" for c in self.choices)
+        return kind + (f" {bounds}" if bounds else "") + (" (e.g. 20M, 1.5B, 2e9)" if self.suffixes else "")
+
+
+def parse_number(option: str, raw, limit: Limit = Limit()) -> float | int:
+    """`raw` (text or number) -> a finite number within `limit`, or UserError naming `option`."""
+    text = str(raw).strip().replace("_", "")
+    scale = 1.0
+    if limit.suffixes and text[-1:].upper() in _SUFFIX:
+        text, scale = text[:-1], _SUFFIX[text[-1:].upper()]
+    try:
+        value = float(text) * scale
+    except ValueError:
+        raise UserError(f"{option}: expected {limit.describe()}, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise UserError(f"{option}: expected {limit.describe()}, got {raw!r} (not finite)")
+    if limit.integer:
+        if value != int(value):
+            raise UserError(f"{option}: expected {limit.describe()}, got {raw!r}")
+        value = int(value)
+    ok = ((limit.gt is None or value > limit.gt) and (limit.ge is None or value >= limit.ge)
+          and (limit.le is None or value <= limit.le) and (limit.choices is None or value in limit.choices))
+    if not ok:
+        raise UserError(f"{option}: expected {limit.describe()}, got {raw!r}")
+    return value
+
+
+def check_options(values: dict[str, object], limits: dict[str, Limit]) -> dict[str, float | int | None]:
+    """Parse every option in `limits` that was given (None stays None). Keys are option names (`--rank`)."""
+    return {opt: None if values.get(opt) is None else parse_number(opt, values[opt], lim)
+            for opt, lim in limits.items()}
+
+
+# `tunepath estimate`'s numeric options. --tokens is a count (20M); --mfu a fraction of peak.
+ESTIMATE_LIMITS: dict[str, Limit] = {
+    "--tokens": Limit(gt=0, suffixes=True),
+    "--gpus": Limit(integer=True, ge=1),
+    "--rank": Limit(integer=True, ge=1),
+    "--virtual-tokens": Limit(integer=True, ge=1),
+    "--seq-len": Limit(integer=True, ge=1),
+    "--micro-batch": Limit(integer=True, ge=1),
+    "--zero": Limit(integer=True, ge=0, le=3),
+    "--mfu": Limit(gt=0, le=1),
+    "--prompt-tokens": Limit(integer=True, ge=0),
+    "--output-tokens": Limit(integer=True, ge=0),
+    "--requests-per-month": Limit(ge=0, suffixes=True),
+    "--weight-bits": Limit(integer=True, choices=(4, 8, 16)),
+    "--concurrency": Limit(integer=True, ge=1),
+}
