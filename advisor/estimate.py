@@ -25,38 +25,51 @@ Precision = Literal["mixed", "bf16", "fp32"]
 Optimizer = Literal["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd"]
 
 # --- MFU defaults -----------------------------------------------------------------------------
-# Model-FLOPs utilisation = model FLOPs / (GPU-seconds x dense peak), model FLOPs = 6*P_mm + 12*L*s*d
-# per token (PaLM's definition, Chowdhery et al. 2022, App. B). Each anchor below is a published run's
+# Model-FLOPs utilisation = model FLOPs / (GPU-seconds x dense peak), model FLOPs = 6*P_mm + 6*L*s*d
+# per token (PaLM's definition, Chowdhery et al. 2022, App. B, with causal attention counted as the
+# kernels compute it: half of the s x s product). Each anchor below is a published run's
 # GPU-hours turned into MFU with exactly this formula (bench/estimator_published.py marks these rows
 # "fitted"; every other row there is held out). Between anchors the default is interpolated in
 # log(params); outside them it is held at the nearest anchor. The runs are whole pretraining jobs,
 # so restarts, evaluation and input pipelines are included - what a budget pays for.
 MFU_ANCHORS: dict[str, list[tuple[float, float, str]]] = {
     "ampere": [
-        (6.738e9, 0.445, "Llama 2 7B: 184,320 A100-80GB GPU-hours for 2T tokens at s=4096 "
+        (6.738e9, 0.414, "Llama 2 7B: 184,320 A100-80GB GPU-hours for 2T tokens at s=4096 "
                          "(Touvron et al. 2023, Llama 2 paper, Table 2)"),
-        (68.98e9, 0.460, "Llama 2 70B: 1,720,320 A100-80GB GPU-hours for 2T tokens at s=4096 "
+        (68.98e9, 0.443, "Llama 2 70B: 1,720,320 A100-80GB GPU-hours for 2T tokens at s=4096 "
                          "(Touvron et al. 2023, Table 2)"),
     ],
     "hopper": [
-        (8.03e9, 0.188, "Llama 3 8B: 1.3M H100-80GB GPU-hours for 15T tokens at s=8192 "
+        (8.03e9, 0.167, "Llama 3 8B: 1.3M H100-80GB GPU-hours for 15T tokens at s=8192 "
                         "(Meta Llama 3 model card, 2024)"),
-        (70.55e9, 0.317, "Llama 3 70B: 6.4M H100-80GB GPU-hours for 15T tokens at s=8192 "
+        (70.55e9, 0.296, "Llama 3 70B: 6.4M H100-80GB GPU-hours for 15T tokens at s=8192 "
                          "(Meta Llama 3 model card, 2024)"),
     ],
 }
 # GPU generations without a published large training run borrow another generation's anchors (assumed).
 MFU_GENERATION_FALLBACK = {"ada": "ampere", "turing": "ampere", "blackwell": "hopper"}
-# Adapter methods relative to full training on the same GPU (assumed; 0.35/0.30/0.25 of 0.45 before):
-# frozen-weight backward passes and small adapter matmuls run less efficiently, NF4 adds dequantisation
-# (Dettmers et al. 2023). `tunepath calibrate` measures your own; --mfu overrides.
-METHOD_MFU_FACTOR = {"full": 1.0, "pretrain": 1.0, "lora": 0.78, "dora": 0.67, "qlora": 0.56, "ia3": 0.78,
+# Adapter methods relative to full training on the same GPU (assumed, as v1's 0.35/0.30 of 0.45):
+# frozen-weight backward passes and small adapter matmuls run less efficiently. QLoRA runs the same bf16
+# matmuls as LoRA; its extra cost is the NF4 dequantisation, timed separately (qlora_dequant_seconds).
+# `tunepath calibrate` measures your own; --mfu overrides.
+METHOD_MFU_FACTOR = {"full": 1.0, "pretrain": 1.0, "lora": 0.78, "dora": 0.67, "qlora": 0.78, "ia3": 0.78,
                      "prompt_tuning": 0.78, "prefix_tuning": 0.78}
+# Bytes moved per parameter each time bitsandbytes dequantises a 4-bit weight for a matmul: read NF4
+# (4.127 bits) + write the bf16 copy (2 bytes).
+QLORA_DEQUANT_BYTES = 4.127 / 8 + 2
 PREFILL_MFU = 0.5          # assumed: large-batch prefill GEMMs reach about half of peak
-DECODE_BANDWIDTH_EFF = 0.7  # assumed default where a GPU row gives no decode_bandwidth_efficiency
-# Quantised weights need dequantisation in the decode kernels; fraction of the 16-bit bandwidth
-# efficiency they reach (fitted to llama.cpp's Q4_0 figure, bench/estimator_published.py).
-QUANT_KERNEL_EFF = {16: 1.0, 8: 0.8, 4: 0.55}
+# Fraction of peak bandwidth a 16-bit decode step reaches: fitted to vLLM's batch-1 decode of Llama-3.1-8B
+# on an A100-40GB (75 tok/s, bench/estimator_published.py); GPUs without their own figure use it (assumed).
+DECODE_BANDWIDTH_EFF = 0.73
+# Weight-only quantised decode kernels dequantise as they read; the fraction of the 16-bit efficiency they
+# reach, fitted to llama.cpp's Q4_0 decode on an RTX 4090 (bench/estimator_published.py).
+QUANT_KERNEL_EFF = 0.69
+
+
+def quant_kernel_eff(weight_bits: float) -> float:
+    return 1.0 if weight_bits >= 16 else QUANT_KERNEL_EFF
+
+
 MAX_NUM_SEQS = 256         # vLLM's default cap on sequences batched per step (--max-num-seqs)
 # NF4 + double quantisation costs ~4.127 bits/param (Dettmers et al. 2023, QLoRA §3).
 QLORA_BITS = 4.127
@@ -282,8 +295,9 @@ def training_flops(arch: Architecture, setup: TrainSetup) -> float:
     """Training FLOPs for `setup.tokens` tokens.
 
     Full / pretraining: 6 * P_mm * T (Kaplan et al. 2020: forward 2, backward 4 per weight and
-    token) + 12 * L * s * d_attn * T for the attention score and value matmuls (eager attention
-    computes the full s x s product; FlopCounterMode matches this exactly, machine-notes.md).
+    token) + 12 * L * s * d_attn * T for the attention score and value matmuls when eager attention
+    computes the full s x s product (FlopCounterMode matches this exactly); causal sdpa/FlashAttention
+    kernels skip the masked upper triangle, so half of it (Dao 2023, FlashAttention-2 §3.1).
     Adapters (LoRA, DoRA, IA3, prefix tuning): frozen weights need no weight gradient -> 4 * P_mm * T,
     minus the input gradient of the first layer's projections (their input, the frozen embedding,
     needs none), plus 6 * T per adapter parameter. Prompt tuning trains the input itself, so that
@@ -291,7 +305,7 @@ def training_flops(arch: Architecture, setup: TrainSetup) -> float:
     """
     T = setup.tokens
     P = matmul_params(arch)
-    attn = 12 * arch.num_layers * setup.seq_len * arch.num_heads * arch.head_dim * T
+    attn = attention_flops(arch, setup, passes=3)
     if setup.method in ("full", "pretrain"):
         return 6 * P * T + attn
     first = sum(lin.in_features * lin.out_features for lin in arch.layer_linears
@@ -299,6 +313,13 @@ def training_flops(arch: Architecture, setup: TrainSetup) -> float:
     if setup.method == "prompt_tuning":
         first = 0
     return 4 * P * T - 2 * first * T + 6 * trainable_params(arch, setup) * T + attn
+
+
+def attention_flops(arch: Architecture, setup: TrainSetup, passes: int = 3) -> float:
+    """Score and value matmuls: 4*L*s*d_attn per token and pass (forward 1 pass, backward 2); half with causal
+    kernels (sdpa), which skip the masked triangle."""
+    full = 4 * passes * arch.num_layers * setup.seq_len * arch.num_heads * arch.head_dim * setup.tokens
+    return full if setup.attention == "eager" else full / 2
 
 
 def inference_flops_per_token(arch: Architecture, context: int = 0) -> float:
@@ -314,7 +335,7 @@ def recompute_flops(arch: Architecture, setup: TrainSetup) -> float:
         return 0.0
     T = setup.tokens
     layers = matmul_params(arch) - arch.vocab_size * arch.hidden_size      # the head is not recomputed
-    return 2 * layers * T + 4 * arch.num_layers * setup.seq_len * arch.num_heads * arch.head_dim * T
+    return 2 * layers * T + attention_flops(arch, setup, passes=1)
 
 
 # --- memory -----------------------------------------------------------------------------------
@@ -397,10 +418,13 @@ def activation_bytes_per_layer(arch: Architecture, seq_len: int, micro_batch: in
 
 
 def logits_bytes(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: int = 2, full: bool = True) -> float:
-    """The loss keeps the fp32 log-softmax of the logits (4 bytes * b * s * V) - Korthikanti's
-    per-layer formula leaves it out, yet with 128k-256k vocabularies it rivals a whole layer - and
-    the final norm its fp32 input (+ its outputs when the head trains)."""
-    return seq_len * micro_batch * (4 * arch.vocab_size + 4 * arch.hidden_size + 4
+    """The loss at its peak, while its backward runs: the fp32 log-softmax it saved (4 bytes * b * s * V),
+    the fp32 gradient of the log-probabilities and the fp32 gradient of the logits (4 + 4 more) - 12 bytes
+    per vocabulary entry and token (transformers upcasts logits to fp32 for the loss; measured on CPU with
+    torch's memory profiler, bench/estimator_accuracy.py). Korthikanti's per-layer formula leaves the head
+    out, yet with 128k-256k vocabularies it rivals a whole layer. Plus the final norm's fp32 input (+ its
+    outputs when the head trains)."""
+    return seq_len * micro_batch * (12 * arch.vocab_size + 4 * arch.hidden_size + 4
                                     + (2 * bytes_per * arch.hidden_size if full else 0))
 
 
@@ -414,9 +438,10 @@ def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
     layer = lambda c: activation_bytes_per_layer(arch, setup.seq_len, setup.micro_batch, act_bytes,  # noqa: E731
                                                  setup.attention, c, targets, setup.lora_rank)
     head_bytes = 4 if setup.method == "qlora" else act_bytes   # peft casts the 16-bit head to fp32 for QLoRA
-    acts = arch.num_layers * layer(ckpt) + logits_bytes(arch, setup.seq_len, setup.micro_batch, head_bytes, full)
-    if ckpt:
-        acts += layer(False)          # the one layer being recomputed during backward
+    loss = logits_bytes(arch, setup.seq_len, setup.micro_batch, head_bytes, full)
+    # With checkpointing the loss's backward buffers are freed before the first layer is recomputed, so the
+    # peak is the larger of the two on top of the stored layer inputs (measured, bench/estimator_accuracy.py).
+    acts = arch.num_layers * layer(ckpt) + (max(loss, layer(False)) if ckpt else loss)
     overhead = CUDA_OVERHEAD_GB * GB if setup.device == "cuda" else 0.0
     zero = setup.zero if G > 1 else 0
     if zero == 3:
@@ -443,6 +468,20 @@ def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
 
 # --- time and money ---------------------------------------------------------------------------
 
+def qlora_dequant_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> float:
+    """bitsandbytes dequantises every NF4 weight to bf16 on each pass that uses it (QLoRA paper §3: "we
+    dequantize the storage data type to the computation data type to perform the forward and backward
+    pass"): forward, backward, and the recomputed forward under checkpointing - once per micro-batch,
+    whatever its token count. A bandwidth-bound pass over the weights."""
+    if setup.method != "qlora" or setup.device != "cuda":
+        return 0.0
+    linear = arch.num_layers * sum(lin.count * lin.in_features * lin.out_features for lin in arch.layer_linears)
+    micro_batches = setup.tokens / (setup.seq_len * setup.micro_batch) / setup.gpus
+    passes = 3 if setup.checkpointing else 2
+    bw = gpu.bandwidth_gbs * 1e9 * gpu.decode_bandwidth_efficiency
+    return micro_batches * passes * linear * QLORA_DEQUANT_BYTES / bw
+
+
 def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainEstimate:
     if setup.method == "qlora" and setup.device != "cuda":
         raise UserError("qlora needs a CUDA GPU (bitsandbytes 4-bit); on CPU use lora")
@@ -453,9 +492,13 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         mfu, src = setup.mfu, "given (--mfu)"
     else:
         mfu, src = default_mfu(gpu.generation, arch.active_params, setup.method)
-    seconds = (flops + extra) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu)
+    dequant = qlora_dequant_seconds(arch, gpu, setup)
+    seconds = (flops + extra) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu) + dequant
     hours = seconds / 3600
     notes = []
+    if dequant:
+        notes.append(f"qlora: NF4 dequantisation adds {dequant / seconds:.0%} of the time (per micro-batch, "
+                     "bandwidth-bound)")
     if not gpu.bf16 and setup.precision != "fp32":
         notes.append(f"{gpu.id} has no bf16: fp16 mixed precision with loss scaling")
     if extra:
@@ -537,7 +580,7 @@ def decode_step_seconds(arch: Architecture, gpu: GPU, batch: int, context: float
     head_bits = 16 if arch.tied_embeddings else weight_bits
     streamed = (_layer_linear_params(arch, batch) * weight_bits + arch.vocab_size * arch.hidden_size * head_bits) / 8
     streamed += batch * context * kv_bytes_per_token(arch, kv_bits / 8)
-    eff = gpu.decode_bandwidth_efficiency * QUANT_KERNEL_EFF.get(weight_bits, 1.0)
+    eff = gpu.decode_bandwidth_efficiency * quant_kernel_eff(weight_bits)
     t_bw = streamed / (gpus * gpu.bandwidth_gbs * 1e9 * eff)
     t_compute = batch * inference_flops_per_token(arch, int(context)) / (gpus * gpu.bf16_tflops * 1e12 * PREFILL_MFU)
     return max(t_bw, t_compute)
@@ -585,7 +628,7 @@ def estimate_inference(arch: Architecture, gpu: GPU, prompt_tokens: int, output_
         decode_tokens_per_s_batch1=decode_b1, decode_tokens_per_s=decode_tps, concurrency=batch,
         gpu_seconds_per_request=sec_per_req * g, replicas=replicas, monthly_gpu_hours=gpu_hours,
         monthly_usd=gpu_hours * gpu.usd_per_hour, weight_bits=weight_bits,
-        bandwidth_efficiency=gpu.decode_bandwidth_efficiency * QUANT_KERNEL_EFF.get(weight_bits, 1.0),
+        bandwidth_efficiency=gpu.decode_bandwidth_efficiency * quant_kernel_eff(weight_bits),
         max_batch=max_batch)
 
 

@@ -61,7 +61,8 @@ def models(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
 
 @app.command(rich_help_panel="Catalogs")
 def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
-    """List the GPU catalog: memory, dense bf16 TFLOP/s, bandwidth, $/hour (with sources and dates)."""
+    """List the GPU catalog: memory, dense bf16 TFLOP/s, bandwidth, and $/GPU-hour per provider class
+    (GPU cloud on-demand, hyperscaler on-demand, marketplace), each quote with its page and date read."""
     from advisor import catalog
 
     rows = [g.model_dump() for g in catalog.gpus().values()]
@@ -70,17 +71,28 @@ def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
         return
     from tunepath.render import new_table
 
-    t = new_table("GPU catalog")
-    cols = ["id", "memory GB", "bf16 TFLOP/s", "GB/s", "$/h", "price date"] + (["spec source"] if wide else [])
+    classes = catalog.PRICE_CLASSES
+    short = {"gpu_cloud": "cloud $/h", "hyperscaler": "hyper $/h", "marketplace": "market $/h"}
+    t = new_table("GPU catalog (* = the price costs use)")
+    cols = ["id", "GB", "bf16 TFLOP/s", "GB/s", *(short[c] for c in classes), "read"] + (["spec source"] if wide else [])
     for col in cols:
-        t.add_column(col, justify="left" if col in ("id", "price date", "spec source") else "right",
+        t.add_column(col, justify="left" if col in ("id", "read", "spec source") else "right",
                      no_wrap=col != "spec source")
+    unquoted = []
     for g in rows:
+        prices = [f"{g['prices'][c]['usd_per_hour']:.2f}" + ("*" if g["price_class"] == c else "")
+                  if c in g["prices"] else "-" for c in classes]
+        if g["price_class"] == "user" or not g["prices"]:
+            prices[0] = f"{g['usd_per_hour']:.2f}*"
+            unquoted.append(f"{g['id']}: {g['price_source'] or 'no source'}")
+        dates = sorted({q["date"] for q in g["prices"].values()})
         cells = [g["id"], f"{g['memory_gb']:g}", f"{g['bf16_tflops']:g}" + ("" if g["bf16"] else " fp16"),
-                 f"{g['bandwidth_gbs']:,.0f}", f"{g['usd_per_hour']:.2f}", g["price_date"]]
+                 f"{g['bandwidth_gbs']:,.0f}", *prices, ", ".join(dates) or "-"]
         t.add_row(*cells, *([g["spec_source"]] if wide else []))
     out.print(t)
-    if rows:
-        out.print(f"Prices: {rows[0]['price_source']}")
-    if not wide:
-        out.print("[dim]data-sheet sources: --wide or --json[/]")
+    out.print("Classes: " + "; ".join(f"{short[c].split()[0]} = {catalog.PRICE_CLASS_LABELS[c]}" for c in classes),
+              soft_wrap=True)
+    sources = sorted({q["source"] for g in rows for q in g["prices"].values()})
+    out.print("Price sources:" + "".join(f"\n  - {s}" for s in sources + unquoted), soft_wrap=True)
+    out.print("[dim]Override in a TUNEPATH_CATALOG file: gpus.<id>.prices.<class> or usd_per_hour; "
+              "price_class: hyperscaler|marketplace. Data-sheet sources: --wide or --json[/]")
