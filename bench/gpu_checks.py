@@ -1,0 +1,165 @@
+"""The memory estimate against torch.cuda.max_memory_allocated on a CUDA GPU, with real architectures.
+
+Architectures from the catalog's config.json files, at random init (nothing downloaded): Qwen2.5-0.5B and
+TinyLlama-1.1B (a Llama 1.1B) by default, SmolLM-1.7B (Llama 1.7B) with --large. For each: full fine-tuning
+(bf16 weights, AdamW), LoRA r=16 on all linear layers (bf16), QLoRA (NF4 + double quantisation through
+bitsandbytes, prepare_model_for_kbit_training, paged AdamW 32-bit), each with and without gradient
+checkpointing. One optimizer step of 2 micro-batches after a warm-up step, as bench/estimator_accuracy.py
+does on CPU. Prints estimate, measured peak, error, step time and the MFU it implies (beside the default
+MFU for the GPU's generation), and records bench/results/gpu_checks.json with the GPU's name.
+Estimates exclude the CUDA context (max_memory_allocated does not see it).
+
+Needs: a CUDA GPU, torch with CUDA, transformers, peft, bitsandbytes (for QLoRA rows; skipped without it).
+Usage: python bench/gpu_checks.py [--seq 1024] [--batch 2] [--large] [--only qwen|llama]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from advisor import catalog  # noqa: E402
+from advisor.estimate import CUDA_OVERHEAD_GB, GB, TrainSetup, default_mfu, recompute_flops, training_flops  # noqa: E402
+from advisor.estimate import training_memory  # noqa: E402
+
+MODELS = {"qwen": "Qwen/Qwen2.5-0.5B", "llama": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+          "llama-large": "HuggingFaceTB/SmolLM-1.7B"}
+METHODS = ("full", "lora", "qlora")
+
+
+def _model(mid: str, method: str, ckpt: bool, tmp: Path):
+    import torch
+    import transformers
+
+    from training.memprobe import peak_tensor_bytes  # noqa: F401  (same probe as the CPU bench)
+
+    _, raw = catalog.model_config(mid)
+    cfg = transformers.AutoConfig.for_model(**{k: v for k, v in raw.items()
+                                               if k not in ("architectures", "transformers_version", "auto_map",
+                                                            "_name_or_path", "torch_dtype")})
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    if method == "qlora":
+        import peft
+
+        path = tmp / mid.replace("/", "__")
+        if not path.exists():
+            transformers.AutoModelForCausalLM.from_config(cfg).to(torch.bfloat16).save_pretrained(path)
+        q = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                            bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, quantization_config=q, dtype=torch.bfloat16,
+                                                                  device_map={"": 0})
+        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=ckpt,
+                                                     gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model = transformers.AutoModelForCausalLM.from_config(cfg).to(torch.bfloat16).cuda()
+        if ckpt:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if method in ("lora", "qlora"):
+        import peft
+
+        model = peft.get_peft_model(model, peft.LoraConfig(r=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model.train()
+    return model
+
+
+def run_one(mid: str, method: str, ckpt: bool, seq: int, batch: int, tmp: Path) -> dict:
+    import torch
+
+    from training.memprobe import peak_tensor_bytes
+
+    arch = catalog.architecture(mid)
+    gpu = catalog.gpu_for_device(torch.cuda.get_device_name())
+    model = _model(mid, method, ckpt, tmp)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if method == "qlora":
+        import bitsandbytes as bnb
+
+        opt = bnb.optim.PagedAdamW32bit(params, lr=1e-4)
+    else:
+        opt = torch.optim.AdamW(params, lr=1e-4)
+    batches = [torch.randint(0, arch.vocab_size, (batch, seq), device="cuda") for _ in range(2)]
+
+    def step():
+        for ids in batches:
+            (model(input_ids=ids, labels=ids).loss / len(batches)).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()                                            # warm-up: optimizer states exist
+    t0 = time.perf_counter()
+    _, peak = peak_tensor_bytes(step, "cuda")
+    seconds = time.perf_counter() - t0
+    setup = TrainSetup(method=method, tokens=2 * batch * seq, seq_len=seq, micro_batch=batch,
+                       precision="bf16" if method == "full" else "mixed", grad_checkpointing=ckpt,
+                       target_modules="all-linear", lora_rank=16, attention="sdpa", device="cuda",
+                       optimizer="adamw" if method != "qlora" else "paged-adamw")
+    est = training_memory(arch, setup).total - CUDA_OVERHEAD_GB * GB
+    row = {"model": mid, "method": method, "grad_checkpointing": ckpt, "seq": seq, "micro_batch": batch,
+           "estimate_gb": est / GB, "measured_gb": peak / GB, "error": (est - peak) / peak, "step_s": seconds}
+    if gpu:
+        mfu = (training_flops(arch, setup)) / (seconds * gpu.bf16_tflops * 1e12)
+        row.update(gpu=gpu.id, implied_mfu=mfu, implied_mfu_with_recompute=(training_flops(arch, setup)
+                   + recompute_flops(arch, setup)) / (seconds * gpu.bf16_tflops * 1e12),
+                   default_mfu=default_mfu(gpu.generation, arch.active_params, method)[0])
+    del model, opt
+    torch.cuda.empty_cache()
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seq", type=int, default=1024)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--large", action="store_true", help="also SmolLM-1.7B (Llama architecture)")
+    ap.add_argument("--only", choices=sorted(MODELS))
+    args = ap.parse_args()
+    import torch
+
+    if not torch.cuda.is_available():
+        sys.exit("bench/gpu_checks.py needs a CUDA GPU (torch.cuda.is_available() is False); "
+                 "bench/estimator_accuracy.py is the CPU version")
+    try:
+        import bitsandbytes  # noqa: F401
+        methods = METHODS
+    except ImportError:
+        print("bitsandbytes not installed: QLoRA rows skipped")
+        methods = ("full", "lora")
+    models = [MODELS[args.only]] if args.only else [MODELS["qwen"], MODELS["llama"]]
+    if args.large:
+        models.append(MODELS["llama-large"])
+    name = torch.cuda.get_device_name()
+    print(f"GPU: {name}; seq {args.seq}, micro-batch {args.batch}, 2 micro-batches per step")
+    print(f"{'model':38} {'method':6} {'ckpt':5} {'est GB':>7} {'peak GB':>8} {'err':>7} {'step s':>7} {'MFU':>6} "
+          f"{'default':>7}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mid in models:
+            for method in methods:
+                for ckpt in (False, True):
+                    try:
+                        r = run_one(mid, method, ckpt, args.seq, args.batch, Path(tmp))
+                    except torch.cuda.OutOfMemoryError:
+                        print(f"{mid:38} {method:6} {ckpt!s:5} OOM")
+                        torch.cuda.empty_cache()
+                        continue
+                    rows.append(r)
+                    print(f"{mid:38} {method:6} {ckpt!s:5} {r['estimate_gb']:>7.2f} {r['measured_gb']:>8.2f} "
+                          f"{r['error']:>+7.1%} {r['step_s']:>7.3f} {r.get('implied_mfu', 0):>6.3f} "
+                          f"{r.get('default_mfu', 0):>7.3f}")
+    worst = max((abs(r["error"]) for r in rows), default=float("nan"))
+    print(f"worst |memory error| {worst:.1%} (target 10 %)")
+    from bench.results import record
+
+    record("gpu_checks", baseline="torch.cuda.max_memory_allocated (measured) vs advisor training_memory",
+           target="peak memory within 10 %", figures={"rows": rows, "worst_mem_err": worst},
+           ratios={"worst_mem_err": worst}, device=name,
+           notes="random-init catalog architectures; QLoRA via bitsandbytes NF4 + double quant, paged AdamW 32-bit")
+
+
+if __name__ == "__main__":
+    main()
