@@ -73,8 +73,8 @@ def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
 
     classes = catalog.PRICE_CLASSES
     short = {"gpu_cloud": "cloud $/h", "hyperscaler": "hyper $/h", "marketplace": "market $/h"}
-    t = new_table("GPU catalog (* = the price costs use)")
-    cols = ["id", "GB", "bf16 TFLOP/s", "GB/s", *(short[c] for c in classes), "read"] + (["spec source"] if wide else [])
+    t = new_table("GPU catalog ($/GPU-hour; * = the price costs use)")
+    cols = ["id", "GB", "bf16 TFLOP/s", "GB/s", *(short[c] for c in classes)] + (["read", "spec source"] if wide else [])
     for col in cols:
         t.add_column(col, justify="left" if col in ("id", "read", "spec source") else "right",
                      no_wrap=col != "spec source")
@@ -87,12 +87,16 @@ def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
             unquoted.append(f"{g['id']}: {g['price_source'] or 'no source'}")
         dates = sorted({q["date"] for q in g["prices"].values()})
         cells = [g["id"], f"{g['memory_gb']:g}", f"{g['bf16_tflops']:g}" + ("" if g["bf16"] else " fp16"),
-                 f"{g['bandwidth_gbs']:,.0f}", *prices, ", ".join(dates) or "-"]
-        t.add_row(*cells, *([g["spec_source"]] if wide else []))
+                 f"{g['bandwidth_gbs']:,.0f}", *prices]
+        t.add_row(*cells, *([", ".join(dates) or "-", g["spec_source"]] if wide else []))
     out.print(t)
-    out.print("Classes: " + "; ".join(f"{short[c].split()[0]} = {catalog.PRICE_CLASS_LABELS[c]}" for c in classes),
-              soft_wrap=True)
-    sources = sorted({q["source"] for g in rows for q in g["prices"].values()})
-    out.print("Price sources:" + "".join(f"\n  - {s}" for s in sources + unquoted), soft_wrap=True)
+    out.print("$/GPU-hour classes: " + "; ".join(f"{short[c].split()[0]} = {catalog.PRICE_CLASS_LABELS[c]}"
+                                                for c in classes))
+    if wide:
+        sources = sorted({q["source"] for g in rows for q in g["prices"].values()})
+        out.print("Price sources (page; date read in the table):")
+        for line in sources + unquoted:
+            out.print(f"  - {line}")
     out.print("[dim]Override in a TUNEPATH_CATALOG file: gpus.<id>.prices.<class> or usd_per_hour; "
-              "price_class: hyperscaler|marketplace. Data-sheet sources: --wide or --json[/]")
+              "price_class: hyperscaler|marketplace. Quotes' pages, dates read and data-sheet sources: --wide "
+              "or --json[/]")
