@@ -22,7 +22,7 @@ from advisor.costs import (
     econ,
 )
 from advisor.errors import UserError
-from advisor.estimate import DECODE_BANDWIDTH_EFF, MFU_SOURCE, PREFILL_MFU
+from advisor.estimate import MFU_SOURCE, PREFILL_MFU
 from advisor.paths import label
 from advisor.recommend import DECISION_RULE, Advice, recommend
 from advisor.spec import ProjectSpec, set_dotted, spec_from_dict
@@ -267,9 +267,10 @@ def assumptions(spec: ProjectSpec) -> list[dict]:
                                            f"{gpu.bandwidth_gbs:,.0f} GB/s, ${gpu.usd_per_hour:.2f}/h",
          "source": f"{gpu.spec_source}; price: {gpu.price_source} ({gpu.price_date})"},
         {"what": "Training MFU", "value": "per GPU generation and model size, from published runs", "source": MFU_SOURCE},
-        {"what": "Serving efficiency", "value": f"prefill MFU {PREFILL_MFU}, decode at {DECODE_BANDWIDTH_EFF:.0%} of "
-                                                "memory bandwidth, 16 concurrent requests, replicas at <= 50 % load",
-         "source": "assumed (advisor/estimate.py)"},
+        {"what": "Serving efficiency", "value": f"prefill MFU {PREFILL_MFU}, decode at {gpu.decode_bandwidth_efficiency:.0%} "
+                                                "of memory bandwidth, continuous batching up to what memory holds, "
+                                                "replicas at <= 50 % load",
+         "source": f"decode: {gpu.efficiency_source}; prefill MFU assumed (advisor/estimate.py)"},
         {"what": "Hosted API prices", "value": "by model size tier", "source": f"{prices.source} ({prices.price_date})"},
         {"what": "Prompting", "value": f"{FEW_SHOT_EXAMPLES} few-shot examples; knowledge <= {IN_CONTEXT_LIMIT:,} "
                                        "tokens rides in a cached prompt",

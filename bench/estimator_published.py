@@ -427,6 +427,13 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
                      f"{r['estimate']:,.4g} | {r['ratio']:.3f} | {v1} | {r['source']} | {note} |")
     lines += [
         "",
+        "Known limits. The H100 MFU anchors (Llama 3 8B 0.167, 70B 0.296) are whole-run figures of jobs on",
+        "thousands of GPUs; a small model trained on one node probably runs faster than the default says, and no",
+        "single-node H100 training figure is in the table to check it (`tunepath calibrate` or `--mfu` then).",
+        "QLoRA's throughput at long sequences is underestimated (rows with LLaMA-Factory's long-context table):",
+        "a per-step cost the model leaves out shrinks per token as sequences grow. Ada, Turing and Blackwell GPUs",
+        "borrow another generation's anchors, and GDDR GPUs the A100's bandwidth efficiency (assumed).",
+        "",
         "Not in the table, on purpose: Llama 3.2 1B/3B (370k/460k H100-hours on 9T tokens) were trained with",
         "logit distillation from Llama 3.1 8B/70B, so the teachers' forward passes, which a fine-tuning estimate",
         "does not have, dominate their GPU-hours.",
@@ -459,6 +466,22 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
                   "(bitsandbytes NF4, prepare_model_for_kbit_training, paged AdamW), each with and without gradient",
                   "checkpointing, and compares the estimate with `torch.cuda.max_memory_allocated`, recording",
                   "`bench/results/gpu_checks.json` with the GPU's name; rerun `--docs` to add its table here."]
+    lines += ["", "## Prices (advisor/data/gpus.yaml, api_prices.yaml)", "",
+              "Quotes per provider class, each with the page it was read from and the date read. They were read",
+              "from stored copies of the pages, some of them aggregators quoting the provider (named as such);",
+              "rows without a quote say so. Costs use the GPU-cloud class unless a catalog file sets",
+              "`price_class:`; a TUNEPATH_CATALOG file overrides any quote.", "",
+              "| GPU | class | $/GPU-hour | source | read |", "|---|---|---|---|---|"]
+    for g in catalog.gpus().values():
+        if not g.prices:
+            lines.append(f"| {g.id} | - | {g.usd_per_hour:.2f} | {g.price_source} | - |")
+        for c, q in g.prices.items():
+            lines.append(f"| {g.id} | {catalog.PRICE_CLASS_LABELS[c]} | {q.usd_per_hour:.2f} | {q.source} | {q.date} |")
+    api = catalog.api_prices()
+    lines += ["", f"Hosted API ($/1M tokens, {api.source}):", "", "| ladder | up to | $/1M in | $/1M out | source |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {name} | {t.max_params_b:g}B | {t.input_per_m:.2f} | {t.output_per_m:.2f} | {t.source} |"
+              for name, tiers in (("dense", api.tiers), ("MoE (total params)", api.moe_tiers)) for t in tiers]
     path.parent.mkdir(exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")
