@@ -274,7 +274,7 @@ def serving_options(spec: ProjectSpec, model: str, input_tokens: float, cached_t
 # --- training ------------------------------------------------------------------------------
 
 @lru_cache(maxsize=8192)
-def _train_est(model: str, gpu_id: str, count: int, method: str, tokens: float, ckpt: bool) -> TrainEstimate:
+def _train_est(model: str, gpu_id: str, count: int, method: str, tokens: float, ckpt: bool | None) -> TrainEstimate:
     arch = catalog.architecture(model)
     window = context_window(model) or SFT_SEQ_LEN
     setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=min(SFT_SEQ_LEN, window), gpus=count,
@@ -304,10 +304,10 @@ def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: 
     """The first method (e.g. LoRA, then QLoRA when 16-bit weights don't fit: Dettmers et al. 2023) and
     checkpointing setting that fits `count` GPUs of type `gid`, or None."""
     for m in methods:
-        for ckpt in (False, True):
+        for ckpt in (None, True):     # None: the method's own default (qlora checkpoints, as peft runs it)
             est = _train_est(model, gid, count, m, tokens, ckpt)
             if est.fits:
-                return _TrainChoice(est, gid, count, ckpt)
+                return _TrainChoice(est, gid, count, est.grad_checkpointing)
     return None
 
 
