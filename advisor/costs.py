@@ -274,7 +274,8 @@ def serving_options(spec: ProjectSpec, model: str, input_tokens: float, cached_t
 # --- training ------------------------------------------------------------------------------
 
 @lru_cache(maxsize=8192)
-def _train_est(model: str, gpu_id: str, count: int, method: str, tokens: float, ckpt: bool | None) -> TrainEstimate:
+def _train_est(model: str, gpu_id: str, count: int, method: str, tokens: float,
+               ckpt: bool | None) -> TrainEstimate:
     arch = catalog.architecture(model)
     window = context_window(model) or SFT_SEQ_LEN
     setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=min(SFT_SEQ_LEN, window), gpus=count,

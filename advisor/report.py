@@ -266,12 +266,14 @@ def assumptions(spec: ProjectSpec) -> list[dict]:
         {"what": f"GPU {gpu.id}", "value": f"{gpu.bf16_tflops:g} TFLOP/s, {gpu.memory_gb:g} GB, "
                                            f"{gpu.bandwidth_gbs:,.0f} GB/s, ${gpu.usd_per_hour:.2f}/h",
          "source": f"{gpu.spec_source}; price: {gpu.price_source} ({gpu.price_date})"},
-        {"what": "Training MFU", "value": "per GPU generation and model size, from published runs", "source": MFU_SOURCE},
-        {"what": "Serving efficiency", "value": f"prefill MFU {PREFILL_MFU}, decode at {gpu.decode_bandwidth_efficiency:.0%} "
-                                                "of memory bandwidth, continuous batching up to what memory holds, "
-                                                "replicas at <= 50 % load",
-         "source": f"decode: {gpu.efficiency_source}; prefill MFU assumed (advisor/estimate.py)"},
-        {"what": "Hosted API prices", "value": "by model size tier", "source": f"{prices.source} ({prices.price_date})"},
+        {"what": "Training MFU", "value": "per GPU generation and model size, from published runs",
+         "source": MFU_SOURCE},
+        {"what": "Serving efficiency", "value": f"prefill MFU {PREFILL_MFU}, decode at "
+                                                f"{gpu.decode_bandwidth_efficiency:.0%} of memory bandwidth, continuous "
+                                                "batching up to what memory holds, replicas at <= 50 % load",
+         "source": f"decode: {gpu.efficiency_source}; "
+                   "prefill MFU assumed (advisor/estimate.py)"},
+        {"what": "Hosted API prices", "value": "by model size tier (MoE: total params, own ladder)", "source": f"{prices.source} ({prices.price_date})"},
         {"what": "Prompting", "value": f"{FEW_SHOT_EXAMPLES} few-shot examples; knowledge <= {IN_CONTEXT_LIMIT:,} "
                                        "tokens rides in a cached prompt",
          "source": "Brown et al. 2020; Anthropic 'Contextual Retrieval' 2024"},
