@@ -69,7 +69,8 @@ def ray_local():
     installed tunepath. The CLI's --ray joins it instead of starting its own."""
     ray = _pytest.importorskip("ray")
     root = str(_Path(__file__).resolve().parents[1])
-    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,
+             logging_config=ray.LoggingConfig(log_level="ERROR"),
              runtime_env={"env_vars": {"PYTHONPATH": root, "TOKENIZERS_PARALLELISM": "false",
                                        "HF_HUB_OFFLINE": "1"}})
     yield ray
