@@ -148,6 +148,9 @@ class RayEmbedder:
         as all of them are back (Ray Data returns batches in completion order)."""
         import numpy as np
 
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # tunepath shows its own bar; Ray's would log every 10 s
+        ctx.print_on_execution_start = False
         rows = [{"id": i, "text": t} for ids in blocks for i, t in zip(ids, texts(ids))]
         batch_rows = max(4, min(MAX_BATCH_ROWS, math.ceil(len(rows) / (4 * n))))
         ds = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / batch_rows)))
