@@ -114,7 +114,7 @@ def test_cli_modules_do_not_import_ray():
 
     from helpers import REPO
 
-    code = ("import sys, advisor.cli, rag.cli, training.cli, rag.indexer; "
+    code = ("import sys, tunepath.cli, tunepath.commands.rag, tunepath.commands.train, rag.indexer; "
             "assert 'ray' not in sys.modules, 'ray imported'")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

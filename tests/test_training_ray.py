@@ -29,7 +29,7 @@ def _torchrun(cfg: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per rank on 2 cores
     env.pop("TUNEPATH_DEBUG", None)
     r = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
-                        "-m", "advisor.cli", "train", str(cfg), "--json"], cwd=REPO, env=env,
+                        "-m", "tunepath.cli", "train", str(cfg), "--json"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout)

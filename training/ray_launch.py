@@ -45,7 +45,8 @@ def connect(address: str | None) -> Any:
             import advisor
             import training
 
-            mods = [str(Path(m.__file__).parent) for m in (training, adapters, advisor)]
+            # + the shell, whose plan printer (on_plan) rank 0 calls; by path: training/ never imports it
+            mods = [str(Path(m.__file__).parent) for m in (training, adapters, advisor)] + [f"{root}/tunepath"]
             ray.init(address=address, runtime_env={"py_modules": mods},
                      logging_config=ray.LoggingConfig(log_level="ERROR"))
         else:
