@@ -61,11 +61,11 @@ def test_rag_path_embeds_on_ray(tmp_path, ray_local):
     """The bundled RAG demo with run.cluster: the index step embeds on Ray actors and retrieval
     evaluates as it does locally (test_launcher.py's bar)."""
     r = cli("run", EXAMPLES / "acme-support.yaml", "--yes", "--json", "--set", f"run.output_dir={tmp_path / 'acme'}",
-            "--set", "run.cluster.ray=local", "--set", "run.cluster.workers=2", "--set", "run.cluster.gpus_per_worker=0")
+            "--set", "run.cluster.ray=local", "--set", "run.cluster.workers=1", "--set", "run.cluster.gpus_per_worker=0")
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
     index, _, evaluate = s["steps"]
-    assert index["detail"]["ray"] == {"address": None, "workers": 2, "gpus_per_worker": 0}
-    assert "embedded on Ray (local): 2 actor(s)" in index["description"]
+    assert index["detail"]["ray"] == {"address": None, "workers": 1, "gpus_per_worker": 0}
+    assert "embedded on Ray (local): 1 actor(s)" in index["description"]
     assert index["detail"]["chunks_embedded"] == index["detail"]["counts"]["vectors"] > 0
     assert evaluate["detail"]["metrics"]["recall_at_10"] >= 0.8

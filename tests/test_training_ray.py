@@ -63,6 +63,8 @@ def test_ray_train_matches_torchrun_and_resumes(tmp_path, ray_local):
     # a changed schedule is refused on Ray as it is locally: one line, exit 2
     res = cli("train", cfg, "--ray", "--workers", "2", "--resume", "--set", "training.learning_rate=0.5")
     assert res.exit_code == 2 and "--resume refused" in res.output
+    res = cli("train", cfg, "--ray", "--workers", "2")  # a used output_dir needs --resume or --force
+    assert res.exit_code == 2 and "already holds checkpoint-4" in res.output
 
 
 def test_ray_options_are_checked_before_ray_starts(tmp_path):

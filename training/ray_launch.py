@@ -121,8 +121,8 @@ def run_on_ray(config: TrainConfig, workers: int, gpus_per_worker: float = 0, ad
                             f"{have.get(k, 0):g}")
     data = _absolute(config)
     out = Path(data["output_dir"])
-    if resume and not force:
-        _check_resume(load_config(data=data), out, workers)
+    if not force:
+        _precheck(load_config(data=data), out, workers, resume)
     out.mkdir(parents=True, exist_ok=True)
     trainer = TorchTrainer(
         _worker,
@@ -142,14 +142,21 @@ def run_on_ray(config: TrainConfig, workers: int, gpus_per_worker: float = 0, ad
     return RunSummary.model_validate_json(result.metrics["summary"])
 
 
-def _check_resume(config: TrainConfig, out: Path, world: int) -> None:
-    """The resume fingerprint check of training.runner.plan, run here too so that a refused
-    --resume fails in a second, before Ray starts workers (they check again)."""
+def _precheck(config: TrainConfig, out: Path, world: int, resume: bool) -> None:
+    """The output_dir checks of training.runner.plan (a used output_dir without --resume; a
+    changed fingerprint with it), run here too so that a refusal fails in a second, before Ray
+    starts workers (they check again)."""
     import json
 
     from training import checkpoints
     from training.runner import fingerprint
 
+    if not resume:
+        existing = checkpoints.checkpoints(out)
+        if existing:
+            raise UserError(f"output_dir {out} already holds checkpoint-{existing[-1][0]}; pass --resume to continue "
+                            "it or --force to start over")
+        return
     newest = checkpoints.newest_complete(out)
     if newest is None:
         return
