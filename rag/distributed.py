@@ -60,9 +60,11 @@ def connect(address: str | None) -> Any:
             import rag
 
             remote = {"py_modules": [str(Path(rag.__file__).parent), str(Path(advisor.__file__).parent)]}
-            ray.init(address=address, runtime_env=remote, log_to_driver=False)
+            ray.init(address=address, runtime_env=remote, log_to_driver=False,
+                     logging_config=ray.LoggingConfig(log_level="WARNING"))
         else:
-            ray.init(include_dashboard=False, runtime_env=env, log_to_driver=False)
+            ray.init(include_dashboard=False, runtime_env=env, log_to_driver=False,
+                     logging_config=ray.LoggingConfig(log_level="WARNING"))
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UserError(f"--ray-address {address}: cannot join a Ray cluster ({str(e).splitlines()[0]})") from None
     return ray
@@ -155,7 +157,8 @@ class RayEmbedder:
         batch_rows = max(4, min(MAX_BATCH_ROWS, math.ceil(len(rows) / (4 * n))))
         ds = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / batch_rows)))
         del rows
-        ds = ds.map_batches(self.actor_cls, batch_size=batch_rows, batch_format="numpy", concurrency=n,
+        ds = ds.map_batches(self.actor_cls, batch_size=batch_rows, batch_format="numpy",
+                            compute=ray.data.ActorPoolStrategy(size=n),
                             fn_constructor_kwargs={"model": self.model, "batch_size": self.batch_size,
                                                    "threads": threads}, **res)
         pending: dict[int, Any] = {}

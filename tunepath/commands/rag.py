@@ -51,8 +51,12 @@ def index_cmd(
 
     embedder = None
     if ray or ray_address:
-        from rag.distributed import RayEmbedder
+        import logging
 
+        from rag.distributed import RayEmbedder, ray_module
+
+        ray_module()  # imports ray.data, which sets up its loggers; tunepath's bar and note replace its lines
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         embedder = RayEmbedder(address=ray_address, workers=workers)
     elif workers is not None:
         raise UserError("--workers: only with --ray")
