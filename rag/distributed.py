@@ -60,8 +60,7 @@ def connect(address: str | None) -> Any:
             import rag
 
             remote = {"py_modules": [str(Path(rag.__file__).parent), str(Path(advisor.__file__).parent)]}
-            ray.init(address=address, runtime_env=remote, log_to_driver=False,
-                     logging_config=ray.LoggingConfig(log_level="WARNING"))
+            ray.init(address=address, runtime_env=remote, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, runtime_env=env, log_to_driver=False,
                      logging_config=ray.LoggingConfig(log_level="WARNING"))

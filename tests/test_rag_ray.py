@@ -118,3 +118,18 @@ def test_cli_modules_do_not_import_ray():
             "assert 'ray' not in sys.modules, 'ray imported'")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_actor_resources_follow_the_cluster():
+    """One GPU per actor (default: one actor per GPU); without GPUs the CPUs less a reserve for
+    Ray Data's own operators, shared out in amounts Ray accepts (fractions < 1, whole numbers above)."""
+    from advisor.errors import UserError
+    from rag.distributed import actor_resources
+
+    assert actor_resources({"CPU": 64, "GPU": 8}, None) == (8, {"num_gpus": 1, "num_cpus": 1}, 1)
+    assert actor_resources({"CPU": 64, "GPU": 8}, 4)[0] == 4
+    assert actor_resources({"CPU": 2, "_nodes": 1}, 2) == (2, {"num_cpus": 0.75}, 1)   # no deadlock on 2 cores
+    assert actor_resources({"CPU": 2, "_nodes": 1}, None) == (1, {"num_cpus": 1}, 1)
+    assert actor_resources({"CPU": 32, "_nodes": 2}, None) == (2, {"num_cpus": 15}, 15)
+    with pytest.raises(UserError, match="--workers 0"):
+        actor_resources({"CPU": 2}, 0)

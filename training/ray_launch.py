@@ -47,8 +47,7 @@ def connect(address: str | None) -> Any:
 
             # + the shell, whose plan printer (on_plan) rank 0 calls; by path: training/ never imports it
             mods = [str(Path(m.__file__).parent) for m in (training, adapters, advisor)] + [f"{root}/tunepath"]
-            ray.init(address=address, runtime_env={"py_modules": mods},
-                     logging_config=ray.LoggingConfig(log_level="ERROR"))
+            ray.init(address=address, runtime_env={"py_modules": mods})
         else:
             path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
             ray.init(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
