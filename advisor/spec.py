@@ -273,6 +273,17 @@ class Economics(_Strict):
         return v
 
 
+class ClusterSection(_Strict):
+    """Run `tunepath run`'s embedding and training on a Ray cluster (needs tunepath[cluster])."""
+
+    ray: str = Field("local", min_length=1, description="'local' (start Ray here), 'auto' (the cluster "
+                     "`ray start` joined on this machine) or an address (host:port, ray://host:10001).")
+    workers: Count | None = Field(None, ge=1, le=100_000,
+                                  description="Ray Train workers, also the embedding actors (default: constraints."
+                                              "gpu_count / gpus_per_worker, the GPUs the estimate assumes).")
+    gpus_per_worker: Number = Field(1, ge=0, le=64, description="GPUs per training worker (0: CPU workers over gloo).")
+
+
 class RunSection(_Strict):
     """Where `tunepath run` finds local data and models. Relative paths are relative to the spec file."""
 
@@ -298,6 +309,7 @@ class RunSection(_Strict):
     max_seq_len: Count = Field(256, gt=0, **_bound("tokens"), description="Tokens per training row.")
     eval_examples: Count = Field(8, ge=0, **_bound("labeled_examples"),
                                  description="Held-out labeled examples used to evaluate prompting.")
+    cluster: ClusterSection | None = Field(None, description="Run on a Ray cluster instead of this process.")
 
 
 class ProjectSpec(_Strict):

@@ -35,6 +35,10 @@ MANIFEST = "manifest.json"
 # inside a call removes most padding, small enough to bound memory (1024 x 384 x 4 B = 1.5 MB).
 EMBED_BLOCK = 1024
 ProgressFn = Callable[[int, int], None]  # (chunks embedded so far, total to embed)
+# Embeds blocks of chunk ids, yielding one float32 (len(block), dim) array per block, in block
+# order; the second argument reads a block's texts. Local by default; rag/distributed.py runs it on Ray.
+BlockEmbedder = Callable[[list[list[int]], Callable[[list[int]], list[str]]], Iterator["np.ndarray"]]
+EmbedderFactory = Callable[[str, int], BlockEmbedder]  # (model name, batch size) -> BlockEmbedder
 
 
 def read_manifest(index_dir: Path) -> Manifest:
@@ -95,11 +99,14 @@ def build_index(
     rebuild: bool = False,
     progress: ProgressFn | None = None,
     batch_size: int = EMBED_BATCH,
+    embedder: EmbedderFactory | None = None,
 ) -> IndexReport:
     """Index files and folders into out_dir, adding new/changed documents and dropping deleted ones.
 
     Unchanged documents keep their vectors (matched by content hash); deletion only applies to
-    files under the given paths, so indexing a second folder into the same index keeps the first."""
+    files under the given paths, so indexing a second folder into the same index keeps the first.
+    `embedder` replaces the in-process embedding (e.g. rag.distributed.RayEmbedder); everything
+    else - chunking, ids, the atomic generation swap - stays here."""
     t0 = time.perf_counter()
     if chunk_tokens < 8:
         raise UserError(f"--chunk-tokens {chunk_tokens}: expected at least 8")
@@ -159,7 +166,8 @@ def build_index(
                 report.seconds = time.perf_counter() - t0
                 return report
             faiss_index, spec = _vectors(old, index_dir, index, dim, n_live, w, new_ids, removed,
-                                         st, batch_size, progress, report)
+                                         embedder(model_name, batch_size) if embedder else _local_embedder(st, batch_size),
+                                         progress, report)
             w.refresh_stats()
             w.set_meta("model", model_name)
             w.set_meta("dim", dim)
@@ -186,6 +194,14 @@ def build_index(
     report.seconds = time.perf_counter() - t0
     report.chunks_per_s = report.chunks_embedded / report.embed_seconds if report.embed_seconds else 0.0
     return report
+
+
+def _local_embedder(st, batch_size: int) -> BlockEmbedder:
+    """In-process embedding, one encode() call per block."""
+    def embed_blocks(blocks: list[list[int]], texts: Callable[[list[int]], list[str]]) -> Iterator["np.ndarray"]:
+        for ids in blocks:
+            yield encode(st, texts(ids), batch_size=batch_size)
+    return embed_blocks
 
 
 def _live_manifest(index_dir: Path, strict: bool) -> Manifest | None:
@@ -301,7 +317,7 @@ def _migrate(prev, old_kind: str, kind: str, dim: int, params: dict, dead: set[i
 
 
 def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_live: int,
-             w: store.Writer, new_ids: list[int], removed: list[int], st, batch_size: int,
+             w: store.Writer, new_ids: list[int], removed: list[int], embed_blocks: BlockEmbedder,
              progress: ProgressFn | None, report: IndexReport):
     """The FAISS index of the new generation: old vectors kept, removed ones dropped, new ones
     embedded in blocks and added as they come (the corpus's vectors exist once, in the index)."""
@@ -355,9 +371,10 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
     done = 0
     if progress:
         progress(0, len(todo))
-    for bi, ids in enumerate(blocks):
-        vecs = encode(st, w.chunk_texts(ids), batch_size=batch_size)
-        if vecs.shape[1] != dim:
+    for bi, (ids, vecs) in enumerate(zip(blocks, embed_blocks(blocks, w.chunk_texts))):
+        if vecs.shape != (len(ids), dim):
+            if vecs.shape[0] != len(ids):
+                raise RuntimeError(f"embedder returned {vecs.shape[0]} vectors for a block of {len(ids)} chunks")
             raise UserError(f"embedding model gives {vecs.shape[1]}-d vectors, index expects {dim}")
         if train_first and bi == 0:
             index.train(vecs)
@@ -366,6 +383,8 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
         done += len(ids)
         if progress:
             progress(done, len(todo))
+    if done != len(todo):
+        raise RuntimeError(f"embedder returned {done} of {len(todo)} vectors")
     report.embed_seconds = time.perf_counter() - t
     report.chunks_embedded = len(todo)
     user_chosen = requested != "auto" or (old is not None and not old.index.auto and kind == old.index.kind)

@@ -59,3 +59,19 @@ def tiny_base_model(tmp_path_factory) -> _Path:
         torch.set_num_threads(n)
     return out
 # ---- end of training/ and adapters/ fixtures -------------------------------------------------------
+
+
+# ---- Ray (issue 15) ---------------------------------------------------------------------------------
+@_pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray cluster for the session, sized for this 2-core CI: 2 CPUs, a 200 MiB object
+    store, no dashboard (~2-8 s to start). Workers import this checkout (PYTHONPATH), not an
+    installed tunepath. The CLI's --ray joins it instead of starting its own."""
+    ray = _pytest.importorskip("ray")
+    root = str(_Path(__file__).resolve().parents[1])
+    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,
+             logging_config=ray.LoggingConfig(log_level="ERROR"),
+             runtime_env={"env_vars": {"PYTHONPATH": root, "TOKENIZERS_PARALLELISM": "false",
+                                       "HF_HUB_OFFLINE": "1"}})
+    yield ray
+    ray.shutdown()

@@ -42,6 +42,7 @@ class Step:
     description: str
     estimate: dict[str, Any] = field(default_factory=dict)   # wall_s, peak_memory_gb, throughput
     config: dict[str, Any] = field(default_factory=dict)
+    cluster: dict[str, Any] | None = None   # Ray: address, workers, gpus_per_worker (run.cluster)
 
 
 @dataclass
@@ -175,6 +176,7 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
     base = spec_path.resolve().parent
     out = Path(_resolve(base, run.output_dir) if run.output_dir else Path("runs") / spec.name).resolve()
     cal = calibration.load()
+    cluster = cluster_scaling(spec)
     steps: list[Step] = []
     for part in chosen.split("+"):
         if part == "rag":
@@ -186,6 +188,11 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
                               {"wall_s": round(cal.rag_startup_s + chunks / rate, 1),
                                "peak_memory_gb": cal.rag_process_gb, "chunks_per_s": round(rate, 1)},
                               {"paths": docs, "out": str(out / "index")}))
+            if cluster:
+                steps[-1].cluster = {**cluster, "workers": spec.run.cluster.workers}  # default: one actor per GPU
+                steps[-1].description += (f"; embedded on Ray ({cluster['address'] or 'local'}): "
+                                          + (f"{spec.run.cluster.workers} actor(s)" if spec.run.cluster.workers
+                                             else "one actor per GPU (per node without GPUs)"))
             questions = _questions(run, base)
             if questions:
                 gen = _resolve(base, run.generator) if run.generator else None
@@ -212,6 +219,9 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
             size = f"{arch.total_params:,} params" if arch else f"{ref}, not in the catalog: no estimate"
             steps.append(Step("train", f"{stage} training ({size}) -> {cfg['output_dir']}; "
                                        f"config written to {out / 'train.yaml'}", est, cfg))
+            if cluster:
+                steps[-1].cluster = cluster
+                steps[-1].description += f"; on Ray ({cluster['address'] or 'local'}): {cluster['workers_note']}"
         elif part == "prompting":
             _needs(run, ["labeled_data"], part)
             gen = run.generator or run.base_model
@@ -223,6 +233,28 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
                                "generator": gen, "eval_examples": run.eval_examples}))
     return Plan(path=chosen, recommended=recommended, spec_name=spec.name, output_dir=str(out),
                 calibration=cal.describe(), steps=steps)
+
+
+def cluster_scaling(spec: ProjectSpec) -> dict[str, Any] | None:
+    """run.cluster -> Ray Train's scaling: workers x gpus_per_worker. Unless run.cluster.workers is
+    given, the workers cover the GPUs the cost estimate assumed (constraints.gpu_count of
+    constraints.gpu), so the cluster run is the run that was priced; the note says which."""
+    c = spec.run.cluster if spec.run else None
+    if c is None:
+        return None
+    g, n, gpu = c.gpus_per_worker, spec.constraints.gpu_count, spec.constraints.gpu
+    if c.workers:
+        workers, source = c.workers, "run.cluster.workers"
+        if g and workers * g != n:
+            source += f"; the cost estimate assumed {n} x {gpu} (constraints.gpu_count)"
+    elif g:
+        workers = max(1, math.ceil(n / g))
+        source = f"the estimate's {n} x {gpu} (constraints.gpu_count) / {g:g} GPU(s) per worker"
+    else:
+        workers, source = n, f"one CPU worker per GPU of the estimate ({n}, constraints.gpu_count)"
+    each = f"{g:g} GPU(s)" if g else "CPU"
+    return {"address": None if c.ray == "local" else c.ray, "workers": workers, "gpus_per_worker": g,
+            "workers_note": f"{workers} worker(s) x {each}, from {source}"}
 
 
 def _questions(run: RunSection, base: Path) -> list[str]:
@@ -351,8 +383,13 @@ def execute(plan: Plan, spec: ProjectSpec, on_step: Callable[[Step], None] | Non
             import sentence_transformers  # noqa: F401  (start-up measured apart from embedding)
             from rag import build_index
 
+            embedder = None
+            if step.cluster:
+                from rag.distributed import RayEmbedder
+
+                embedder = RayEmbedder(address=step.cluster["address"], workers=step.cluster["workers"])
             t_embed = time.perf_counter()
-            rep = build_index(step.config["paths"], step.config["out"])
+            rep = build_index(step.config["paths"], step.config["out"], embedder=embedder)
             dt = time.perf_counter() - t_embed
             measured = {"startup_s": round(t_embed - t0, 1),
                         "chunks_per_s": round(rep.chunks_embedded / dt, 1) if dt and rep.chunks_embedded else None}
@@ -380,7 +417,13 @@ def execute(plan: Plan, spec: ProjectSpec, on_step: Callable[[Step], None] | Non
 
             cfg_path = out / "train.yaml"
             _write_yaml_atomic(cfg_path, step.config)
-            summary = training.run(training.load_config(cfg_path), progress=progress)
+            if step.cluster:
+                from training.ray_launch import run_on_ray
+
+                c = step.cluster
+                summary = run_on_ray(training.load_config(cfg_path), c["workers"], c["gpus_per_worker"], c["address"])
+            else:
+                summary = training.run(training.load_config(cfg_path), progress=progress)
             measured = {"tokens_per_s": round(summary.tokens_per_s, 1), "tokens": summary.tokens,
                         "peak_memory_gb_reported": round(summary.peak_memory_bytes / GB, 3)}
             detail = {"train_config": str(cfg_path), "output_dir": summary.output_dir, "steps": summary.steps,
@@ -393,6 +436,8 @@ def execute(plan: Plan, spec: ProjectSpec, on_step: Callable[[Step], None] | Non
                 measured["generated_tokens_per_s"] = detail["generated_tokens_per_s"]
         measured["wall_s"] = round(time.perf_counter() - t0, 1)
         measured["peak_memory_gb"] = round(_peak_rss_gb(), 3)
+        if step.cluster:
+            detail["ray"] = {k: v for k, v in step.cluster.items() if k != "workers_note"}
         results.append({"kind": step.kind, "description": step.description, "estimate": step.estimate,
                         "measured": measured, "detail": detail})
     summary = {"spec": plan.spec_name, "path": plan.path, "recommended": plan.recommended,

@@ -35,13 +35,31 @@ def index_cmd(
     rebuild: bool = typer.Option(False, help="ignore the existing index and re-embed everything"),
     batch_size: int = typer.Option(retrieval.EMBED_BATCH, help="embedding batch size"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    ray: bool = typer.Option(False, "--ray", help="embed on Ray Data actors (a local Ray cluster unless "
+                             "--ray-address); needs tunepath[cluster]"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster "
+                                              "(host:port, ray://host:10001 or auto); implies --ray"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="embedding actors with --ray "
+                                          "[default: one per GPU, else one per node]"),
 ) -> None:
     """Index documents; re-running adds new/changed files and drops deleted ones by content hash."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from advisor.console import err, out as console
+    from advisor.errors import UserError
     from rag.indexer import build_index
 
+    embedder = None
+    if ray or ray_address:
+        import logging
+
+        from rag.distributed import RayEmbedder, ray_module
+
+        ray_module()  # imports ray.data, which sets up its loggers; tunepath's bar and note replace its lines
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        embedder = RayEmbedder(address=ray_address, workers=workers)
+    elif workers is not None:
+        raise UserError("--workers: only with --ray")
     started = {}
     with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]} chunks/s"), TimeRemainingColumn(),
@@ -58,7 +76,11 @@ def index_cmd(
 
         report = build_index([str(p) for p in paths], out, model=model, chunk_tokens=chunk_tokens,
                              overlap=overlap, index=index, rebuild=rebuild, progress=progress,
-                             batch_size=batch_size)
+                             batch_size=batch_size, embedder=embedder)
+    if embedder is not None and embedder.plan:
+        p = embedder.plan
+        err.print(f"note: embedded on Ray: {p['actors']} actor(s), {p['resources_per_actor']} each, "
+                  f"cluster {p['cluster']}", soft_wrap=True)
     if report.skipped:
         err.print(f"[yellow]warning:[/] skipped {len(report.skipped)} file(s) or line(s): " + "; ".join(
             f"{Path(s.path).name}: {s.reason}" for s in report.skipped[:5]) + (" ..." if len(report.skipped) > 5 else ""),

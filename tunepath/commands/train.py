@@ -88,6 +88,12 @@ def train(
     samples: int = typer.Option(3, "--samples", min=1, help="How many samples --inspect-data shows."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config (defaults + overrides) and stop."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary (or --dry-run config) as JSON."),
+    ray: bool = typer.Option(False, "--ray", help="Train on Ray Train workers (a local Ray cluster unless --ray-address); "
+                             "needs tunepath[cluster]."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (host:port, "
+                                              "ray://host:10001 or auto); implies --ray."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Ray Train workers (one process, one DDP rank each)."),
+    gpus_per_worker: float = typer.Option(0, "--gpus-per-worker", min=0, help="GPUs per Ray worker (0: CPU, gloo)."),
 ) -> None:
     """Pretrain, fully fine-tune or PEFT-tune a causal LM from one config; works under torchrun / accelerate launch."""
     from advisor.console import out
@@ -112,9 +118,19 @@ def train(
 
         _show_samples(inspect(cfg), samples)
         return
-    from training.runner import run
+    if ray or ray_address:
+        from training.ray_launch import run_on_ray
 
-    summary = run(cfg, resume=resume, force=force, on_plan=_show_plan)
+        summary = run_on_ray(cfg, workers, gpus_per_worker, ray_address, resume=resume, force=force,
+                             on_plan=_show_plan)
+    else:
+        if workers != 1 or gpus_per_worker:
+            from advisor.errors import UserError
+
+            raise UserError("--workers/--gpus-per-worker: only with --ray (or launch with torchrun)")
+        from training.runner import run
+
+        summary = run(cfg, resume=resume, force=force, on_plan=_show_plan)
     if not _is_main():
         return
     if as_json:
