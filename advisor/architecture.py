@@ -16,8 +16,8 @@ from advisor.errors import UserError
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3", "gpt2", "gpt_neox",
              "falcon", "mixtral")
 
-# Legacy / remote-code model types and the key aliases they use (design.md §8 pitfalls,
-# shared/data/model_configs/SOURCES.md): phi-2's `phi-msft` and `mixformer-sequential`,
+# Legacy / remote-code model types and the key aliases they use, as published in older revisions of
+# the models' config.json on the Hugging Face hub: phi-2's `phi-msft` and `mixformer-sequential`,
 # falcon's `RefinedWebModel`/`RefinedWeb`.
 _TYPE_ALIASES = {"phi-msft": "phi", "mixformer-sequential": "phi", "RefinedWebModel": "falcon",
                  "RefinedWeb": "falcon"}
@@ -43,7 +43,7 @@ class Linear:
 @dataclass(frozen=True)
 class Architecture:
     """What the estimator needs to know about a decoder-only transformer (plain data: the
-    advisor's import time matters, design.md §7)."""
+    advisor's import time matters: `tunepath recommend` must answer in a blink, bench/cli_latency.py)."""
 
     model_type: str
     vocab_size: int

@@ -1,4 +1,4 @@
-"""Memory, FLOPs, time and dollars for training and serving a model (design.md §6).
+"""Memory, FLOPs, time and dollars for training and serving a model (formulas and their sources: docs/method.md).
 
 Pure functions over pydantic models; every formula names its source. Byte counts are in bytes,
 reported in GB (1e9 bytes) to match GPU data sheets.

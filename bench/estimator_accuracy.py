@@ -9,7 +9,7 @@ activations are, as in real fine-tuning recipes) after a warm-up step, and print
   on CPU the peak of live tensor bytes on torch's memory-profiler timeline, on CUDA
   torch.cuda.max_memory_allocated (training/memprobe.py).
 Baseline in the same invocation: accelerate's `estimate-memory` rule for Adam training (4x the model's
-weights, no activations). Targets (design.md §7): FLOPs within 3 %, peak memory within 10 %.
+weights, no activations). Targets: FLOPs within 3 %, peak memory within 10 %.
 `bench/gpu_checks.py` runs the same measurement on CUDA with real architectures.
 Usage: python bench/estimator_accuracy.py [--quick]
 """

@@ -1,4 +1,4 @@
-"""The estimator against transformers/peft/FlopCounterMode on models built here, and design.md §8."""
+"""The estimator against transformers/peft/FlopCounterMode on models built here, and the published reference numbers (docs/validation.md)."""
 from __future__ import annotations
 
 import json

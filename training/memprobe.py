@@ -4,7 +4,7 @@ CUDA: `torch.cuda.max_memory_allocated` (bytes the caching allocator handed out 
 CPU: the peak of live tensor bytes on torch's memory-profiler timeline (`torch.profiler.profile(
 profile_memory=True, record_shapes=True, with_stack=True)` + `export_memory_timeline`), which tracks every
 tensor storage created and freed during `fn` plus the ones that existed before and were used in it
-(parameters, optimizer states). RSS is no good on CPU: glibc keeps freed memory (machine-notes: 1.7-2x).
+(parameters, optimizer states). RSS is no good on CPU: glibc keeps freed memory (measured here: peak RSS 1.7-2x the live tensors).
 """
 from __future__ import annotations
 
