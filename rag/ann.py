@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from advisor.errors import UserError
 
@@ -56,6 +57,9 @@ IVF_MIN_TRAIN = 1000
 # (design choice: leaves the other half for the embedding model, SQLite cache and the OS).
 MEMORY_SHARE = 0.5
 
+# An index folder is shared (a team queries one index): its files are 0644 whatever the umask.
+SHARED_MODE = 0o644
+
 
 def _faiss():
     try:
@@ -76,13 +80,8 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def choose_kind(n_vectors: int, dim: int, memory: int | None = None) -> str:
-    """Flat when small, HNSW when large, IVF-PQ when uncompressed vectors would not fit."""
-    memory = available_memory() if memory is None else memory
-    hnsw_bytes = n_vectors * (dim * 4 + HNSW_M * 2 * 4 + 8)  # vectors + level-0 links + id map
-    if hnsw_bytes > MEMORY_SHARE * memory:
-        return "ivfpq"
-    return "flat" if n_vectors < FLAT_MAX_VECTORS else "hnsw"
+def _hnsw_bytes(n_vectors: int, dim: int) -> int:
+    return n_vectors * (dim * 4 + HNSW_M * 2 * 4 + 8)  # vectors + level-0 links + id map
 
 
 def ivf_nlist(n_vectors: int) -> int:
@@ -95,36 +94,104 @@ def ivf_train_size(n_vectors: int) -> int:
     return min(n_vectors, max(64 * ivf_nlist(n_vectors), IVF_MIN_TRAIN))
 
 
-def default_params(kind: str, dim: int, n_vectors: int) -> dict[str, int | float | str]:
-    if kind == "hnsw":
-        return {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}
-    if kind == "ivfpq":
-        m = dim // PQ_SUBVECTOR_DIM if dim % PQ_SUBVECTOR_DIM == 0 else _largest_divisor(dim, dim // PQ_SUBVECTOR_DIM)
-        return {"nlist": ivf_nlist(n_vectors), "pq_m": m, "pq_bits": 8, "nprobe": IVF_NPROBE}
-    return {}
-
-
 def _largest_divisor(n: int, at_most: int) -> int:
     return max(d for d in range(1, max(at_most, 1) + 1) if n % d == 0)
 
 
-def new_index(kind: str, dim: int, params: dict) -> Any:
-    faiss = _faiss()
-    if kind == "flat":
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    if kind == "hnsw":
-        inner = faiss.IndexHNSWFlat(dim, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = int(params["efConstruction"])
-        inner.hnsw.efSearch = int(params["efSearch"])
-        return faiss.IndexIDMap2(inner)
-    if kind == "ivfpq":
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFPQ(quantizer, dim, int(params["nlist"]), int(params["pq_m"]),
-                                 int(params["pq_bits"]), faiss.METRIC_INNER_PRODUCT)
-        index.nprobe = int(params["nprobe"])
-        index.pq.cp.max_points_per_centroid = PQ_TRAIN_POINTS_PER_CENTROID
-        return index
-    raise UserError(f"--index {kind}: expected auto, flat, hnsw or ivfpq")
+# -- the registry: one entry per index kind ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Kind:
+    """One FAISS index kind: how it is built, which of its parameters apply at query time, whether
+    it must be trained before vectors are added, whether it keeps vectors exactly (so they can be
+    moved into another index without re-embedding) or removes them, and when auto picks it."""
+
+    name: str
+    built_as: str  # the FAISS construction, for help texts and docs
+    defaults: Callable[[int, int], dict]  # (dim, n_vectors) -> build and search parameters
+    build: Callable[[Any, int, dict], Any]  # (faiss, dim, params) -> empty index
+    search_params: tuple[str, ...]  # parameters that apply at query time (set on every open)
+    apply_search: Callable[[Any, Any, dict], None]  # (faiss, index, params)
+    needs_training: bool
+    exact: bool  # vectors recoverable exactly (reconstruct): migration and --index changes work
+    removes: bool  # remove_ids works; otherwise deletes are kept as dead ids and filtered
+    auto_when: str  # when choose_kind picks it, in words
+    picks: Callable[[int, int, int], bool]  # (n_vectors, dim, memory) -> auto picks this kind
+
+
+def _flat(faiss, dim: int, params: dict):
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def _hnsw(faiss, dim: int, params: dict):
+    inner = faiss.IndexHNSWFlat(dim, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
+    inner.hnsw.efConstruction = int(params["efConstruction"])
+    inner.hnsw.efSearch = int(params["efSearch"])
+    return faiss.IndexIDMap2(inner)
+
+
+def _ivfpq(faiss, dim: int, params: dict):
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFPQ(quantizer, dim, int(params["nlist"]), int(params["pq_m"]),
+                             int(params["pq_bits"]), faiss.METRIC_INNER_PRODUCT)
+    index.nprobe = int(params["nprobe"])
+    index.pq.cp.max_points_per_centroid = PQ_TRAIN_POINTS_PER_CENTROID
+    return index
+
+
+def _ivfpq_defaults(dim: int, n_vectors: int) -> dict:
+    m = dim // PQ_SUBVECTOR_DIM if dim % PQ_SUBVECTOR_DIM == 0 else _largest_divisor(dim, dim // PQ_SUBVECTOR_DIM)
+    return {"nlist": ivf_nlist(n_vectors), "pq_m": m, "pq_bits": 8, "nprobe": IVF_NPROBE}
+
+
+def _set_ef(faiss, index, params: dict) -> None:
+    faiss.downcast_index(index.index).hnsw.efSearch = int(params.get("efSearch", HNSW_EF_SEARCH))
+
+
+def _set_nprobe(faiss, index, params: dict) -> None:
+    index.nprobe = int(params.get("nprobe", IVF_NPROBE))
+
+
+# Ordered as choose_kind asks: the first kind whose `picks` holds is the automatic choice.
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("ivfpq", "IndexIVFPQ(IndexFlatIP quantizer, nlist, dim/4 x 8-bit codes), inner product",
+         _ivfpq_defaults, _ivfpq, ("nprobe",), _set_nprobe, needs_training=True, exact=False, removes=True,
+         auto_when=f"an HNSW index would take more than {MEMORY_SHARE:.0%} of available memory",
+         picks=lambda n, dim, memory: _hnsw_bytes(n, dim) > MEMORY_SHARE * memory),
+    Kind("flat", "IndexIDMap2(IndexFlatIP): exact inner product", lambda dim, n: {}, _flat, (),
+         lambda faiss, index, params: None, needs_training=False, exact=True, removes=True,
+         auto_when=f"fewer than {FLAT_MAX_VECTORS:,} vectors",
+         picks=lambda n, dim, memory: n < FLAT_MAX_VECTORS),
+    Kind("hnsw", f"IndexIDMap2(IndexHNSWFlat M={HNSW_M}, efConstruction={HNSW_EF_CONSTRUCTION}), inner product",
+         lambda dim, n: {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH},
+         _hnsw, ("efSearch",), _set_ef, needs_training=False, exact=True, removes=False,
+         auto_when=f"{FLAT_MAX_VECTORS:,} vectors or more, when they fit in memory",
+         picks=lambda n, dim, memory: True),
+)}
+KIND_NAMES = tuple(KINDS)
+CHOICES = ("auto", *KINDS)
+
+
+def kind(name: str) -> Kind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise UserError(f"--index {name}: expected {', '.join(CHOICES[:-1])} or {CHOICES[-1]}") from None
+
+
+def choose_kind(n_vectors: int, dim: int, memory: int | None = None) -> str:
+    """The first registered kind whose rule holds: IVF-PQ when uncompressed vectors would not fit,
+    Flat when small, HNSW otherwise."""
+    memory = available_memory() if memory is None else memory
+    return next(k.name for k in KINDS.values() if k.picks(n_vectors, dim, memory))
+
+
+def default_params(kind_name: str, dim: int, n_vectors: int) -> dict[str, int | float | str]:
+    return kind(kind_name).defaults(dim, n_vectors)
+
+
+def new_index(kind_name: str, dim: int, params: dict) -> Any:
+    return kind(kind_name).build(_faiss(), dim, params)
 
 
 def needs_training(index: Any) -> bool:
@@ -137,9 +204,9 @@ def add(index: Any, vectors, ids) -> None:
     index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
 
 
-def remove(index: Any, kind: str, ids: list[int]) -> bool:
-    """True when the vectors were removed; False for HNSW (caller records them as dead)."""
-    if not ids or kind == "hnsw":
+def remove(index: Any, kind_name: str, ids: list[int]) -> bool:
+    """True when the vectors were removed; False for kinds that cannot (HNSW: caller records them as dead)."""
+    if not ids or not kind(kind_name).removes:
         return not ids
     import numpy as np
 
@@ -147,28 +214,24 @@ def remove(index: Any, kind: str, ids: list[int]) -> bool:
     return True
 
 
-def stored_ids(index: Any, kind: str):
+def stored_ids(index: Any, kind_name: str):
     faiss = _faiss()
-    if kind in ("flat", "hnsw"):
+    if kind(kind_name).exact:
         return faiss.vector_to_array(index.id_map)
-    raise UserError(f"a {kind} index does not keep its vectors exactly; rebuild with --rebuild")
+    raise UserError(f"a {kind_name} index does not keep its vectors exactly; rebuild with --rebuild")
 
 
-def iter_vectors(index: Any, kind: str, batch: int = 10_000):
+def iter_vectors(index: Any, kind_name: str, batch: int = 10_000):
     """(ids, vectors) of an exact index in batches, to move them into a new index without
     holding two full copies in memory."""
-    ids = stored_ids(index, kind)
+    ids = stored_ids(index, kind_name)
     for s in range(0, len(ids), batch):
         n = min(batch, len(ids) - s)
         yield ids[s:s + n], index.index.reconstruct_n(s, n)
 
 
-def set_search_params(index: Any, kind: str, params: dict) -> None:
-    faiss = _faiss()
-    if kind == "hnsw":
-        faiss.downcast_index(index.index).hnsw.efSearch = int(params.get("efSearch", HNSW_EF_SEARCH))
-    elif kind == "ivfpq":
-        index.nprobe = int(params.get("nprobe", IVF_NPROBE))
+def set_search_params(index: Any, kind_name: str, params: dict) -> None:
+    kind(kind_name).apply_search(_faiss(), index, params)
 
 
 def write_atomic(index: Any, path: Path) -> None:
@@ -176,6 +239,7 @@ def write_atomic(index: Any, path: Path) -> None:
     faiss = _faiss()
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     faiss.write_index(index, str(tmp))
+    os.chmod(tmp, SHARED_MODE)
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -168,30 +168,51 @@ def test_pdf_without_pypdf_is_skipped_with_reason(tmp_path: Path):
             loaders.load(tmp_path / "a.pdf", [tmp_path])
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+@pytest.mark.parametrize("kind", list(ann.KINDS))
 def test_ann_roundtrip_remove_and_atomic_write(kind, tmp_path: Path):
-    """Each index kind: ids come back as given, deletes work (or are refused for HNSW), and a
-    written index reads back with identical results."""
+    """Each registered index kind behaves as its registry entry says: it needs training or not,
+    its search parameters reach the FAISS object, ids come back as given, deletes work (or are
+    refused), exact kinds give their vectors back, and a written index reads back identically."""
+    import faiss
     import numpy as np
 
+    entry = ann.KINDS[kind]
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((20, 32)).astype(np.float32)
     x = centres[rng.integers(0, 20, 2000)] + 0.3 * rng.standard_normal((2000, 32)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     ids = np.arange(1000, 3000)
     params = ann.default_params(kind, 32, len(x))
+    assert set(entry.search_params) <= set(params)
     index = ann.new_index(kind, 32, params)
-    if not index.is_trained:
+    assert ann.needs_training(index) == entry.needs_training
+    if entry.needs_training:
         index.train(x)
     ann.add(index, x, ids)
+    for name in entry.search_params:  # a changed search parameter lands on the index
+        ann.set_search_params(index, kind, {**params, name: int(params[name]) + 3})
+        inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+        holder = inner.hnsw if hasattr(inner, "hnsw") else inner
+        assert getattr(holder, name) == int(params[name]) + 3
     ann.set_search_params(index, kind, params)
     _, got = index.search(x[:50], 1)
-    assert (got[:, 0] == ids[:50]).mean() >= (0.6 if kind == "ivfpq" else 0.98)
+    assert (got[:, 0] == ids[:50]).mean() >= (0.98 if entry.exact else 0.6)
+    if entry.exact:
+        back_ids, back = next(ann.iter_vectors(index, kind))
+        assert (back_ids[:5] == ids[:5]).all() and np.allclose(back[:5], x[:5], atol=1e-6)
+    else:
+        with pytest.raises(UserError, match="exactly"):
+            ann.stored_ids(index, kind)
     removed = ann.remove(index, kind, [1000, 1001])
-    assert removed == (kind != "hnsw")
-    assert index.ntotal == (2000 if kind == "hnsw" else 1998)
+    assert removed == entry.removes
+    assert index.ntotal == (1998 if entry.removes else 2000)
     ann.write_atomic(index, tmp_path / "v.faiss")
     assert [p.name for p in tmp_path.iterdir()] == ["v.faiss"]  # no temp file left behind
     again = ann.read(tmp_path / "v.faiss")
     ann.set_search_params(again, kind, params)
     assert (again.search(x[:20], 5)[1] == index.search(x[:20], 5)[1]).all()
+
+
+def test_unknown_index_kind_is_one_line_user_error():
+    with pytest.raises(UserError, match=r"--index annoy: expected auto, .*hnsw"):
+        ann.new_index("annoy", 32, {})
