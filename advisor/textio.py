@@ -25,12 +25,16 @@ def usd(x: float | None) -> str:
     return f"${x:,.0f}" if abs(x) >= 10 else f"${x:,.2f}"
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Temp file in the same folder + fsync + rename: readers see the old file or the new one, never half."""
+def atomic_write_text(path: str | os.PathLike, text: str, mode: int = 0o644) -> Path:
+    """Temp file in the same folder + fsync + rename: readers see the old file or the new one, never half.
+
+    The file gets `mode` (default 0644: reports, run summaries and configs are meant to be shared);
+    mkstemp alone would leave the 0600 of a private temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

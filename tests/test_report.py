@@ -120,3 +120,22 @@ def test_html_renders_in_headless_chromium(reports, tmp_path):
 def test_report_bad_input(tmp_path, args, needle):
     r = cli_subprocess("report", EXAMPLES / "faq-bot.yaml", "--no-sensitivity", *args, cwd=tmp_path)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_files_are_shared_0644(reports):
+    """Reports are meant to be shared: 0644, not the 0600 of the temporary file they are written through."""
+    d, _ = reports
+    for name in ("r.json", "r.html", "r.md"):
+        assert (d / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_atomic_write_text_mode(tmp_path):
+    from advisor.textio import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        assert atomic_write_text(tmp_path / "a.txt", "x").stat().st_mode & 0o777 == 0o644
+        assert atomic_write_text(tmp_path / "b.txt", "x", mode=0o600).stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]  # no temp file left
