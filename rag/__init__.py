@@ -3,8 +3,8 @@
 Python API (mirrors `tunepath rag ...`; names resolve lazily so `import rag` stays cheap and
 torch-free until one of them is used):
 
-    build_index(paths, out_dir, model=None, chunk_tokens=CHUNK_TOKENS, overlap=CHUNK_OVERLAP, index="auto",
-                rebuild=False, progress=None) -> IndexReport
+    build_index(paths, out_dir, model=None, chunk_tokens=256, overlap=32, index="auto",
+                rebuild=False, progress=None) -> IndexReport   (chunk defaults: advisor/retrieval.py)
     search(index_dir, query, k=5, mode="hybrid") -> list[Hit]
     answer(index_dir, question, k=5, mode="hybrid", generator=None) -> Answer
     evaluate(index_dir, queries, qrels, mode="hybrid") -> Metrics

@@ -7,14 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-# The RAG chunk defaults, used by the CLI, the Python API, the manifest model and the launcher's
-# cost estimates (import these; do not spell the numbers again). 256 tokens is all-MiniLM-L6-v2's
-# max_seq_length (longer chunks would be capped, see effective_chunk_tokens); an overlap of 32
-# (12.5 %) keeps a sentence cut at a boundary whole in one of the two neighbouring chunks.
-CHUNK_TOKENS = 256
-CHUNK_OVERLAP = 32
-CHUNK_STRIDE = CHUNK_TOKENS - CHUNK_OVERLAP  # new tokens per chunk after the first
-
 
 @dataclass(frozen=True)
 class Span:

@@ -58,6 +58,7 @@ def write_manifest(index_dir: Path, manifest: Manifest) -> None:
     path = index_dir / MANIFEST
     tmp = path.with_name(f"{MANIFEST}.tmp-{os.getpid()}")
     with open(tmp, "w") as f:
+        os.fchmod(f.fileno(), ann.SHARED_MODE)
         f.write(json.dumps(manifest.model_dump(), indent=2) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -112,8 +113,8 @@ def build_index(
         raise UserError(f"--chunk-tokens {chunk_tokens}: expected at least 8")
     if not 0 <= overlap < chunk_tokens // 2 + 1:
         raise UserError(f"--overlap {overlap}: expected 0 <= overlap <= chunk_tokens/2 ({chunk_tokens // 2})")
-    if index not in ("auto", "flat", "hnsw", "ivfpq"):
-        raise UserError(f"--index {index}: expected auto, flat, hnsw or ivfpq")
+    if index != "auto":
+        ann.kind(index)  # refuses an unregistered kind in one line
     files, roots = loaders.discover(list(paths))
     index_dir = Path(out_dir).expanduser().resolve()
     if index_dir.exists() and not index_dir.is_dir():
@@ -178,6 +179,7 @@ def build_index(
             db_path.unlink(missing_ok=True)  # a failed build leaves the live generation alone
             raise
         con.close()
+        os.chmod(db_path, ann.SHARED_MODE)
         faiss_name = f"vectors-{gen}.faiss"
         ann.write_atomic(faiss_index, index_dir / faiss_name)
         manifest = Manifest(
@@ -324,7 +326,7 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
     kind = requested if requested != "auto" else (old.index.kind if old else ann.choose_kind(n_live, dim))
     if requested == "auto" and old is not None and old.index.auto and old.index.kind == "flat":
         auto = ann.choose_kind(n_live, dim)
-        if auto == "hnsw":
+        if auto != old.index.kind and ann.kind(auto).exact:
             kind = auto  # the corpus crossed the Flat/HNSW threshold: migrate exact vectors, no re-embedding
             report.notes.append(f"index grew to {n_live} vectors: moved from {old.index.kind} to {auto}")
     params = dict(old.index.params) if old and old.index.kind == kind else ann.default_params(kind, dim, n_live)
@@ -334,14 +336,14 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
         if prev.d != dim:
             raise UserError(f"{index_dir / old.faiss_file}: holds {prev.d}-d vectors, manifest says {dim}; use --rebuild")
         dead = set(removed) | {r for (r,) in w.con.execute("SELECT id FROM dead")}
-        rebuild_graph = kind == "hnsw" and len(dead) > ann.DEAD_REBUILD_FRACTION * max(prev.ntotal, 1)
+        rebuild_graph = not ann.kind(kind).removes and len(dead) > ann.DEAD_REBUILD_FRACTION * max(prev.ntotal, 1)
         if kind == old.index.kind and not rebuild_graph:
             index = prev
             if not ann.remove(index, kind, removed):
                 w.mark_dead(removed)
         else:
-            if old.index.kind == "ivfpq":
-                raise UserError(f"--index {requested}: an ivfpq index keeps only compressed vectors; "
+            if not ann.kind(old.index.kind).exact:
+                raise UserError(f"--index {requested}: an {old.index.kind} index keeps only compressed vectors; "
                                 "use --rebuild to re-embed into another index type")
             index = _migrate(prev, old.index.kind, kind, dim, params, dead, index_dir)
             del prev
@@ -357,7 +359,7 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
         if not index.is_trained:
             # IVF-PQ: embed a random sample first, train on it, add it, then stream the rest.
             if len(todo) < ann.IVF_MIN_TRAIN:
-                raise UserError(f"--index ivfpq: needs at least {ann.IVF_MIN_TRAIN} chunks to train, "
+                raise UserError(f"--index {kind}: needs at least {ann.IVF_MIN_TRAIN} chunks to train, "
                                 f"this corpus has {len(todo)} (use --index flat)")
             sample = sorted(random.Random(0).sample(todo, ann.ivf_train_size(len(todo))))
             chosen = set(sample)

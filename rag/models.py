@@ -6,8 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from advisor.retrieval import CHUNK_OVERLAP, CHUNK_TOKENS
+from rag.ann import CHOICES, KIND_NAMES
+
 Mode = Literal["dense", "bm25", "hybrid"]
-IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
+IndexKind = Literal[CHOICES]  # "auto" or a kind registered in rag/ann.py
 
 MANIFEST_FORMAT = 1
 
@@ -17,15 +20,15 @@ class _Model(BaseModel):
 
 
 class Chunking(_Model):
-    chunk_tokens: int = Field(256, description="requested chunk length in embedding-model tokens")
-    overlap: int = Field(32, description="tokens shared by consecutive chunks of a document")
+    chunk_tokens: int = Field(CHUNK_TOKENS, description="requested chunk length in embedding-model tokens")
+    overlap: int = Field(CHUNK_OVERLAP, description="tokens shared by consecutive chunks of a document")
     effective_chunk_tokens: int = Field(0, description="chunk_tokens capped at what the model reads "
                                         "(max_seq_length minus special tokens)")
     tokenizer: str = Field("", description="the embedding model's tokenizer class that counted tokens")
 
 
 class IndexSpec(_Model):
-    kind: Literal["flat", "hnsw", "ivfpq"]
+    kind: Literal[KIND_NAMES]
     auto: bool = Field(True, description="chosen by size (re-chosen as the corpus grows) rather than by --index")
     params: dict[str, int | float | str] = Field(default_factory=dict)
 
@@ -106,6 +109,9 @@ class Metrics(_Model):
     recall_at_10: float
     recall_at_100: float
     mrr_at_10: float
+    qrels_docs: int = Field(0, description="distinct document ids the evaluated queries' qrels name")
+    qrels_docs_in_index: int = Field(0, description="how many of them are documents of the index")
+    note: str | None = Field(None, description="when some qrels ids are not in the index: how many, with examples")
 
 
 class Answer(_Model):

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from advisor.errors import UserError
 from advisor.retrieval import TOP_K
-from rag import ann, metrics, store
+from rag import ann, bm25, metrics, store
 from rag.indexer import read_manifest
 from rag.models import Hit, Manifest, Metrics, Mode
 
@@ -38,6 +38,7 @@ class RagIndex:
         ann.set_search_params(self.index, m.index.kind, m.index.params)
         self.dead = {r for (r,) in self.con.execute("SELECT id FROM dead")}
         self._model = None
+        self._query_vectors: dict[str, object] = {}  # evaluating several settings encodes each query once
 
     def close(self) -> None:
         self.con.close()
@@ -66,7 +67,12 @@ class RagIndex:
 
         if self.index.ntotal == 0:
             return [[] for _ in queries]
-        q = encode(self.model, list(queries))
+        new = [t for t in dict.fromkeys(queries) if t not in self._query_vectors]
+        if new:
+            self._query_vectors.update(zip(new, encode(self.model, new)))
+        import numpy as np
+
+        q = np.stack([self._query_vectors[t] for t in queries])
         fetch = min(depth + len(self.dead), self.index.ntotal)
         scores, ids = self.index.search(q, fetch)
         out = []
@@ -75,11 +81,13 @@ class RagIndex:
             out.append(hits[:depth])
         return out
 
-    def bm25(self, query: str, depth: int) -> list[tuple[int, float]]:
-        return store.bm25_rank(self.con, query, depth)
+    def bm25(self, query: str, depth: int, k1: float = bm25.K1, b: float = bm25.B) -> list[tuple[int, float]]:
+        return store.bm25_rank(self.con, query, depth, k1, b)
 
-    def rank(self, queries: Sequence[str], mode: Mode, depth: int) -> list[list[tuple[int, float, int | None, int | None]]]:
-        """(chunk id, score, dense rank, bm25 rank) per query."""
+    def rank(self, queries: Sequence[str], mode: Mode, depth: int, rrf_k: int = RRF_K, k1: float = bm25.K1,
+             b: float = bm25.B) -> list[list[tuple[int, float, int | None, int | None]]]:
+        """(chunk id, score, dense rank, bm25 rank) per query. rrf_k, k1 and b default to the
+        shipped settings; bench/rag_scifact.py passes others to show them on train qrels."""
         if mode not in MODES:
             raise UserError(f"--mode {mode}: expected one of {', '.join(MODES)}")
         dense = self.dense(queries, max(depth, FUSION_DEPTH)) if mode != "bm25" else None
@@ -88,13 +96,13 @@ class RagIndex:
             if mode == "dense":
                 out.append([(c, s, r, None) for r, (c, s) in enumerate(dense[qi][:depth], 1)])
                 continue
-            sparse = self.bm25(query, max(depth, FUSION_DEPTH))
+            sparse = self.bm25(query, max(depth, FUSION_DEPTH), k1, b)
             if mode == "bm25":
                 out.append([(c, s, None, r) for r, (c, s) in enumerate(sparse[:depth], 1)])
                 continue
             d_rank = {c: r for r, (c, _) in enumerate(dense[qi], 1)}
             s_rank = {c: r for r, (c, _) in enumerate(sparse, 1)}
-            fused = metrics.rrf([[c for c, _ in dense[qi]], [c for c, _ in sparse]], k=RRF_K)
+            fused = metrics.rrf([[c for c, _ in dense[qi]], [c for c, _ in sparse]], k=rrf_k)
             out.append([(c, s, d_rank.get(c), s_rank.get(c)) for c, s in fused[:depth]])
         return out
 
@@ -112,19 +120,34 @@ class RagIndex:
                             text=text, score=score, dense_rank=dr, bm25_rank=br))
         return hits
 
-    def evaluate(self, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: Mode) -> Metrics:
+    def evaluate(self, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: Mode,
+                 **settings: float) -> Metrics:
         """Document-level metrics: a document ranks where its best chunk ranks."""
         qids = [q for q in qrels if q in queries]
         if not qids:
             raise UserError("qrels: no query id in the qrels file appears in the queries file")
+        judged = sorted({d for q in qids for d in qrels[q]})
+        found = store.known_doc_ids(self.con, judged)
+        note = None
+        if len(found) < len(judged):
+            missing = next(d for d in judged if d not in found)
+            in_index = store.some_doc_id(self.con)
+            if not found:  # every score would be 0.0: a wrong id scheme, not a bad retriever
+                raise UserError(f"qrels: none of its {len(judged)} document ids is in the index "
+                                f"(qrels e.g. {missing!r}, index e.g. {in_index!r}); qrels must use the "
+                                "index's doc ids (a file's path under the indexed folder, or a JSONL row's _id)")
+            note = (f"{len(found)} of {len(judged)} qrels document ids are in the index (e.g. "
+                    f"{next(iter(sorted(found)))!r}); {len(judged) - len(found)} are not (e.g. {missing!r}; "
+                    f"index ids look like {in_index!r}): they count as relevant documents never retrieved")
         c = self.manifest.counts
         per_doc = max(1.0, c.chunks / max(c.documents, 1))
         depth = int(math.ceil(100 * per_doc * 2))  # enough chunks for 100 distinct documents
-        ranked = self.rank([queries[q] for q in qids], mode, depth)
+        ranked = self.rank([queries[q] for q in qids], mode, depth, **settings)
         doc_of = store.chunk_docs(self.con, sorted({cid for r in ranked for cid, *_ in r}))
         per_query = [metrics.score_query(metrics.doc_ranking([doc_of[cid] for cid, *_ in r]), qrels[q])
                      for q, r in zip(qids, ranked)]
-        return Metrics(mode=mode, queries=len(qids), **metrics.aggregate(per_query))
+        return Metrics(mode=mode, queries=len(qids), qrels_docs=len(judged), qrels_docs_in_index=len(found),
+                       note=note, **metrics.aggregate(per_query))
 
 
 def search(index_dir: str | os.PathLike, query: str, k: int = TOP_K, mode: Mode = "hybrid") -> list[Hit]:

@@ -182,6 +182,21 @@ def chunk_rows(con: sqlite3.Connection, ids: list[int]) -> dict[int, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
+def known_doc_ids(con: sqlite3.Connection, doc_ids: list[str]) -> set[str]:
+    """The given document ids that name a document in the index."""
+    out: set[str] = set()
+    for s in range(0, len(doc_ids), 900):
+        part = doc_ids[s:s + 900]
+        out.update(d for (d,) in con.execute(
+            f"SELECT DISTINCT doc_id FROM docs WHERE doc_id IN ({','.join('?' * len(part))})", part))
+    return out
+
+
+def some_doc_id(con: sqlite3.Connection) -> str | None:
+    row = con.execute("SELECT doc_id FROM docs ORDER BY id LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
 def chunk_docs(con: sqlite3.Connection, ids: list[int]) -> dict[int, str]:
     """chunk id -> doc_id, for document-level evaluation."""
     out = {}

@@ -139,6 +139,29 @@ def test_eval_equals_hand_computed_values(scifact_slice, tmp_path):
     for k in (1, 5, 10, 100):
         assert m[f"recall_at_{k}"] == pytest.approx(0.25)
     assert m["mrr_at_10"] == pytest.approx(0.5)
+    # one of the two judged ids is not in the index: said, with an example of each kind of id
+    assert (m["qrels_docs"], m["qrels_docs_in_index"]) == (2, 1)
+    assert "1 of 2 qrels document ids are in the index" in res.stderr
+    assert repr(target["_id"]) in res.stderr and "'not-in-corpus'" in res.stderr
+
+
+def test_eval_refuses_qrels_whose_ids_name_no_indexed_document(scifact_slice, tmp_path):
+    """A qrels file naming `docs/<id>.md` against an index of ids `<id>` used to score 0.0 silently."""
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\tdocs/{d}.md\t{s}\n" for q, r in scifact_slice["qrels"].items() for d, s in r.items()))
+    res = cli("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl", "--qrels", qrels,
+              "--mode", "bm25")
+    some = next(iter(next(iter(scifact_slice["qrels"].values()))))
+    _one_line_error(res, "none of its", "document ids is in the index", "'docs/", ".md'", "index e.g. '")
+    assert res.stdout == ""
+    # the right ids: every judged document found, and the table says so
+    qrels.write_text("".join(f"{q}\t{d}\t{s}\n" for q, r in scifact_slice["qrels"].items() for d, s in r.items()))
+    res = cli("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl", "--qrels", qrels,
+              "--mode", "bm25")
+    assert res.exit_code == 0 and "warning" not in res.stderr and some
+    n = len({d for r in scifact_slice["qrels"].values() for d in r})
+    assert f"{n} of {n} qrels documents in the index" in " ".join(res.stdout.split())
 
 
 def test_incremental_add_change_delete(tmp_path):
@@ -378,6 +401,84 @@ def test_killed_build_leaves_previous_index_usable(tmp_path):
     assert rep["up_to_date"]
     assert sorted(p.name for p in index.iterdir() if not p.name.startswith(".")) == [
         "chunks-1.sqlite", "manifest.json", "vectors-1.faiss"]
+
+
+class _Killed(BaseException):
+    """Stands for the process dying at an injected point (BaseException: no handler swallows it)."""
+
+
+def _inject(monkeypatch, step: str) -> None:
+    """Make the next build die at one step of its commit sequence: SQLite COMMIT -> FAISS file
+    written (temp + rename) -> manifest temp written -> manifest renamed (the commit point) ->
+    old generation deleted."""
+    from rag import ann, indexer
+
+    def die(*a, **k):
+        raise _Killed(step)
+
+    if step == "after_sqlite_commit":  # the new chunks-<g>.sqlite is complete, no FAISS file yet
+        monkeypatch.setattr(ann, "write_atomic", die)
+    elif step == "after_faiss_file":  # both new files complete, manifest untouched
+        monkeypatch.setattr(indexer, "write_manifest", die)
+    else:
+        real = os.replace
+
+        def replace(src, dst, *a, **k):
+            if Path(dst).name == "manifest.json":
+                if step == "before_manifest_rename":  # manifest temp file written and fsynced
+                    die()
+                real(src, dst, *a, **k)
+                die()  # after_manifest_rename: the new generation is live, the old one not yet deleted
+            return real(src, dst, *a, **k)
+
+        monkeypatch.setattr(indexer.os, "replace", replace)
+
+
+def _state(index: Path, question: str):
+    """What a user sees of an index: dense and BM25 top 3 and the manifest's counts."""
+    dense = json.loads(cli("rag", "query", index, question, "-k", "3", "--mode", "dense", "--json").stdout)
+    bm25 = json.loads(cli("rag", "query", index, question, "-k", "3", "--mode", "bm25", "--json").stdout)
+    counts = json.loads((index / "manifest.json").read_text())["counts"]
+    return [h["doc_id"] for h in dense], [h["doc_id"] for h in bm25], counts
+
+
+@pytest.mark.parametrize("step", ["after_sqlite_commit", "after_faiss_file", "before_manifest_rename",
+                                  "after_manifest_rename"])
+def test_build_killed_at_each_commit_step_leaves_a_usable_index(step, tmp_path, monkeypatch):
+    """Fault injection at every step of a build's commit: before the manifest rename the previous
+    index answers exactly as before; after it the new one answers. Either way the next build
+    finishes, and leaves one generation's files, shared 0644 whatever the umask."""
+    docs = _scifact_docs()
+    corpus, index = tmp_path / "c", tmp_path / "i"
+    corpus.mkdir()
+    _write_jsonl(corpus / "a.jsonl", docs[0:4])
+    assert cli("rag", "index", corpus, "--out", index).exit_code == 0
+    question = docs[5]["title"]
+    before = _state(index, question)
+    manifest_before = (index / "manifest.json").read_text()
+    _write_jsonl(corpus / "b.jsonl", docs[4:7])
+    with monkeypatch.context() as m:
+        _inject(m, step)
+        with pytest.raises(_Killed):
+            cli("rag", "index", corpus, "--out", index)
+    after = _state(index, question)
+    if step == "after_manifest_rename":
+        assert after[2]["documents"] == 7 and after[0][0] == after[1][0] == docs[5]["_id"]
+    else:
+        assert (index / "manifest.json").read_text() == manifest_before
+        assert after == before and docs[5]["_id"] not in after[0] + after[1]
+    old_umask = os.umask(0o077)
+    try:
+        rep = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)
+    finally:
+        os.umask(old_umask)
+    assert rep["manifest"]["counts"]["documents"] == 7
+    assert _state(index, question)[0][0] == docs[5]["_id"]
+    m = rep["manifest"]
+    files = sorted(p.name for p in index.iterdir() if not p.name.startswith("."))
+    assert files == sorted(["manifest.json", m["sqlite_file"], m["faiss_file"]])
+    assert all((index / f).stat().st_mode & 0o777 == 0o644 for f in files), \
+        {f: oct((index / f).stat().st_mode & 0o777) for f in files}
 
 
 def test_cli_import_stays_light():

@@ -8,11 +8,14 @@ from typing import List, Optional
 import typer
 
 from advisor import retrieval
+from rag.ann import KINDS  # the registry is plain Python: faiss loads only when an index is built or read
 
 app = typer.Typer(help="Build, query and evaluate a retrieval index (sentence-transformers + FAISS).",
                   no_args_is_help=True)
 
 _MODE_HELP = "dense (embeddings), bm25 (keywords) or hybrid (reciprocal rank fusion of both)"
+_INDEX_HELP = "auto picks " + "; ".join(f"{k.name} when {k.auto_when}" for k in KINDS.values()) + \
+    "; or name one: " + ", ".join(KINDS)
 
 
 def _check_mode(mode: str) -> str:
@@ -31,7 +34,7 @@ def index_cmd(
                                         "[default: all-MiniLM-L6-v2, bundled]"),
     chunk_tokens: int = typer.Option(retrieval.CHUNK_TOKENS, help="chunk length in embedding-model tokens (capped at what the model reads)"),
     overlap: int = typer.Option(retrieval.CHUNK_OVERLAP, help="tokens shared by consecutive chunks"),
-    index: str = typer.Option("auto", help="auto (flat < 50k vectors, hnsw above), flat, hnsw or ivfpq"),
+    index: str = typer.Option("auto", help=_INDEX_HELP),
     rebuild: bool = typer.Option(False, help="ignore the existing index and re-embed everything"),
     batch_size: int = typer.Option(retrieval.EMBED_BATCH, help="embedding batch size"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
@@ -168,17 +171,23 @@ def eval_cmd(
     """nDCG@10, recall@{1,5,10,100} and MRR@10 at the document level (a document = its best chunk)."""
     from rich.table import Table
 
-    from advisor.console import out as console
+    from advisor.console import err, out as console
     from rag.retrieve import RagIndex, load_qrels, load_queries
 
     modes = [_check_mode(m) for m in mode]
     q, r = load_queries(queries), load_qrels(qrels)
     with RagIndex(index_dir) as idx:
         results = [idx.evaluate(q, r, m) for m in modes]
+    first = results[0]
+    if first.note:
+        from rich.markup import escape
+
+        err.print(f"[yellow]warning:[/] {escape(first.note)}", soft_wrap=True)
     if as_json:
         print(json.dumps([m.model_dump() for m in results], indent=2))
         return
-    table = Table(title=f"{index_dir} ({results[0].queries} queries)")
+    table = Table(title=f"{index_dir} ({first.queries} queries; {first.qrels_docs_in_index} of "
+                        f"{first.qrels_docs} qrels documents in the index)")
     cols = ["ndcg_at_10", "recall_at_1", "recall_at_5", "recall_at_10", "recall_at_100", "mrr_at_10"]
     table.add_column("mode")
     for c in cols:
