@@ -64,5 +64,5 @@ def record(name: str, *, figures: dict, baseline: str, ratios: dict | None = Non
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
-    print(f"recorded {path.relative_to(REPO)}")
+    print(f"recorded {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
     return path

@@ -1,0 +1,38 @@
+"""bench/results.py writes a result file; bench/make_docs.py turns result files into docs/benchmarks.md."""
+import importlib.util
+import json
+import os
+import sys
+
+from helpers import REPO
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    return mod
+
+
+def test_recorded_result_becomes_a_docs_table(tmp_path, monkeypatch):
+    results, make_docs = _load("results"), _load("make_docs")
+    monkeypatch.setattr(results, "RESULTS", tmp_path / "results")
+    old = os.umask(0o077)
+    try:
+        path = results.record("demo_bench", figures={"chunks": 1234, "runs": [{"order": "raw, index", "ratio": 0.97}],
+                                                     "nested": {"recall": 0.9876}},
+                              baseline="raw encode", ratios={"index_vs_raw": 0.971}, target=">= 0.9x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    data = json.loads(path.read_text())
+    assert data["cores"] == os.cpu_count() and data["cpu"] and "torch" in data["versions"]
+    md = make_docs.render(tmp_path / "results")
+    assert "## demo_bench" in md and "**Target:** >= 0.9x" in md and "**Baseline:** raw encode" in md
+    assert "**index_vs_raw:** 0.971" in md and "| chunks | 1,234 |" in md
+    assert "| runs[0].order | raw, index |" in md and "| nested.recall | 0.9876 |" in md
+    assert f"commit {data['commit']}" in md and data["cpu"] in md
