@@ -10,7 +10,8 @@ from typing import Sequence
 
 from advisor.errors import UserError
 from advisor.retrieval import TOP_K
-from rag import ann, bm25, metrics, store
+from rag import ann, metrics, store
+from rag.bm25 import B as BM25_B, K1 as BM25_K1
 from rag.indexer import read_manifest
 from rag.models import Hit, Manifest, Metrics, Mode
 
@@ -81,11 +82,11 @@ class RagIndex:
             out.append(hits[:depth])
         return out
 
-    def bm25(self, query: str, depth: int, k1: float = bm25.K1, b: float = bm25.B) -> list[tuple[int, float]]:
+    def bm25(self, query: str, depth: int, k1: float = BM25_K1, b: float = BM25_B) -> list[tuple[int, float]]:
         return store.bm25_rank(self.con, query, depth, k1, b)
 
-    def rank(self, queries: Sequence[str], mode: Mode, depth: int, rrf_k: int = RRF_K, k1: float = bm25.K1,
-             b: float = bm25.B) -> list[list[tuple[int, float, int | None, int | None]]]:
+    def rank(self, queries: Sequence[str], mode: Mode, depth: int, rrf_k: int = RRF_K, k1: float = BM25_K1,
+             b: float = BM25_B) -> list[list[tuple[int, float, int | None, int | None]]]:
         """(chunk id, score, dense rank, bm25 rank) per query. rrf_k, k1 and b default to the
         shipped settings; bench/rag_scifact.py passes others to show them on train qrels."""
         if mode not in MODES:
