@@ -29,11 +29,16 @@ TARGET = 1.3
 
 
 def cli_module() -> str:
-    """`tunepath.cli` once the product shell exists in this checkout, else the advisor's CLI."""
-    try:
-        return "tunepath.cli" if find_spec("tunepath.cli") is not None else "advisor.cli"
-    except ModuleNotFoundError:  # no tunepath package at all
-        return "advisor.cli"
+    """`tunepath.cli` once the product shell exists in this checkout, else the advisor's CLI. The
+    module must come from this checkout: an editable install elsewhere would be found too."""
+    for mod in ("tunepath.cli", "advisor.cli"):
+        try:
+            spec = find_spec(mod)
+        except ModuleNotFoundError:
+            continue
+        if spec is not None and spec.origin and Path(spec.origin).resolve().is_relative_to(REPO):
+            return mod
+    raise SystemExit(f"no tunepath.cli or advisor.cli in {REPO}")
 
 FLOOR = """
 import sys, typer, pydantic

@@ -71,8 +71,9 @@ def _key(texts: list[str]) -> str:
     return hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
 
 
-def embed_cached(texts: list[str], tag: str, model: str | None = None):
-    """float32 (len(texts), 384) unit vectors, embedded block by block into CACHE/<tag>-<hash>/."""
+def embed_cached(texts: list[str], tag: str, model: str | None = None, cached_only: bool = False):
+    """float32 (len(texts), 384) unit vectors, embedded block by block into CACHE/<tag>-<hash>/.
+    cached_only: stop at the first block not yet embedded (the vectors of a prefix of texts)."""
     import numpy as np
 
     from rag.embed import DEFAULT_MODEL, encode, load_model
@@ -85,6 +86,8 @@ def embed_cached(texts: list[str], tag: str, model: str | None = None):
     for b, s in enumerate(range(0, len(texts), BLOCK)):
         path = folder / f"{b:05d}.npy"
         if not path.exists():
+            if cached_only:
+                break
             if st is None:
                 import copy
 
@@ -107,10 +110,11 @@ def embed_cached(texts: list[str], tag: str, model: str | None = None):
     return np.concatenate(parts) if parts else np.zeros((0, 384), np.float32)
 
 
-def load():
-    """(base vectors, {"train": query vectors, "test": query vectors}, base texts)."""
+def load(cached_only: bool = False):
+    """(base vectors, {"train": query vectors, "test": query vectors}, base texts). cached_only:
+    the base vectors embedded so far (a prefix of the corpus), embedding only the queries."""
     texts, splits = corpus()
-    xb = embed_cached(texts, "base")
+    xb = embed_cached(texts, "base", cached_only=cached_only)
     xq = {k: embed_cached(v, f"claims-{k}") for k, v in splits.items()}
     return xb, xq, texts
 
