@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import UserError
+from advisor.retrieval import EMBED_BATCH, EMBED_MODEL
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MODEL = EMBED_MODEL  # advisor/retrieval.py: the model priced is the model that runs
 _ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 _CACHE: dict[str, Any] = {}
 
@@ -72,7 +73,7 @@ def n_special_tokens(st: Any) -> int:
     return int(st.tokenizer.num_special_tokens_to_add(pair=False))
 
 
-def encode(st: Any, texts: list[str], batch_size: int = 32):
+def encode(st: Any, texts: list[str], batch_size: int = EMBED_BATCH):
     """float32 unit vectors: inner product on them is cosine similarity (FAISS METRIC_INNER_PRODUCT)."""
     import numpy as np
 
