@@ -32,7 +32,7 @@ test-all: install
 BENCHES ?= cli_latency estimator_accuracy estimator_published rag_throughput rag_scifact train_throughput ray_scaling
 bench: install
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py; done
-	@if [ -f bench/make_docs.py ]; then $(BIN)/python bench/make_docs.py; fi
+	$(BIN)/python bench/make_docs.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
