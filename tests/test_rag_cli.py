@@ -145,6 +145,24 @@ def test_eval_equals_hand_computed_values(scifact_slice, tmp_path):
     assert repr(target["_id"]) in res.stderr and "'not-in-corpus'" in res.stderr
 
 
+def test_eval_settings_reach_fusion_and_bm25(scifact_slice):
+    """bench/rag_scifact.py shows alternative settings on train qrels through evaluate(**settings):
+    explicit shipped values give the shipped result, and the RRF constant is the one fusion used."""
+    from rag import bm25
+    from rag.retrieve import RRF_K, RagIndex, load_queries
+
+    queries = load_queries(SCIFACT / "queries.jsonl")
+    qrels = dict(list(scifact_slice["qrels"].items())[:10])
+    with RagIndex(scifact_slice["index"]) as idx:
+        assert idx.evaluate(queries, qrels, "hybrid") == idx.evaluate(queries, qrels, "hybrid", rrf_k=RRF_K,
+                                                                      k1=bm25.K1, b=bm25.B)
+        q = queries[next(iter(qrels))]
+        for k in (1, 1000):
+            for _, score, dr, br in idx.rank([q], "hybrid", 5, rrf_k=k)[0]:
+                assert score == pytest.approx(sum(1 / (k + r) for r in (dr, br) if r is not None))
+        assert idx.bm25(q, 5, k1=2.0, b=0.0) != idx.bm25(q, 5) or len(idx.bm25(q, 5)) == 0
+
+
 def test_eval_refuses_qrels_whose_ids_name_no_indexed_document(scifact_slice, tmp_path):
     """A qrels file naming `docs/<id>.md` against an index of ids `<id>` used to score 0.0 silently."""
     qrels = tmp_path / "qrels.tsv"
