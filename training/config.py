@@ -34,8 +34,10 @@ class ModelSection(_Section):
     architecture: dict[str, Any] | str | None = Field(
         None, description="pretrain: HF config fields including model_type (e.g. llama, qwen2), or a path to a config.json. "
         "vocab_size and special token ids are taken from the tokenizer.")
-    attn_implementation: Literal["sdpa", "eager"] = Field(
-        "sdpa", description="Attention kernel; both honour packed position_ids (transformers masking_utils).")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="Attention kernel. sdpa and eager honour packed position_ids with a block-diagonal mask "
+        "(transformers masking_utils); flash_attention_2 (CUDA, flash-attn installed) runs packed examples through "
+        "its varlen kernel, which skips the masked-out blocks.")
     trust_remote_code: bool = Field(False, description="Run Python code shipped with a hub model. Off unless you trust it.")
 
 
@@ -58,9 +60,12 @@ class DataSection(_Section):
         "chat: {messages: [{role, content}]}; auto: decided from each file's first row.")
     eval_fraction: float = Field(0.05, ge=0, le=0.5, description="Share of examples (or text blocks) held out for eval loss/perplexity.")
     max_seq_len: PositiveInt = Field(512, description="Tokens per row; longer SFT examples are truncated (and counted).")
-    packing: bool | None = Field(
-        None, description="Pack SFT examples into max_seq_len rows with position ids restarting per example "
-        "(no attention across examples). null: on, except for prompt/prefix tuning.")
+    packing: Literal["auto"] | bool | None = Field(
+        "auto", description="true: pack SFT examples into max_seq_len rows, position ids restarting per example "
+        "(no attention across examples). false: one example per row, padded per batch, batches grouped by length "
+        "(transformers' group_by_length sampler). auto (or null): packing where a varlen attention kernel exists "
+        "(CUDA + flash_attention_2), length-grouped padding elsewhere (on CPU sdpa computes the whole packed row, "
+        "so packing is not faster: bench/results/train_throughput.json); never packing for prompt/prefix tuning.")
     max_examples: PositiveInt | None = Field(None, description="Use only the first N rows of the data (quick trials).")
 
 
@@ -110,7 +115,7 @@ class TrainConfig(_Section):
             raise ValueError("stage peft needs an adapter section, e.g. adapter: {method: lora}")
         if self.stage != "peft" and self.adapter is not None:
             raise ValueError(f"adapter is only used with stage: peft (stage is {self.stage})")
-        if self.data.packing and self.adapter is not None and not self.adapter.supports_packing:
+        if self.data.packing is True and self.adapter is not None and not self.adapter.supports_packing:
             raise ValueError(f"data.packing: {self.adapter.method} prepends virtual tokens per row, so packed "
                              "examples would not see them; set data.packing: false")
         return self
@@ -121,11 +126,11 @@ class TrainConfig(_Section):
         return self.training.learning_rate or DEFAULT_LR[self.stage]
 
     @property
-    def packing(self) -> bool:
-        """Whether SFT examples are packed (text data is always cut into full blocks instead)."""
-        if self.data.packing is not None:
-            return self.data.packing
-        return self.adapter is None or self.adapter.supports_packing
+    def packing(self) -> bool | str:
+        """The packing request: True, False or 'auto' (resolved per hardware by training.runner.resolve_batching)."""
+        if self.data.packing is None or self.data.packing == "auto":
+            return "auto" if self.adapter is None or self.adapter.supports_packing else False
+        return self.data.packing
 
 
 # --- loading: YAML + --set, errors as one line naming file:line and field ----------------------

@@ -289,20 +289,28 @@ def plain_rows(examples: list[Example]) -> list[dict[str, list[int]]]:
 
 
 class Collator:
-    """Pads a batch of rows to its longest row.
+    """Pads a batch of rows to its longest row, or (flat) concatenates them into one row.
 
     Packed rows: no attention_mask (that is what lets transformers derive the per-example mask
     from position_ids); the padding gets positions 0.. so it forms its own segment, label IGNORE.
     Plain rows: attention_mask zeros on padding (transformers' default padding collation).
+    flat (packed rows for flash-attention's varlen kernel): the whole batch becomes one row with
+    no padding at all, plus the sequence boundaries (`cu_seq_lens_q/k`, `max_length_q/k`) that
+    transformers' flash-attention path reads; it infers them from position_ids only for a batch
+    of one row (modeling_flash_attention_utils._is_packed_sequence), and TRL's padding-free
+    collator passes them the same way. On sdpa/eager the one row gets the block-diagonal mask.
     """
 
-    def __init__(self, pad_id: int, packed: bool):
+    def __init__(self, pad_id: int, packed: bool, flat: bool = False):
         self.pad_id = pad_id
         self.packed = packed
+        self.flat = flat and packed
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
         import torch
 
+        if self.flat:
+            return self._flat(rows)
         # A batch whose rows hold one example each needs no per-example mask: collate it the plain way,
         # so fixed-length data costs exactly what the padding path costs (no mask built from position ids).
         packed = self.packed and any(r["position_ids"].count(0) > 1 for r in rows)
@@ -319,6 +327,18 @@ class Collator:
         batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
         batch["position_ids" if packed else "attention_mask"] = torch.tensor(extra)
         return batch
+
+    def _flat(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        ids = [t for r in rows for t in r["input_ids"]]
+        labels = [t for r in rows for t in r["labels"]]
+        pos = [t for r in rows for t in r["position_ids"]]
+        starts = [i for i, p in enumerate(pos) if p == 0] + [len(pos)]
+        cu = torch.tensor(starts, dtype=torch.int32)
+        longest = int(cu.diff().max())
+        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]), "position_ids": torch.tensor([pos]),
+                "cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
 # --- the whole pipeline -----------------------------------------------------------------------------

@@ -54,6 +54,40 @@ def resolve_precision(requested: str) -> str:
     return requested
 
 
+VARLEN_ATTENTION = ("flash_attention_2",)  # kernels that skip masked-out blocks of a packed row
+
+
+def resolve_batching(config: TrainConfig) -> tuple[bool, str]:
+    """(pack SFT examples?, why): data.packing auto -> packing only where attention has a varlen kernel.
+
+    sdpa and eager compute attention over the whole packed row and mask the cross-example blocks
+    out (transformers masking_utils), so a packed row of 512 costs the full 512x512 attention; padding
+    with length-grouped batches (transformers' LengthGroupedSampler) wastes little and computes only
+    each example's own square. flash-attention's varlen kernel (Dao 2023, FlashAttention-2) computes
+    only the per-example blocks, which is where packing wins. Measured on CPU:
+    bench/results/train_throughput.json (tunepath packing vs length-grouped padding).
+    """
+    req = config.packing
+    if req is True:
+        return True, "data.packing: true"
+    if req is False:
+        why = "data.packing: false" if config.data.packing is False else \
+            f"{config.adapter.method} prepends virtual tokens per row"
+        return False, why
+    varlen = config.model.attn_implementation in VARLEN_ATTENTION and torch.cuda.is_available()
+    if varlen:
+        return True, f"auto: CUDA with {config.model.attn_implementation} (varlen kernel)"
+    return False, (f"auto: {config.model.attn_implementation} on {'CUDA' if torch.cuda.is_available() else 'CPU'} "
+                   "computes whole packed rows, so length-grouped padding is as fast")
+
+
+def batching_name(prepared: datamod.Prepared) -> str:
+    """What the run summary records: packing | length_grouped (SFT) | blocks (text cut into full rows)."""
+    if not prepared.sft:
+        return "blocks"
+    return "packing" if prepared.stats.packed else "length_grouped"
+
+
 # --- fingerprint of what a resume must not change ---------------------------------------------------
 
 def fingerprint(config: TrainConfig, world_size: int) -> dict[str, Any]:
@@ -67,7 +101,7 @@ def fingerprint(config: TrainConfig, world_size: int) -> dict[str, Any]:
         "tokenizer": config.tokenizer.model_dump(),
         "adapter": config.adapter.model_dump() if config.adapter else None,
         "data": {"files": datamod.files_digest(d.paths), "format": d.format, "max_seq_len": d.max_seq_len,
-                 "packing": config.packing, "eval_fraction": d.eval_fraction, "max_examples": d.max_examples},
+                 "packing": resolve_batching(config)[0], "eval_fraction": d.eval_fraction, "max_examples": d.max_examples},
         "schedule": sched,
     }
 
@@ -189,7 +223,8 @@ def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str) 
                            micro_batch=config.training.micro_batch_size,
                            precision="fp32" if precision == "fp32" else "mixed",
                            grad_checkpointing=config.training.gradient_checkpointing,
-                           attention=config.model.attn_implementation, lora_rank=getattr(config.adapter, "r", 8),
+                           attention="eager" if config.model.attn_implementation == "eager" else "sdpa",  # flash: as sdpa
+                           lora_rank=getattr(config.adapter, "r", 8),
                            target_modules=targets if targets in ("all-linear", None) else list(targets),
                            device="cuda" if torch.cuda.is_available() else "cpu")
         return local_train_estimate(arch, setup)
@@ -210,8 +245,8 @@ def _mfu(estimate: dict | None, tokens: int, tokens_per_s: float, world_size: in
     return achieved, (achieved / (world_size * gpu.bf16_tflops * 1e12) if gpu else None)
 
 
-def training_arguments(config: TrainConfig, precision: str, has_eval: bool) -> Any:
-    """TrainingArguments from the config (transformers 5 names)."""
+def training_arguments(config: TrainConfig, precision: str, has_eval: bool, grouped: bool = False) -> Any:
+    """TrainingArguments from the config (transformers 5 names); `grouped`: length-grouped batches of padded rows."""
     from transformers import TrainingArguments
 
     t = config.training
@@ -229,6 +264,7 @@ def training_arguments(config: TrainConfig, precision: str, has_eval: bool) -> A
         activation_checkpointing=t.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         include_num_input_tokens_seen="non_padding", report_to="none", disable_tqdm=True,
+        train_sampling_strategy="group_by_length" if grouped else "random",
         # gloo for CPU ranks; a backend on a single process would make accelerate init a process group
         ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None, ddp_find_unused_parameters=False, dataloader_pin_memory=cuda,
         remove_unused_columns=False, log_level="error", log_level_replica="error",
@@ -249,6 +285,7 @@ class Plan:
     resume_from: Path | None = None
     prepared: datamod.Prepared | None = None
     t_start: float = field(default_factory=time.perf_counter)
+    batching: str = "blocks"
 
 
 def plan(config: TrainConfig, resume: bool = False, force: bool = False, progress: bool = True) -> Plan:
@@ -304,14 +341,16 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
     barrier()
 
     tok = build_tokenizer(config, fresh=resume_from is None, is_main=is_main, barrier=barrier)
-    prepared = datamod.prepare(tok, config.data.paths, config.data.format, config.data.max_seq_len, config.packing,
+    pack, why = resolve_batching(config)
+    prepared = datamod.prepare(tok, config.data.paths, config.data.format, config.data.max_seq_len, pack,
                                config.data.eval_fraction, config.seed, config.data.max_examples)
+    batching = batching_name(prepared)
     if config.stage == "pretrain" and prepared.sft:
         warnings.append("stage pretrain on instruction data: the loss covers responses only")
     warnings += prepared.stats.warnings
     if prepared.eval == [] and config.data.eval_fraction > 0:
         warnings.append("too little data for an eval split: no eval loss/perplexity")
-    args = training_arguments(config, precision, has_eval=bool(prepared.eval))
+    args = training_arguments(config, precision, has_eval=bool(prepared.eval), grouped=batching == "length_grouped")
     model = build_model(config, tok)
     trainable, total = adapters.count_parameters(model)
 
@@ -328,6 +367,7 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
         "precision": precision, "world_size": world,
         "data": f"{s.examples} examples ({s.format}) -> {s.train_rows} train rows"
                 f"{' packed' if s.packed else ''} ({100 * s.fill:.0f}% full), {s.eval_rows} eval rows",
+        "batching": f"{batching} ({why})" if prepared.sft else batching,
         "effective_batch_rows": eff_rows, "tokens_per_step": round(tokens_per_step),
         "loss_tokens_per_epoch": s.train_loss_tokens,
         "steps": steps, "epochs": round(steps / per_epoch, 2), "learning_rate": config.learning_rate,
@@ -336,10 +376,15 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
 
     callbacks = [CompleteCheckpoints(), RichProgress(enabled=progress), Meter()]
     trainer = Trainer(model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval or None,
-                      data_collator=datamod.Collator(tok.pad_token_id, s.packed), processing_class=tok,
+                      data_collator=datamod.Collator(tok.pad_token_id, s.packed, flat=_flat(config)), processing_class=tok,
                       callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # it prints raw log dicts to stdout; RichProgress shows them
-    return Plan(config, precision, derived, warnings, trainer, resume_from, prepared, t0)
+    return Plan(config, precision, derived, warnings, trainer, resume_from, prepared, t0, batching)
+
+
+def _flat(config: TrainConfig) -> bool:
+    """Packed batches as one row with sequence boundaries: what flash-attention's varlen path needs."""
+    return config.model.attn_implementation in VARLEN_ATTENTION
 
 
 def _model_label(config: TrainConfig) -> str:
@@ -399,7 +444,7 @@ def execute(p: Plan) -> RunSummary:
     summary = RunSummary(
         stage=config.stage, method=config.adapter.method if config.adapter else None, output_dir=str(out),
         model=_model_label(config),
-        precision=p.precision, world_size=trainer.args.world_size, steps=state.global_step,
+        precision=p.precision, batching=p.batching, world_size=trainer.args.world_size, steps=state.global_step,
         resumed_from_step=int(p.resume_from.name.split("-")[1]) if p.resume_from else None,
         epochs=round(float(state.epoch or 0), 4), tokens=int(state.num_input_tokens_seen),
         tokens_per_s=meter.tokens / meter.seconds if meter.seconds > 0 else 0.0, train_wall_s=meter.seconds,
@@ -442,7 +487,8 @@ def inspect(config: TrainConfig) -> datamod.Prepared:
         tok = _load_tokenizer(config)
     else:
         tok = tokmod.prepare(train_tokenizer(config), t.chat_template)
-    prepared = datamod.prepare(tok, config.data.paths, config.data.format, config.data.max_seq_len, config.packing,
-                               config.data.eval_fraction, config.seed, config.data.max_examples)
+    prepared = datamod.prepare(tok, config.data.paths, config.data.format, config.data.max_seq_len,
+                               resolve_batching(config)[0], config.data.eval_fraction, config.seed,
+                               config.data.max_examples)
     prepared.tokenizer = tok
     return prepared

@@ -18,6 +18,9 @@ class RunSummary(BaseModel):
     output_dir: str
     model: str = Field(..., description="Base model path/id, or the architecture's model_type for pretraining.")
     precision: str = Field(..., description="Precision actually used (auto resolved).")
+    batching: str | None = Field(None, description="How rows were batched: packing, length_grouped (padding with "
+                                 "length-grouped batches) or blocks (text cut into full rows); data.packing auto resolved "
+                                 "per hardware (training.runner.resolve_batching).")
     world_size: int = 1
     steps: int = Field(..., description="Optimizer steps completed (global, including before a resume).")
     resumed_from_step: int | None = None

@@ -105,7 +105,7 @@ def train(
         data = cfg.model_dump(mode="json")
         # resolved: the stage's default learning rate and the packing decision, not their null placeholders
         data["training"]["learning_rate"] = cfg.learning_rate
-        data["data"]["packing"] = cfg.packing
+        data["data"]["packing"] = cfg.packing  # "auto" is resolved per hardware when the run starts
         if as_json:
             out.print_json(json.dumps(data))
         else:
