@@ -76,7 +76,7 @@ def build_base(work: Path, a) -> tuple[Path, float]:
         "stage": "pretrain", "model": {"architecture": arch, "attn_implementation": a.attn_base},
         "tokenizer": {"vocab_size": 4096}, "precision": a.precision, "seed": 0, "output_dir": str(out),
         "data": {"paths": [str(text)], "max_seq_len": 512, "eval_fraction": 0},
-        "training": {"max_steps": a.pretrain_steps, "micro_batch_size": 8, "learning_rate": 2e-3, "warmup": 0.1,
+        "training": {"max_steps": a.pretrain_steps, "micro_batch_size": 4, "learning_rate": 2e-3, "warmup": 0.1,
                      "logging_steps": 10, "save_steps": 100_000}}), progress=False)
     print(f"base: pretrained {s.steps} steps on {s.tokens:,} LIMA tokens in {time.perf_counter() - t0:.0f} s, "
           f"final loss {s.final_loss:.3f}")
@@ -275,13 +275,13 @@ def compare(label, base, work, a, max_len, fixed) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--examples", type=int, default=240, help="train examples per contender (one epoch)")
+    ap.add_argument("--examples", type=int, default=96, help="train examples per contender (one epoch)")
     ap.add_argument("--batch", type=int, default=8, help="examples per step (padded contenders)")
     ap.add_argument("--max-len", type=int, default=512)
     ap.add_argument("--fixed-len", type=int, default=256)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--pretrain-steps", type=int, default=60)
+    ap.add_argument("--pretrain-steps", type=int, default=40)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
