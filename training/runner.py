@@ -17,8 +17,10 @@ from typing import Any, Callable
 import torch
 
 from advisor.errors import UserError
+from advisor.textio import atomic_write_text
 from training import checkpoints, data as datamod, tokenizer as tokmod
 from training.config import TrainConfig
+from training.plot import loss_svg
 from training.summary import RunSummary, peak_memory
 
 # Fields of TrainingSection that do not change what is computed: editing them never blocks a resume.
@@ -468,6 +470,10 @@ def execute(p: Plan) -> RunSummary:
         tmp.rmdir()
         summary.wall_s = time.perf_counter() - p.t_start
         checkpoints.write_json_atomic(out / "run_summary.json", summary.model_dump())
+        svg = loss_svg(state.log_history, f"{config.stage}{f' ({summary.method})' if summary.method else ''}: "
+                                          f"{_model_label(config)}")
+        if svg:
+            atomic_write_text(out / "loss.svg", svg)
     return summary
 
 

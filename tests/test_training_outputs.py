@@ -1,0 +1,80 @@
+"""What a run leaves for people: loss.svg beside run_summary.json (train/eval loss against tokens, learning
+rate on a second axis), both readable by others (0644, not a temp file's 0600), and the batching that ran."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import GARDEN_QA
+
+from training import load_config, runner
+from training.plot import loss_svg
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.torch_one_thread
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _points(root, name):
+    line = root.find(f".//{SVG}polyline[@id='{name}']")
+    assert line is not None, f"no {name} polyline"
+    return [tuple(map(float, p.split(","))) for p in line.get("points").split()]
+
+
+def _follows(points, values):
+    """Screen y is one decreasing linear function of the logged values; x (tokens) never goes back."""
+    assert len(points) == len(values) >= 2
+    xs, ys = zip(*points)
+    assert all(b >= a for a, b in zip(xs, xs[1:]))
+    (y0, v0), (y1, v1) = max(zip(ys, values), key=lambda t: t[1]), min(zip(ys, values), key=lambda t: t[1])
+    assert v0 > v1 and y0 < y1  # higher value drawn higher (smaller y)
+    slope = (y1 - y0) / (v1 - v0)
+    for y, v in zip(ys, values):
+        assert y == pytest.approx(y0 + slope * (v - v0), abs=0.02)
+    return lambda v: y0 + slope * (v - v0)
+
+
+def test_run_writes_loss_svg_and_shareable_files(tmp_path, tiny_base_model):
+    out = tmp_path / "out"
+    cfg = load_config(data={
+        "stage": "peft", "model": {"name_or_path": str(tiny_base_model)}, "adapter": {"method": "lora", "r": 4},
+        "seed": 0, "output_dir": str(out),
+        "data": {"paths": [str(GARDEN_QA)], "max_seq_len": 96, "eval_fraction": 0.1},
+        "training": {"max_steps": 6, "micro_batch_size": 4, "logging_steps": 1, "eval_steps": 3, "save_steps": 1000,
+                     "learning_rate": 1e-2, "lr_scheduler": "linear", "warmup": 0}})
+    p = runner.plan(cfg, progress=False)
+    summary = runner.execute(p)
+    logs = p.trainer.state.log_history
+
+    assert json.loads((out / "run_summary.json").read_text())["batching"] == summary.batching == "length_grouped"
+    root = ET.parse(out / "loss.svg").getroot()
+    assert root.tag == f"{SVG}svg"
+    train = [h for h in logs if "loss" in h]
+    evals = [h for h in logs if "eval_loss" in h]
+    assert len(train) == 6 and len(evals) >= 2  # at steps 3 and 6 (and the final evaluate)
+    loss_axis = _follows(_points(root, "train"), [h["loss"] for h in train])
+    _follows(_points(root, "eval"), [h["eval_loss"] for h in evals])
+    # train and eval share the loss axis: an eval loss lands where the same train loss would
+    for (_, y), h in zip(_points(root, "eval"), evals):
+        assert y == pytest.approx(loss_axis(h["eval_loss"]), abs=0.05)
+    _follows(_points(root, "lr"), [h["learning_rate"] for h in train])  # linear decay
+    # the learning rate has its own axis (its peak at the top of the plot), not the loss axis
+    from training import plot
+
+    assert min(y for _, y in _points(root, "lr")) == pytest.approx(plot.TOP, abs=0.01)
+
+    for name in ("run_summary.json", "loss.svg"):
+        mode = stat.S_IMODE(os.stat(out / name).st_mode)
+        assert mode == 0o644, f"{name} is {oct(mode)}"
+
+
+def test_loss_svg_handles_edges():
+    assert loss_svg([]) is None
+    assert loss_svg([{"learning_rate": 1e-3, "num_input_tokens_seen": 10}]) is None
+    one = loss_svg([{"loss": 2.0, "learning_rate": 1e-3, "num_input_tokens_seen": 10}], title="a <b>")
+    root = ET.fromstring(one)  # a single point and markup in the title still make valid XML
+    assert root.find(f"{SVG}title").text == "a <b>"
+    flat = loss_svg([{"loss": 2.0, "num_input_tokens_seen": t} for t in (10, 20, 30)])
+    assert "nan" not in flat and "inf" not in flat  # equal losses: no zero-height axis
