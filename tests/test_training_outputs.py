@@ -78,3 +78,28 @@ def test_loss_svg_handles_edges():
     assert root.find(f"{SVG}title").text == "a <b>"
     flat = loss_svg([{"loss": 2.0, "num_input_tokens_seen": t} for t in (10, 20, 30)])
     assert "nan" not in flat and "inf" not in flat  # equal losses: no zero-height axis
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "peft"])
+def test_run_summary_flop_estimate_matches_flop_counter_of_the_run(tmp_path, tiny_base_model, stage):
+    """The FLOPs the run summary puts beside its measurements are within 3 % of what torch's FlopCounterMode
+    counts while that very run trains (full rows of text, eager attention: FlopCounterMode sees every matmul).
+    Measured, not derived: the counter knows nothing of 6ND."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from conftest import GARDEN_TXT, TINY_LLAMA
+
+    model = {"architecture": TINY_LLAMA} if stage == "pretrain" else {"name_or_path": str(tiny_base_model)}
+    cfg = load_config(data={
+        "stage": stage, "model": {**model, "attn_implementation": "eager"}, "precision": "fp32", "seed": 0,
+        "tokenizer": {"vocab_size": 400} if stage == "pretrain" else {},
+        **({"adapter": {"method": "lora", "r": 4}} if stage == "peft" else {}),
+        "output_dir": str(tmp_path / stage),
+        "data": {"paths": [str(GARDEN_TXT)], "max_seq_len": 64, "eval_fraction": 0},
+        "training": {"max_steps": 2, "micro_batch_size": 4, "logging_steps": 1, "save_steps": 1000}})
+    p = runner.plan(cfg, progress=False)
+    assert p.batching == "blocks"
+    with FlopCounterMode(display=False) as fc:
+        summary = runner.execute(p)
+    assert summary.tokens == 2 * 4 * 64  # full blocks: no padding for the counter to see
+    assert summary.estimate["flops"] == pytest.approx(fc.get_total_flops(), rel=0.03)
