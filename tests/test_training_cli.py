@@ -91,6 +91,7 @@ def test_lora_end_to_end_merge_and_generate(tmp_path, tiny_base_model):
     r = cli("train", cfg)
     assert r.exit_code == 0, r.output
     assert "trainable" in r.stderr and "tokens per step" in r.stderr and "effective batch" in r.stderr
+    assert "length_grouped (auto: sdpa on CPU" in r.stderr  # the plan says how rows are batched, and why
     out = tmp_path / "out"
     s = json.loads((out / "run_summary.json").read_text())
     assert s["method"] == "lora" and 0 < s["trainable_percent"] < 100

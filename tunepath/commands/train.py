@@ -36,6 +36,7 @@ def _show_plan(p: Any) -> None:
         ("stage", d["stage"]),
         ("parameters", f"{d['parameters']:,} total, {d['trainable']:,} trainable ({d['trainable_percent']:.3g}%)"),
         ("data", d["data"]),
+        ("batching", d["batching"]),
         ("effective batch", f"{d['effective_batch_rows']} rows = {t.micro_batch_size} micro x "
                             f"{t.gradient_accumulation_steps} accumulation x {d['world_size']} process(es)"),
         ("tokens per step", f"{d['tokens_per_step']:,}"),
