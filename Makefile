@@ -31,6 +31,7 @@ test-all: install
 # Every benchmark writes bench/results/<name>.json (bench/results.py); docs/benchmarks.md is built from them.
 BENCHES ?= cli_latency estimator_accuracy estimator_published rag_throughput rag_scifact train_throughput ray_scaling
 bench: install
+	$(BIN)/pip install -q -e ".[bench]"  # peers the benchmarks compare against (TRL)
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py; done
 	$(BIN)/python bench/make_docs.py
 

@@ -106,9 +106,13 @@ def eval_loss(model, exs, device) -> float:
 
     from training.data import IGNORE
 
+    import contextlib
+
     model.eval()
     total, n = 0.0, 0
-    with torch.no_grad():
+    # flash-attention has no fp32 kernel: on CUDA the held-out pass runs under bf16 autocast (CPU: plain fp32)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if str(device).startswith("cuda") else contextlib.nullcontext()
+    with torch.no_grad(), amp:
         for e in exs:
             ids = torch.tensor([e.input_ids], device=device)
             labels = torch.tensor(e.labels[1:], device=device)
