@@ -69,7 +69,18 @@ class RichProgress(TrainerCallback):
 
 
 class CompleteCheckpoints(TrainerCallback):
-    """After every save: wait for all ranks, then rank 0 marks checkpoint-N complete."""
+    """After every save: wait for all ranks, then rank 0 marks checkpoint-N complete.
+
+    Also skips the checkpoint transformers writes at the last step when that step is off the
+    save_steps grid (DefaultFlowCallback saves there whatever save_steps says): tunepath's execute()
+    saves the final model right after training, so that checkpoint (weights, optimizer state, fsync)
+    only cost time inside the measured training loop. A kill after the last step resumes from the
+    newest grid checkpoint, as a kill anywhere else does.
+    """
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step >= state.max_steps and state.save_steps and state.global_step % state.save_steps:
+            control.should_save = False
 
     def on_save(self, args, state, control, **kw):
         import torch.distributed as dist
