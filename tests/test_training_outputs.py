@@ -48,7 +48,7 @@ def test_run_writes_loss_svg_and_shareable_files(tmp_path, tiny_base_model):
     summary = runner.execute(p)
     logs = p.trainer.state.log_history
 
-    assert json.loads((out / "run_summary.json").read_text())["batching"] == summary.batching == "length_grouped"
+    assert json.loads((out / "run_summary.json").read_text())["batching"] == summary.batching == "packing"
     # the last step (6) is off the save_steps grid (1000): no checkpoint duplicates the final adapter
     assert not list(out.glob("checkpoint-*"))
     root = ET.parse(out / "loss.svg").getroot()

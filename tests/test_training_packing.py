@@ -82,8 +82,8 @@ def test_flat_collation_equals_padded(tiny_base_model):
 
 
 def test_auto_batching_resolves_per_hardware(tmp_path, tiny_base_model, monkeypatch):
-    """auto: length-grouped padding without a varlen kernel; packing on CUDA with flash_attention_2; the run
-    summary says which ran. Prompt tuning never packs."""
+    """auto: packing on CPU and on CUDA with flash_attention_2; length-grouped padding on CUDA with sdpa;
+    prompt tuning never packs; an explicit choice wins."""
     import torch
 
     def cfg(**kw):
@@ -93,10 +93,11 @@ def test_auto_batching_resolves_per_hardware(tmp_path, tiny_base_model, monkeypa
             data[k] = {**data.get(k, {}), **v}
         return load_config(data=data)
 
-    assert runner.resolve_batching(cfg())[0] is False
-    assert runner.resolve_batching(cfg(data={"packing": True}))[0] is True
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runner.resolve_batching(cfg())[0] is True
+    assert runner.resolve_batching(cfg(data={"packing": False}))[0] is False
+    assert runner.resolve_batching(cfg(adapter={"method": "prompt_tuning"}))[0] is False
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert runner.resolve_batching(cfg(model={"attn_implementation": "flash_attention_2"}))[0] is True
     assert runner.resolve_batching(cfg(model={"attn_implementation": "sdpa"}))[0] is False
-    assert runner.resolve_batching(cfg(model={"attn_implementation": "flash_attention_2"},
-                                       adapter={"method": "prompt_tuning"}))[0] is False
+    assert runner.resolve_batching(cfg(model={"attn_implementation": "sdpa"}, data={"packing": True}))[0] is True

@@ -63,9 +63,9 @@ class DataSection(_Section):
     packing: Literal["auto"] | bool | None = Field(
         "auto", description="true: pack SFT examples into max_seq_len rows, position ids restarting per example "
         "(no attention across examples). false: one example per row, padded per batch, batches grouped by length "
-        "(transformers' group_by_length sampler). auto (or null): packing where a varlen attention kernel exists "
-        "(CUDA + flash_attention_2), length-grouped padding elsewhere (on CPU sdpa computes the whole packed row, "
-        "so packing is not faster: bench/results/train_throughput.json); never packing for prompt/prefix tuning.")
+        "(transformers' group_by_length sampler). auto (or null): packing on CPU (measured faster: "
+        "bench/results/train_throughput.json) and on CUDA with flash_attention_2 (varlen kernel); length-grouped "
+        "padding on CUDA with sdpa/eager; never packing for prompt/prefix tuning.")
     max_examples: PositiveInt | None = Field(None, description="Use only the first N rows of the data (quick trials).")
 
 
