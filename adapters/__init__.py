@@ -21,11 +21,12 @@ def methods() -> list[str]:
     return sorted(REGISTRY)
 
 
-def build_peft_model(model: Any, spec: AdapterConfig, tokenizer_path: str | None = None) -> Any:
+def build_peft_model(model: Any, spec: AdapterConfig, tokenizer_path: str | None = None,
+                     task_type: str | None = None) -> Any:
     """Wrap a transformers model with the adapter; see adapters.ops.build_peft_model."""
     from adapters import ops
 
-    return ops.build_peft_model(model, spec, tokenizer_path)
+    return ops.build_peft_model(model, spec, tokenizer_path, task_type)
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

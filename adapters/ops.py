@@ -38,8 +38,12 @@ def check_target_modules(spec: AdapterConfig, model: nn.Module) -> None:
         raise UserError(f"adapter.feedforward_modules: {sorted(set(ff) - set(targets))} must also be in target_modules")
 
 
-def build_peft_model(model: nn.Module, spec: AdapterConfig, tokenizer_path: str | None = None) -> Any:
-    """Wrap `model` with the adapter `spec`; only the adapter's parameters stay trainable."""
+def build_peft_model(model: nn.Module, spec: AdapterConfig, tokenizer_path: str | None = None,
+                     task_type: str | None = None) -> Any:
+    """Wrap `model` with the adapter `spec`; only the adapter's parameters stay trainable.
+
+    task_type overrides the method's peft task (CAUSAL_LM for the LLM): the embedder is an encoder
+    without a head, which peft wraps as FEATURE_EXTRACTION (PeftModelForFeatureExtraction)."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     spec.check_environment()
@@ -47,7 +51,10 @@ def build_peft_model(model: nn.Module, spec: AdapterConfig, tokenizer_path: str 
     if getattr(model, "is_loaded_in_4bit", False):
         # QLoRA paper / peft docs: cast norms to fp32 and enable input grads for 4-bit bases.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return get_peft_model(model, spec.to_peft(model, tokenizer_path))
+    config = spec.to_peft(model, tokenizer_path)
+    if task_type is not None:
+        config.task_type = task_type
+    return get_peft_model(model, config)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

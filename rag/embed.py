@@ -36,9 +36,37 @@ def _load_path(model: str) -> str:
     return model
 
 
+def model_sha256(model: str) -> str:
+    """Content hash of a local model folder (every file's relative path and bytes, sorted), so that
+    an index can tell its model from a re-tuned one saved at the same path. "" for a hub id that
+    is not on disk (the hub pins it by name)."""
+    import hashlib
+
+    root = Path(_load_path(model))
+    if not root.is_dir():
+        return ""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(root).parts))
+    key = (str(root), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if key in _HASHES:
+        return _HASHES[key]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(str(p.relative_to(root)).encode() + b"\0")
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+_HASHES: dict[tuple, str] = {}
+
+
 def load_model(model: str) -> Any:
-    if model in _CACHE:
-        return _CACHE[model]
+    key = f"{model}\0{model_sha256(model)}"  # a model re-tuned at the same path is a new model
+    if key in _CACHE:
+        return _CACHE[key]
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
@@ -52,7 +80,7 @@ def load_model(model: str) -> Any:
         raise UserError(f"embedding model {model}: cannot load ({str(e).splitlines()[0]})") from None
     if st.tokenizer is None or not getattr(st.tokenizer, "is_fast", False):
         raise UserError(f"embedding model {model}: needs a fast (Rust) tokenizer for chunk offsets")
-    _CACHE[model] = st
+    _CACHE[key] = st
     return st
 
 

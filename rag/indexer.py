@@ -27,7 +27,7 @@ from advisor.errors import UserError
 from advisor.retrieval import CHUNK_OVERLAP, CHUNK_TOKENS, EMBED_BATCH
 from rag import ann, loaders, store
 from rag.chunking import chunk_texts, effective_chunk_tokens
-from rag.embed import dimension, encode, load_model, n_special_tokens, resolve_model
+from rag.embed import dimension, encode, load_model, model_sha256, n_special_tokens, resolve_model
 from rag.models import Chunking, Counts, IndexKind, IndexReport, IndexSpec, Manifest, SkippedFile
 
 MANIFEST = "manifest.json"
@@ -131,6 +131,10 @@ def build_index(
         if old is not None and (old.chunking.chunk_tokens, old.chunking.overlap) != (chunk_tokens, overlap):
             raise UserError(f"--chunk-tokens/--overlap {chunk_tokens}/{overlap}: this index uses "
                             f"{old.chunking.chunk_tokens}/{old.chunking.overlap}; use --rebuild to change them")
+        model_hash = model_sha256(model_name)
+        if old is not None and old.model_sha256 and model_hash != old.model_sha256:
+            raise UserError(f"--model {model_name}: its files changed since this index was built (sha256 "
+                            f"{old.model_sha256[:12]} -> {model_hash[:12]}); use --rebuild to re-embed")
         st = load_model(model_name)
         dim = dimension(st)
         if old is not None and old.dim != dim:
@@ -183,7 +187,7 @@ def build_index(
         faiss_name = f"vectors-{gen}.faiss"
         ann.write_atomic(faiss_index, index_dir / faiss_name)
         manifest = Manifest(
-            generation=gen, model=model_name, dim=dim, max_seq_length=int(st.max_seq_length or 0),
+            generation=gen, model=model_name, model_sha256=model_hash, dim=dim, max_seq_length=int(st.max_seq_length or 0),
             chunking=Chunking(chunk_tokens=chunk_tokens, overlap=overlap, effective_chunk_tokens=size,
                               tokenizer=type(st.tokenizer).__name__),
             index=spec, counts=Counts(vectors=int(faiss_index.ntotal), **c),

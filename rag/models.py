@@ -47,6 +47,8 @@ class Manifest(_Model):
     format: int = MANIFEST_FORMAT
     generation: int
     model: str = Field(description="embedding model as resolved at build time (hub id or absolute path)")
+    model_sha256: str = Field("", description="content hash of the model folder at build time; queries with "
+                              "a model whose files differ (e.g. re-tuned at the same path) are refused")
     dim: int
     normalized: bool = True
     metric: Literal["inner_product"] = "inner_product"

@@ -27,10 +27,16 @@ class RagIndex:
     """An opened index: manifest checked, FAISS loaded, SQLite open read-only. Reuse it for many
     queries (the launcher and `eval` do); the embedding model loads on the first dense query."""
 
-    def __init__(self, index_dir: str | os.PathLike):
+    def __init__(self, index_dir: str | os.PathLike, model: str | None = None):
         self.dir = Path(index_dir).expanduser().resolve()
         self.manifest: Manifest = read_manifest(self.dir)
         m = self.manifest
+        if model is not None:
+            from rag.embed import resolve_model
+
+            if resolve_model(model) != m.model:
+                raise UserError(f"--model {model}: {self.dir} was built with {m.model}; its vectors cannot be "
+                                f"queried with another model (re-index with --model {model} --rebuild)")
         self.con = store.connect(self.dir / m.sqlite_file, readonly=True)
         self.index = ann.read(self.dir / m.faiss_file)
         if self.index.d != m.dim:
@@ -53,9 +59,13 @@ class RagIndex:
     @property
     def model(self):
         if self._model is None:
-            from rag.embed import dimension, load_model
+            from rag.embed import dimension, load_model, model_sha256
 
-            st = load_model(self.manifest.model)
+            m = self.manifest
+            if m.model_sha256 and model_sha256(m.model) != m.model_sha256:
+                raise UserError(f"{self.dir}: built with {m.model} (sha256 {m.model_sha256[:12]}), whose files "
+                                f"have changed since (now {model_sha256(m.model)[:12]}); re-index with --rebuild")
+            st = load_model(m.model)
             if dimension(st) != self.manifest.dim:
                 raise UserError(f"{self.dir / 'manifest.json'}: dim {self.manifest.dim} but model "
                                 f"{self.manifest.model} gives {dimension(st)}")

@@ -128,12 +128,17 @@ def query_cmd(
     answer: bool = typer.Option(False, "--answer", help="generate an answer citing the passages (needs --generator)"),
     generator: Optional[str] = typer.Option(None, help="local causal LM folder (transformers) for --answer"),
     max_new_tokens: int = typer.Option(200, help="answer length limit"),
+    model: Optional[str] = typer.Option(None, help="embedding model you expect; refused unless the index was built with it"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
 ) -> None:
     """Ranked passages with source, offsets and scores; optionally an answer that cites them."""
     from advisor.console import err, out as console
 
     _check_mode(mode)
+    if model is not None:
+        from rag.retrieve import RagIndex
+
+        RagIndex(index_dir, model=model).close()
     if answer or generator:
         from rag.generate import answer as answer_fn
 
@@ -166,6 +171,7 @@ def eval_cmd(
     queries: Path = typer.Option(..., help="BEIR queries.jsonl ({_id, text} per line)"),
     qrels: Path = typer.Option(..., help="BEIR qrels .tsv (query-id, corpus-id, score)"),
     mode: List[str] = typer.Option(["hybrid"], help=_MODE_HELP + "; repeat to compare"),
+    model: Optional[str] = typer.Option(None, help="embedding model you expect; refused unless the index was built with it"),
     as_json: bool = typer.Option(False, "--json", help="print metrics as JSON"),
 ) -> None:
     """nDCG@10, recall@{1,5,10,100} and MRR@10 at the document level (a document = its best chunk)."""
@@ -176,7 +182,7 @@ def eval_cmd(
 
     modes = [_check_mode(m) for m in mode]
     q, r = load_queries(queries), load_qrels(qrels)
-    with RagIndex(index_dir) as idx:
+    with RagIndex(index_dir, model=model) as idx:
         results = [idx.evaluate(q, r, m) for m in modes]
     first = results[0]
     if first.note:
@@ -195,3 +201,66 @@ def eval_cmd(
     for m in results:
         table.add_row(m.mode, *(f"{getattr(m, c):.4f}" for c in cols))
     console.print(table)
+
+
+@app.command("tune")
+def tune_cmd(
+    pairs: Path = typer.Option(..., help="BEIR folder (queries.jsonl, qrels/<split>.tsv, corpus.jsonl), a BEIR "
+                               "qrels .tsv (with --queries, --documents), or a .jsonl of {query, positive, negative?}"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for the tuned model (loads with SentenceTransformer(DIR))"),
+    base: Optional[str] = typer.Option(None, help="model to tune: local path or hub id [default: all-MiniLM-L6-v2, bundled]"),
+    method: str = typer.Option("full", help="full (all weights) or lora (adapters/ registry, merged on save)"),
+    epochs: float = typer.Option(1.0, help="passes over the training pairs"),
+    hard_negatives: str = typer.Option("bm25", help="bm25: add the best BM25 non-positive per query; "
+                                       "none: in-batch negatives only"),
+    batch_size: int = typer.Option(32, help="pairs per batch (each is a negative for the others)"),
+    learning_rate: Optional[float] = typer.Option(None, help="[default: 2e-5 full, 2e-4 lora]"),
+    holdout: float = typer.Option(0.2, help="share of queries held out to measure nDCG@10 before and after"),
+    max_seq_length: Optional[int] = typer.Option(None, help="truncate texts to this many tokens [default: the model's]"),
+    queries: Optional[Path] = typer.Option(None, help="BEIR queries.jsonl (for a qrels .tsv)"),
+    documents: Optional[Path] = typer.Option(None, help="BEIR corpus.jsonl[.gz] or an index folder (for a qrels .tsv)"),
+    split: str = typer.Option("train", help="qrels split read from a BEIR folder"),
+    seed: int = typer.Option(0, help="held-out split, data order and initialisation"),
+    bf16: bool = typer.Option(False, help="train under bf16 autocast (fast on CPUs with AMX and on recent GPUs)"),
+    overwrite: bool = typer.Option(False, help="replace a non-empty --out"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Fine-tune the embedding model on your (query, relevant passage) pairs; prints held-out nDCG@10
+    before and after. Re-index with `tunepath rag index --model OUT --rebuild`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from advisor.console import err, out as console
+    from rag.tune import tune
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("loading", total=None, info="")
+
+        def progress(phase: str, done: int, total: int, info: dict) -> None:
+            label = {"mine": "mining BM25 negatives", "eval": f"held-out nDCG@10 ({info.get('when', '')})",
+                     "train": "training"}[phase]
+            extra = f"loss {info['loss']:.4f}" if "loss" in info else None
+            bar.update(task, description=label, completed=done, total=total or None,
+                       **({"info": extra} if extra is not None else {}))
+
+        report = tune(pairs, out, base=base, method=method, epochs=epochs, hard_negatives=hard_negatives,
+                      batch_size=batch_size, learning_rate=learning_rate, holdout=holdout,
+                      max_seq_length=max_seq_length, queries=queries, documents=documents, split=split,
+                      seed=seed, bf16=bf16, overwrite=overwrite, progress=progress)
+    for note in report.notes:
+        err.print(f"note: {note}", soft_wrap=True)
+    if as_json:
+        print(json.dumps(report.model_dump(), indent=2))
+        return
+    r = report
+    console.print(
+        f"{r.out}: {r.method} tuning of {Path(r.base).name} on {r.train_rows} pairs from {r.train_queries} queries "
+        f"({r.hard_negative_rows} BM25 hard negatives), {r.steps} steps in {r.train_seconds:.0f} s; "
+        f"{r.trainable_params:,} of {r.total_params:,} parameters trained", soft_wrap=True, markup=False)
+    if r.heldout_queries:
+        delta = r.ndcg_at_10_after - r.ndcg_at_10_before
+        console.print(f"held-out nDCG@10 ({r.heldout_queries} queries, {r.eval_documents} documents): "
+                      f"{r.ndcg_at_10_before:.4f} -> {r.ndcg_at_10_after:.4f} ({delta:+.4f})", soft_wrap=True)
+    else:
+        console.print("no held-out queries (--holdout 0): quality not measured")
+    console.print(f"next: tunepath rag index DOCS --out INDEX --model {r.out} --rebuild", soft_wrap=True, markup=False)

@@ -1,0 +1,162 @@
+"""`tunepath rag tune` end to end through the CLI on the committed SciFact slice: the tuned
+embedder raises held-out nDCG@10, loads with plain SentenceTransformer(DIR), re-indexes, and an
+index refuses a model other than the one it was built with. Bad pairs files: one line, exit 2.
+
+Texts are cut to 64 tokens while tuning (--max-seq-length) to keep the suite fast on 2 cores."""
+import json
+from pathlib import Path
+
+import pytest
+from helpers import TEST_DATA, cli
+
+SCIFACT = TEST_DATA / "scifact"   # a 200-document slice (tests/data/SOURCES.md)
+FAST = ("--max-seq-length", "64", "--batch-size", "16")
+
+
+def _one_line_error(res, *needles):
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """Full tuning with BM25 hard negatives on the slice's train qrels, 2 epochs."""
+    out = tmp_path_factory.mktemp("tune") / "model"
+    res = cli("rag", "tune", "--pairs", SCIFACT, "--out", out, "--epochs", "2", "--learning-rate", "5e-5",
+              *FAST, "--json")
+    assert res.exit_code == 0, res.output
+    return out, json.loads(res.stdout)
+
+
+def test_tune_raises_heldout_ndcg_and_loads_plainly(tuned):
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from rag.embed import load_model, resolve_model
+    from rag.tune import heldout_metrics, load_pairs, split_queries
+
+    out, rep = tuned
+    assert rep["method"] == "full" and rep["hard_negatives"] == "bm25"
+    assert rep["heldout_queries"] >= 10 and rep["train_queries"] + rep["heldout_queries"] == rep["queries"]
+    assert rep["hard_negative_rows"] == rep["train_queries"]  # every train query got a BM25 negative
+    assert rep["steps"] > 0 and rep["trainable_params"] == rep["total_params"]
+    assert rep["ndcg_at_10_after"] > rep["ndcg_at_10_before"], rep
+
+    # the folder is a plain sentence-transformers model (no adapter files), and it is the model measured
+    assert not (out / "adapter_config.json").exists() and (out / "model.safetensors").is_file()
+    st = SentenceTransformer(str(out), device="cpu")
+    assert st.max_seq_length == 256  # the cut to 64 tokens applied to training only
+    st.max_seq_length = 64
+    p = load_pairs(SCIFACT)
+    _, heldout = split_queries(sorted(p.qrels), 0.2, 0)
+    again = heldout_metrics(st, p, heldout, list(p.docs))
+    assert again["ndcg_at_10"] == pytest.approx(rep["ndcg_at_10_after"], abs=1e-4)
+    base = load_model(resolve_model(None))
+    text = ["Vitamin D deficiency is associated with multiple sclerosis."]
+    assert not np.allclose(st.encode(text), base.encode(text), atol=1e-3)
+
+
+def test_tune_lora_goes_through_the_adapter_registry(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    pairs = tmp_path / "pairs.jsonl"
+    corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
+    queries = {json.loads(line)["_id"]: json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()}
+    docs = {d["_id"]: d["title"] + "\n\n" + d["text"] for d in corpus}
+    rows = []
+    for line in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:40]:
+        q, d, _ = line.split("\t")
+        rows.append({"query": queries[q], "positive": docs[d]})
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "lora"
+    res = cli("rag", "tune", "--pairs", pairs, "--out", out, "--method", "lora", "--holdout", "0",
+              "--hard-negatives", "none", *FAST, "--json")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["method"] == "lora" and rep["heldout_queries"] == 0 and rep["ndcg_at_10_after"] is None
+    # LoRA r=8 on BERT's query/value (peft's default for bert): 2*8*(384+384) per module, 2 per layer, 6 layers
+    assert rep["trainable_params"] == 2 * 6 * 2 * 8 * (384 + 384)
+    assert rep["learning_rate"] == 2e-4
+    assert not (out / "adapter_config.json").exists()  # merged: loads without peft
+    st = SentenceTransformer(str(out), device="cpu")
+    assert st.encode(["a query"]).shape == (1, 384)
+
+
+def test_index_with_tuned_model_records_it_and_refuses_others(tuned, tmp_path):
+    out, _ = tuned
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    rows = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()[:12]]
+    (docs / "part.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = tmp_path / "model"
+    import shutil
+
+    shutil.copytree(out, model)
+    res = cli("rag", "index", docs, "--out", tmp_path / "idx", "--model", model, "--json")
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout)["manifest"]
+    assert m["model"] == str(model.resolve()) and len(m["model_sha256"]) == 64
+    from rag.embed import model_sha256
+
+    assert m["model_sha256"] == model_sha256(str(model))
+    ok = cli("rag", "query", tmp_path / "idx", "vitamin D", "--mode", "dense", "--model", model, "--json")
+    assert ok.exit_code == 0, ok.output
+    # querying with another model than the index's
+    _one_line_error(cli("rag", "query", tmp_path / "idx", "vitamin D", "--model", "all-MiniLM-L6-v2"),
+                    "was built with", str(model.resolve()))
+    # the model folder re-tuned in place: same path, other weights
+    (model / "tune.json").write_text("{}\n")
+    _one_line_error(cli("rag", "query", tmp_path / "idx", "vitamin D", "--mode", "dense"), "have changed since")
+    _one_line_error(cli("rag", "index", docs, "--out", tmp_path / "idx", "--model", model), "use --rebuild")
+
+
+def _beir(tmp_path: Path, qrels: str, queries: str | None = None) -> Path:
+    root = tmp_path / "beir"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text('{"_id": "d1", "title": "T", "text": "alpha beta"}\n'
+                                       '{"_id": "d2", "text": "gamma delta"}\n')
+    (root / "queries.jsonl").write_text(queries if queries is not None else
+                                        '{"_id": "q1", "text": "alpha?"}\n{"_id": "q2", "text": "gamma?"}\n')
+    (root / "qrels" / "train.tsv").write_text(qrels)
+    return root
+
+
+@pytest.mark.parametrize("qrels, needle", [
+    ("query-id\tcorpus-id\tscore\nq1\td1\t1\nq9\td2\t1\n", "train.tsv:3: query id 'q9' is not in the queries"),
+    ("q1\td1\t1\nq2\td7\t1\n", "train.tsv:2: corpus id 'd7' is not in the documents"),
+    ("q1\td1\n", "train.tsv:1: expected 3 columns"),
+    ("q1\td1\tyes\n", "train.tsv:1: score 'yes' is not a number"),
+    ("q1\td1\tnan\n", "train.tsv:1: score 'nan' is not finite"),
+    ("", "train.tsv:1: no positive judgements"),
+])
+def test_bad_beir_pairs_one_line_exit_2(tmp_path, qrels, needle):
+    root = _beir(tmp_path, qrels)
+    _one_line_error(cli("rag", "tune", "--pairs", root, "--out", tmp_path / "m"), needle)
+
+
+def test_bad_queries_file_names_its_line(tmp_path):
+    root = _beir(tmp_path, "q1\td1\t1\n", queries='{"_id": "q1", "text": "alpha?"}\n{"id": "q2"}\n')
+    _one_line_error(cli("rag", "tune", "--pairs", root, "--out", tmp_path / "m"), "queries.jsonl:2: expected '_id'")
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("", "pairs.jsonl:1: empty file"),
+    ('{"query": "a", "positive": "b"}\n{"question": "a", "positive": "b"}\n', "pairs.jsonl:2: unknown key(s) question"),
+    ('{"query": "a"}\n', "pairs.jsonl:1: missing positive"),
+    ('{"query": "a", "positive": "b"}\nnot json\n', "pairs.jsonl:2: not valid JSON"),
+    ('{"query": "a", "positive": 3}\n', "pairs.jsonl:1: 'positive' must be a non-empty string"),
+    ('{"query": "a", "positive": "b"}\n', "need at least 2"),
+])
+def test_bad_jsonl_pairs_one_line_exit_2(tmp_path, content, needle):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(content)
+    _one_line_error(cli("rag", "tune", "--pairs", pairs, "--out", tmp_path / "m"), needle)
+
+
+def test_tsv_pairs_need_queries_and_documents(tmp_path):
+    root = _beir(tmp_path, "q1\td1\t1\n")
+    _one_line_error(cli("rag", "tune", "--pairs", root / "qrels" / "train.tsv", "--out", tmp_path / "m"),
+                    "needs --queries")
