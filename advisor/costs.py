@@ -47,6 +47,11 @@ MAX_REPEAT_EPOCHS = 4          # up to ~4 epochs of repeated data is nearly as g
                                # (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models")
 EMBED_PARAMS = retrieval.EMBED_PARAMS   # the default embedder: 2 * N FLOPs per token
 EMBED_MFU = 0.3               # assumed: small-encoder batches use GPUs poorly
+# Tuning the embedder on retrieval pairs (`tunepath rag tune`): one epoch over (query, positive,
+# BM25 hard negative) triples, each text at most one chunk long, at 6·N FLOPs per token (Kaplan et
+# al. 2020); then the corpus is embedded with the tuned model instead of the base one (no extra pass).
+EMBED_TUNE_EPOCHS = 1
+EMBED_TUNE_TEXTS_PER_PAIR = 3
 # Real utilisation of short runs: a run also spends wall time on start-up, loading the weights,
 # evaluation and checkpoint saves, billed on every GPU of the job. Documented SFT runs of the same
 # 52k Alpaca examples on 8 A100s took 30 min (Databricks Dolly, 6B) and 3 h (Stanford Alpaca, 7B);
@@ -515,14 +520,19 @@ def _rag(spec: ProjectSpec) -> PathCost:
         G = spec.constraints.gpu_count
         embed_hours = 2 * EMBED_PARAMS * k.corpus_tokens / (G * gpu.bf16_tflops * 1e12 * EMBED_MFU) / 3600
         embed_usd = embed_hours * G * gpu.usd_per_hour
+        pairs = spec.data.retrieval_pairs
+        tune_hours = (6 * EMBED_PARAMS * pairs * EMBED_TUNE_TEXTS_PER_PAIR * RAG_CHUNK_TOKENS * EMBED_TUNE_EPOCHS
+                      / (G * gpu.bf16_tflops * 1e12 * EMBED_MFU) / 3600)
+        tune_usd = tune_hours * G * gpu.usd_per_hour
         reindex = FREQUENCY_PER_YEAR[k.update_frequency] / 12
         chunks = math.ceil(k.corpus_tokens / RAG_CHUNK_TOKENS)
         cands.append(_candidate(
-            spec, "rag", model, srv, None, 0.0, embed_usd, embed_hours / 24,
+            spec, "rag", model, srv, None, 0.0, embed_usd + tune_usd, (embed_hours + tune_hours) / 24,
             {"retrieved_context_tokens": context, "top_k": top_k, "embedding_hours": embed_hours,
              "chunks": chunks, "index_memory_gb": chunks * (384 * 4 + 256) / 1e9,   # fp32 vectors + HNSW links
              "reindexes_per_month": reindex, "reindex_usd_per_month": reindex * embed_usd,
-             "gpu_hours": embed_hours * G, "prompt_tokens": t.prompt_tokens + context}, miss))
+             "embedder_tuning_pairs": pairs, "embedder_tuning_hours": tune_hours,
+             "gpu_hours": (embed_hours + tune_hours) * G, "prompt_tokens": t.prompt_tokens + context}, miss))
     return _choose(cands)
 
 

@@ -188,6 +188,9 @@ class Knowledge(_Strict):
 class Data(_Strict):
     labeled_examples: Count = Field(0, ge=0, **_bound("labeled_examples"), description="Good-quality input -> output pairs available.")
     avg_example_tokens: Count = Field(400, gt=0, **_bound("tokens"), description="Average tokens of one labeled example (input + output).")
+    retrieval_pairs: Count = Field(0, ge=0, **_bound("labeled_examples"),
+                                   description="(query, relevant passage) pairs, e.g. from search logs or qrels: the "
+                                               "RAG path then tunes its embedder on them (`tunepath rag tune`).")
 
 
 class ModelRef(_Strict):
@@ -292,6 +295,9 @@ class RunSection(_Strict):
     questions: list[str] | str | None = Field(None, description="Sample questions: a list, or a .txt/.jsonl file.")
     queries: str | None = Field(None, description="BEIR queries.jsonl to evaluate retrieval (with qrels).")
     qrels: str | None = Field(None, description="BEIR qrels .tsv for those queries.")
+    retrieval_pairs: str | None = Field(None, description="Pairs to tune the embedder on before indexing: a BEIR "
+                                        "folder (queries.jsonl, qrels/train.tsv, corpus.jsonl) or a .jsonl of "
+                                        "{query, positive, negative?}.")
     labeled_data: str | None = Field(None, description="Labeled examples (alpaca or chat jsonl/json) for PEFT, "
                                                        "full fine-tuning and few-shot prompting.")
     corpus: list[str] = Field(default_factory=list, description="Raw text (.txt/.jsonl) for pretraining.")

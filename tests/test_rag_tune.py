@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import TEST_DATA, cli
+from helpers import EXAMPLES, TEST_DATA, cli
 
 SCIFACT = TEST_DATA / "scifact"   # a 200-document slice (tests/data/SOURCES.md)
 FAST = ("--max-seq-length", "64", "--batch-size", "16")
@@ -23,10 +23,17 @@ def _one_line_error(res, *needles):
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
-    """Full tuning with BM25 hard negatives on the slice's train qrels, 2 epochs."""
+    """Full tuning with BM25 hard negatives on the slice's train qrels, one epoch."""
+    import torch
+
     out = tmp_path_factory.mktemp("tune") / "model"
-    res = cli("rag", "tune", "--pairs", SCIFACT, "--out", out, "--epochs", "2", "--learning-rate", "5e-5",
-              *FAST, "--json")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # see conftest.torch_one_thread: two threads stall on this shared machine
+    try:
+        res = cli("rag", "tune", "--pairs", SCIFACT, "--out", out, "--epochs", "1", "--learning-rate", "5e-5",
+                  *FAST, "--json")
+    finally:
+        torch.set_num_threads(n)
     assert res.exit_code == 0, res.output
     return out, json.loads(res.stdout)
 
@@ -77,8 +84,9 @@ def test_tune_lora_goes_through_the_adapter_registry(tmp_path):
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["method"] == "lora" and rep["heldout_queries"] == 0 and rep["ndcg_at_10_after"] is None
-    # LoRA r=8 on BERT's query/value (peft's default for bert): 2*8*(384+384) per module, 2 per layer, 6 layers
-    assert rep["trainable_params"] == 2 * 6 * 2 * 8 * (384 + 384)
+    # LoRA r=8 on BERT's query and value (peft's default for bert): A is 8x384 and B 384x8 per module,
+    # 2 modules per layer, 6 layers (Hu et al. 2021: r * (d_in + d_out) per adapted matrix)
+    assert rep["trainable_params"] == 6 * 2 * 8 * (384 + 384)
     assert rep["learning_rate"] == 2e-4
     assert not (out / "adapter_config.json").exists()  # merged: loads without peft
     st = SentenceTransformer(str(out), device="cpu")
@@ -160,3 +168,54 @@ def test_tsv_pairs_need_queries_and_documents(tmp_path):
     root = _beir(tmp_path, "q1\td1\t1\n")
     _one_line_error(cli("rag", "tune", "--pairs", root / "qrels" / "train.tsv", "--out", tmp_path / "m"),
                     "needs --queries")
+
+
+# ---- the advisor and `tunepath run` ----------------------------------------------------------------
+def _rag_cost(*sets):
+    res = cli("recommend", EXAMPLES / "acme-support.yaml", "--json", *sets)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    return d, next(p for p in d["paths"] if p["path"] == "rag")["cost"]
+
+
+def test_advisor_prices_embedder_tuning_and_says_what_it_buys():
+    d0, c0 = _rag_cost()
+    d1, c1 = _rag_cost("--set", "data.retrieval_pairs=900")
+    d2, c2 = _rag_cost("--set", "data.retrieval_pairs=1800")
+    assert d1["recommendation"]["path"] == "rag"
+    assert c0["details"]["embedder_tuning_hours"] == 0
+    assert not any("embedder" in r for r in d0["recommendation"]["rationale"])
+    line = next(r for r in d1["recommendation"]["rationale"] if "Tune the embedder" in r)
+    assert "900 retrieval pairs" in line and "nDCG@10" in line and "GPL" in line
+    extra1, extra2 = c1["gpu_hours"] - c0["gpu_hours"], c2["gpu_hours"] - c0["gpu_hours"]
+    assert extra1 > 0 and extra2 == pytest.approx(2 * extra1)  # one epoch: linear in the pairs
+    assert c1["one_off_usd"] > c0["one_off_usd"]
+
+
+def test_run_tunes_the_embedder_when_the_spec_names_pairs(tmp_path):
+    import yaml
+
+    corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
+    queries = {json.loads(ln)["_id"]: json.loads(ln)["text"] for ln in (SCIFACT / "queries.jsonl").read_text().splitlines()}
+    by_id = {d["_id"]: d for d in corpus}
+    rows, used = [], {}
+    for line in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:41]:
+        q, d, _ = line.split("\t")
+        rows.append({"query": queries[q], "positive": by_id[d]["title"] + "\n\n" + by_id[d]["text"]})
+        used[d] = by_id[d]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in used.values()))
+    spec = yaml.safe_load((EXAMPLES / "acme-support.yaml").read_text())
+    spec["data"] = {**spec.get("data", {}), "retrieval_pairs": len(rows)}
+    spec["run"] = {"output_dir": str(tmp_path / "run"), "documents": ["docs.jsonl"],
+                   "retrieval_pairs": "pairs.jsonl"}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    res = cli("run", tmp_path / "spec.yaml", "--path", "rag", "--yes", "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert [st["kind"] for st in s["steps"]] == ["tune", "index"]
+    tune, index = s["steps"]
+    assert tune["estimate"]["wall_s"] > 0 and tune["detail"]["train_rows"] > 0
+    assert tune["detail"]["ndcg_at_10_before"] is not None and tune["detail"]["ndcg_at_10_after"] is not None
+    manifest = json.loads((tmp_path / "run" / "index" / "manifest.json").read_text())
+    assert manifest["model"] == tune["detail"]["out"] == str(tmp_path / "run" / "embedder")

@@ -38,7 +38,7 @@ DEFAULT_PRETRAIN_ARCH = {      # a tiny Llama that pretrains in about a minute o
 
 @dataclass
 class Step:
-    kind: str                          # index | answer | evaluate | train | prompt
+    kind: str                          # tune | index | answer | evaluate | train | prompt
     description: str
     estimate: dict[str, Any] = field(default_factory=dict)   # wall_s, peak_memory_gb, throughput
     config: dict[str, Any] = field(default_factory=dict)
@@ -165,6 +165,39 @@ def check_run_section(spec: ProjectSpec, spec_path: Path, overrides: list[str] |
                     touched=touched)
 
 
+# Tuning cost per (query, positive, hard negative) text in units of one chunk embedding: forward +
+# backward ~ 3x a forward pass (Kaplan et al. 2020, 6·N vs 2·N FLOPs per token).
+TUNE_TEXTS_PER_PAIR = 3
+TUNE_PASSES = 3
+
+
+def _pair_rows(pairs: str) -> int:
+    """Pairs the embedder will see: judgement lines of a qrels .tsv (a BEIR folder's qrels/train.tsv) or
+    rows of a pairs .jsonl; a cheap count for the estimate (rag.tune validates them at run time)."""
+    p = Path(pairs)
+    if p.is_dir():
+        p = p / "qrels" / "train.tsv"
+    if not p.is_file():
+        raise UserError(f"run.retrieval_pairs: {pairs}: expected a BEIR folder with qrels/train.tsv, a qrels .tsv "
+                        "or a .jsonl of {query, positive, negative?}")
+    lines = [ln for ln in p.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    return len(lines) - (1 if lines and lines[0].startswith("query-id") else 0)
+
+
+def _tune_step(run: RunSection, base: Path, out: Path, docs: list[str], chunks: int, rate: float,
+               cal: calibration.Calibration) -> Step:
+    pairs = _resolve_existing(base, run.retrieval_pairs, "retrieval_pairs")
+    rows = _pair_rows(pairs)
+    held_out_eval = 2 * min(chunks, 2000)  # held-out nDCG@10 before and after (rag.tune.EVAL_POOL)
+    wall = cal.rag_startup_s + (rows * TUNE_TEXTS_PER_PAIR * TUNE_PASSES + held_out_eval) / rate
+    tsv = Path(pairs).suffix == ".tsv"
+    return Step("tune", f"tune the embedder on {rows} pair(s) from {pairs} -> {out / 'embedder'}",
+                {"wall_s": round(wall, 1), "peak_memory_gb": cal.rag_process_gb},
+                {"pairs": pairs, "out": str(out / "embedder"),
+                 "queries": _resolve_existing(base, run.queries, "queries") if tsv and run.queries else None,
+                 "documents": docs[0] if tsv and len(docs) == 1 else None})
+
+
 def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Plan:
     advice = recommend(spec)
     recommended = advice.recommendation.path
@@ -184,10 +217,15 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
             docs = [_resolve_existing(base, d, "documents") for d in run.documents]
             chunks = max(1, math.ceil(_text_chars(docs) / CHARS_PER_TOKEN / CHUNK_STRIDE))
             rate = cal.embed_chunks_per_s or calibration.DEFAULT_EMBED_CHUNKS_PER_S
-            steps.append(Step("index", f"index {len(docs)} path(s), ~{chunks} chunks, into {out / 'index'}",
+            model = None
+            if run.retrieval_pairs:
+                steps.append(_tune_step(run, base, out, docs, chunks, rate, cal))
+                model = steps[-1].config["out"]
+            steps.append(Step("index", f"index {len(docs)} path(s), ~{chunks} chunks, into {out / 'index'}"
+                              + (" with the tuned embedder" if model else ""),
                               {"wall_s": round(cal.rag_startup_s + chunks / rate, 1),
                                "peak_memory_gb": cal.rag_process_gb, "chunks_per_s": round(rate, 1)},
-                              {"paths": docs, "out": str(out / "index")}))
+                              {"paths": docs, "out": str(out / "index"), "model": model}))
             if cluster:
                 steps[-1].cluster = {**cluster, "workers": spec.run.cluster.workers}  # default: one actor per GPU
                 steps[-1].description += (f"; embedded on Ray ({cluster['address'] or 'local'}): "
@@ -389,13 +427,23 @@ def execute(plan: Plan, spec: ProjectSpec, on_step: Callable[[Step], None] | Non
 
                 embedder = RayEmbedder(address=step.cluster["address"], workers=step.cluster["workers"])
             t_embed = time.perf_counter()
-            rep = build_index(step.config["paths"], step.config["out"], embedder=embedder)
+            model = step.config.get("model")
+            # a (re-)tuned embedder gives every vector a new meaning: embed the corpus afresh
+            rep = build_index(step.config["paths"], step.config["out"], model=model, rebuild=bool(model),
+                              embedder=embedder)
             dt = time.perf_counter() - t_embed
             measured = {"startup_s": round(t_embed - t0, 1),
                         "chunks_per_s": round(rep.chunks_embedded / dt, 1) if dt and rep.chunks_embedded else None}
             detail = {"chunks_embedded": rep.chunks_embedded, "chunks_reused": rep.chunks_reused,
                       "counts": rep.manifest.counts.model_dump(), "index_type": rep.manifest.index.model_dump(),
                       "skipped_files": len(rep.skipped), "index_dir": step.config["out"]}
+        elif step.kind == "tune":
+            from rag.tune import tune
+
+            rep = tune(step.config["pairs"], step.config["out"], queries=step.config.get("queries"),
+                       documents=step.config.get("documents"), overwrite=True)
+            measured = {"train_s": round(rep.train_seconds, 1)}
+            detail = rep.model_dump()
         elif step.kind == "answer":
             from rag import answer
 

@@ -143,6 +143,9 @@ def run_summary_table(summary: dict) -> Table:
             lines.append(f"generated tokens/s -> {_fmt(m['generated_tokens_per_s'])}")
         if s["kind"] == "train":
             res = f"loss {_fmt(d.get('train_loss'))}, eval loss {_fmt(d.get('eval_loss'))}\n-> {d.get('output_dir')}"
+        elif s["kind"] == "tune":
+            res = (f"held-out nDCG@10 {d['ndcg_at_10_before']:.3f} -> {d['ndcg_at_10_after']:.3f}"
+                   if d.get("ndcg_at_10_after") is not None else "no held-out queries") + f"\n-> {d.get('out')}"
         elif s["kind"] == "index":
             res = f"{d.get('chunks_embedded')} chunks embedded, {d.get('chunks_reused')} reused"
         elif s["kind"] == "evaluate":
