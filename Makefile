@@ -29,7 +29,7 @@ test-all: install
 	$(BIN)/python -m pytest -q -m ""
 
 # Every benchmark writes bench/results/<name>.json (bench/results.py); docs/benchmarks.md is built from them.
-BENCHES ?= cli_latency estimator_accuracy estimator_published rag_throughput rag_scifact train_throughput ray_scaling
+BENCHES ?= cli_latency estimator_accuracy estimator_published rag_throughput rag_scifact rag_tune train_throughput ray_scaling
 bench: install
 	$(BIN)/pip install -q -e ".[bench]"  # peers the benchmarks compare against (TRL)
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py; done

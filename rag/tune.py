@@ -425,9 +425,9 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
     report.train_rows = len(rows)
 
     from datasets import Dataset
-    from sentence_transformers import (SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
-                                       losses)
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from rag.embed import load_model, resolve_model
 
@@ -481,7 +481,7 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
             # faster per matmul on recent Xeons
             bf16=bf16)
         trainer = SentenceTransformerTrainer(model=st, args=args, train_dataset=dataset,
-                                             loss=losses.MultipleNegativesRankingLoss(st),
+                                             loss=MultipleNegativesRankingLoss(st),
                                              callbacks=[_progress_callback(progress)])
         from transformers.trainer_callback import PrinterCallback
 
