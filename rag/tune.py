@@ -63,6 +63,7 @@ class TuneReport(BaseModel):
     batch_size: int
     learning_rate: float
     bf16: bool = False
+    max_seq_length: int | None = Field(None, description="token cut applied while tuning (the saved model keeps its own)")
     steps: int = 0
     trainable_params: int = 0
     total_params: int = 0
@@ -408,7 +409,7 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
     report = TuneReport(out=str(out_dir), base="", method=method, pairs_source=p.source, pairs_sha256=p.sha256,
                         queries=len(p.qrels), train_queries=len(train_q), heldout_queries=len(heldout_q),
                         train_rows=0, hard_negatives=hard_negatives, epochs=epochs, batch_size=batch_size,
-                        learning_rate=lr, bf16=bf16)
+                        learning_rate=lr, bf16=bf16, max_seq_length=max_seq_length)
 
     negs: dict[str, str] = {q: p.negatives[q][0] for q in train_q if p.negatives.get(q)}
     if hard_negatives == "bm25":
