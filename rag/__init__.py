@@ -8,6 +8,8 @@ torch-free until one of them is used):
     search(index_dir, query, k=5, mode="hybrid") -> list[Hit]
     answer(index_dir, question, k=5, mode="hybrid", generator=None) -> Answer
     evaluate(index_dir, queries, qrels, mode="hybrid") -> Metrics
+    rag.tune.tune(pairs, out, base=None, method="full", epochs=1.0, hard_negatives="bm25", ...)
+                               -> TuneReport (the submodule's name, so it is not re-exported here)
     RagIndex(index_dir)        an opened index for many queries (.search, .evaluate)
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ _EXPORTS = {
     "load_qrels": "rag.retrieve",
     "RagIndex": "rag.retrieve",
     "answer": "rag.generate",
+    "TuneReport": "rag.tune",
     "IndexReport": "rag.models",
     "Hit": "rag.models",
     "Metrics": "rag.models",
