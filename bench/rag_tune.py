@@ -91,6 +91,7 @@ def main() -> None:
     if rep is not None and (any(getattr(rep, k) != v for k, v in settings.items())
                             or rep.max_seq_length not in (None, args.train_max_seq_length)):
         rep = None
+    reused = rep is not None
     if rep is None:
         t = time.perf_counter()
         rep = tune(args.data, args.work / "model", split="train", epochs=args.epochs,
@@ -153,6 +154,8 @@ def main() -> None:
         "tune_seconds": round(tune_s, 1), "train_seconds": round(rep.train_seconds, 1),
         "tuned_index_seconds": round(tuned_index_s, 1), "base_index_seconds": base_index_s and round(base_index_s, 1),
         "chunks": tuned_rep.manifest.counts.chunks,
+        # --reuse: tune_seconds is the earlier run's (from its tune.json); an up-to-date index took no embedding
+        "model_reused": reused, "tuned_index_reused": tuned_rep.up_to_date,
         **{f"{m}_ndcg_at_10_after": round(after[m].ndcg_at_10, 4) for m in MODES},
         **{f"{m}_recall_at_100_after": round(after[m].recall_at_100, 4) for m in MODES},
         **{f"{m}_ndcg_at_10_before": before and round(before[m].ndcg_at_10, 4) for m in MODES},
