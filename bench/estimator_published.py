@@ -8,7 +8,7 @@ Rows outside 25 % carry a written reason. Baseline (same invocation): the estima
 v2 - one MFU of 0.45 for every GPU (0.35 LoRA, 0.25 QLoRA), DeepSpeed's ZeRO estimator formulas, no
 checkpointing default for QLoRA, one bandwidth efficiency of 0.7, the input embedding streamed.
 
-Targets (design.md §7): >= 90 % of rows within 25 %, every row within 2x.
+Targets: >= 90 % of rows within 25 %, every row within 2x.
 Usage: python bench/estimator_published.py [--no-record] | --docs (writes docs/validation.md from the results)
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Chunks, documents, file hashes and BM25 postings in one SQLite file per index generation.
 
 SQLite gives transactions and indexed lookups without pickle or a JSON blob rewritten per update
-(the persistence complaints about LangChain/LlamaIndex in shared/style.md)."""
+(pickled stores and slow JSON persistence are a common complaint about RAG frameworks)."""
 from __future__ import annotations
 
 import json
