@@ -177,7 +177,7 @@ def to_markdown(report: dict, chart_name: str) -> str:
                                                        "", "## Cost breakdown", "",
                                                        table(breakdown_header(report), _breakdown_rows(report)),
                                                        "", "Next-best setups found by the search (total over the "
-                                                       f"horizon):", ""] + [f"- {x}" for x in _alternative_lines(report)] + [
+                                                       "horizon):", ""] + [f"- {x}" for x in _alternative_lines(report)] + [
                                                        "", "## Cumulative cost", "", f"![cumulative cost]({chart_name})", ""]
     lines += [f"- {x}" for x in _cost_lines(report)] + [""]
     lines += ["## Sensitivity: what would change the recommendation", ""]

@@ -22,7 +22,6 @@ from advisor.costs import (
     TUNED,
     PathCost,
     cpt_tokens,
-    few_shot_tokens,
     needs_knowledge,
     pretraining_tokens,
     tuned_labels,

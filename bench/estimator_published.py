@@ -30,7 +30,6 @@ from advisor.estimate import (  # noqa: E402
     decode_step_seconds,
     default_mfu,
     inference_flops_per_token,
-    matmul_params,
     model_state_bytes,
     training_flops,
     training_memory,

@@ -46,7 +46,7 @@ class Step:
 
 
 @dataclass
-class Plan:
+class RunPlan:
     path: str
     recommended: str | None
     spec_name: str
@@ -198,7 +198,7 @@ def _tune_step(run: RunSection, base: Path, out: Path, docs: list[str], chunks: 
                  "documents": docs[0] if tsv and len(docs) == 1 else None})
 
 
-def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Plan:
+def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> RunPlan:
     advice = recommend(spec)
     recommended = advice.recommendation.path
     chosen = path or recommended
@@ -269,7 +269,7 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Pla
                                            " (no local model configured: template only)"), {},
                               {"labeled_data": _resolve_existing(base, run.labeled_data, "labeled_data"),
                                "generator": gen, "eval_examples": run.eval_examples}))
-    return Plan(path=chosen, recommended=recommended, spec_name=spec.name, output_dir=str(out),
+    return RunPlan(path=chosen, recommended=recommended, spec_name=spec.name, output_dir=str(out),
                 calibration=cal.describe(), steps=steps)
 
 
@@ -404,7 +404,7 @@ def _run_prompting(step: Step, out: Path, spec: ProjectSpec) -> dict:
     return result
 
 
-def execute(plan: Plan, spec: ProjectSpec, on_step: Callable[[Step], None] | None = None,
+def execute(plan: RunPlan, spec: ProjectSpec, on_step: Callable[[Step], None] | None = None,
             progress: bool = True) -> dict:
     """Run the plan's steps; returns the run summary (also written to OUTPUT_DIR/run_summary.json)."""
     out = Path(plan.output_dir)
