@@ -25,7 +25,7 @@ GARDEN_QA = _Path(__file__).resolve().parents[1] / "examples" / "data" / "garden
 def torch_one_thread():
     """Run a test with one torch thread, restoring the count after.
 
-    On this shared 2-core machine two OpenMP threads stall whenever another process takes a core:
+    On a busy 2-core machine two OpenMP threads stall whenever another process takes a core:
     the example pretraining ran at 672 tok/s with 2 threads and 10,364 tok/s with 1 under load.
     """
     import torch

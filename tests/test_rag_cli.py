@@ -1,5 +1,5 @@
 """`tunepath rag index/query/eval` end to end through the CLI, on a slice of SciFact and on the
-bundled Acme corpus. One slice index is built per module and shared; tests that change an
+bundled Acme corpus. One slice index is built per module and reused; tests that change an
 index build their own small one."""
 import json
 import math
@@ -465,7 +465,7 @@ def _state(index: Path, question: str):
 def test_build_killed_at_each_commit_step_leaves_a_usable_index(step, tmp_path, monkeypatch):
     """Fault injection at every step of a build's commit: before the manifest rename the previous
     index answers exactly as before; after it the new one answers. Either way the next build
-    finishes, and leaves one generation's files, shared 0644 whatever the umask."""
+    finishes, and leaves one generation's files, world-readable 0644 whatever the umask."""
     docs = _scifact_docs()
     corpus, index = tmp_path / "c", tmp_path / "i"
     corpus.mkdir()

@@ -122,7 +122,7 @@ def test_cli_modules_do_not_import_ray():
 
 def test_actor_resources_follow_the_cluster():
     """One GPU per actor (default: one actor per GPU); without GPUs the CPUs less a reserve for
-    Ray Data's own operators, shared out in amounts Ray accepts (fractions < 1, whole numbers above)."""
+    Ray Data's own operators, handed out in amounts Ray accepts (fractions < 1, whole numbers above)."""
     from advisor.errors import UserError
     from rag.distributed import actor_resources
 

@@ -28,7 +28,7 @@ def tuned(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tune") / "model"
     n = torch.get_num_threads()
-    torch.set_num_threads(1)  # see conftest.torch_one_thread: two threads stall on this shared machine
+    torch.set_num_threads(1)  # see conftest.torch_one_thread: two threads stall on a busy machine
     try:
         res = cli("rag", "tune", "--pairs", SCIFACT, "--out", out, "--epochs", "1", "--learning-rate", "5e-5",
                   *FAST, "--json")

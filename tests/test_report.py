@@ -123,7 +123,7 @@ def test_report_bad_input(tmp_path, args, needle):
 
 
 def test_report_files_are_shared_0644(reports):
-    """Reports are meant to be shared: 0644, not the 0600 of the temporary file they are written through."""
+    """Reports are meant to be forwarded: 0644, not the 0600 of the temporary file they are written through."""
     d, _ = reports
     for name in ("r.json", "r.html", "r.md"):
         assert (d / name).stat().st_mode & 0o777 == 0o644, name
