@@ -65,9 +65,9 @@ def test_peft_path_trains_an_adapter_and_writes_its_config(tmp_path, tiny_base_m
     assert step["estimate"]["peak_memory_gb"] > 0 and step["measured"]["peak_memory_gb"] > 0
     cfg = yaml.safe_load((tmp_path / "run" / "train.yaml").read_text())
     assert cfg["stage"] == "peft" and cfg["adapter"]["method"] == "lora"
-    for shared in (tmp_path / "run" / "train.yaml", Path(step["detail"]["output_dir"]) / "run_summary.json",
+    for forwarded in (tmp_path / "run" / "train.yaml", Path(step["detail"]["output_dir"]) / "run_summary.json",
                    Path(step["detail"]["output_dir"]) / "loss.svg"):
-        assert shared.stat().st_mode & 0o777 == 0o644, shared  # others may read what users share
+        assert forwarded.stat().st_mode & 0o777 == 0o644, forwarded  # others may read what users forward
     assert (Path(step["detail"]["output_dir"]) / "adapter_config.json").is_file()
 
 
