@@ -28,3 +28,12 @@ def cli_subprocess(*args: str, env: dict | None = None, timeout: float = 600, cw
     full_env["PYTHONPATH"] = os.pathsep.join([str(REPO), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return subprocess.run([sys.executable, "-m", "tunepath.cli", *map(str, args)], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=cwd or REPO)
+
+
+def one_line_error(res, *needles):
+    """A user mistake: exit 2 and one line on stderr, starting 'error:' and containing every needle."""
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]

@@ -149,7 +149,6 @@ def test_evidence_cites_public_sources_only():
     from advisor.report import PATH_RISKS, assumptions
     from advisor.rules import EVIDENCE
     texts = list(EVIDENCE.values()) + [r for v in PATH_RISKS.values() for r in v]
-    # the GPU row quotes the catalog's price source (advisor/data/gpus.yaml, the estimator's issue 12)
-    texts += [a["source"] for a in assumptions(load_spec(EXAMPLES / "faq-bot.yaml")) if not a["what"].startswith("GPU")]
+    texts += [a["source"] for a in assumptions(load_spec(EXAMPLES / "faq-bot.yaml"))]
     private = ("design.md", "machine-notes", "style.md", "brief", "seed article")
     assert not [t for t in texts if any(p in t.lower() for p in private)]

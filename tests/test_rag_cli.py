@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import EXAMPLES, REPO, TEST_DATA, cli
+from helpers import EXAMPLES, REPO, TEST_DATA, cli, one_line_error
 
 SCIFACT = TEST_DATA / "scifact"   # a 200-document slice (tests/data/SOURCES.md)
 ACME = EXAMPLES / "corpus"
@@ -340,12 +340,7 @@ def test_answer_with_local_generator(scifact_slice, tmp_path):
 
 
 # --- mistakes: one line on stderr, exit 2 ---------------------------------------------------
-def _one_line_error(res, *needles):
-    assert res.exit_code == 2, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+_one_line_error = one_line_error
 
 
 def test_missing_index_and_inputs(tmp_path, scifact_slice):

@@ -7,18 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import EXAMPLES, TEST_DATA, cli
+from helpers import EXAMPLES, TEST_DATA, cli, one_line_error
 
 SCIFACT = TEST_DATA / "scifact"   # a 200-document slice (tests/data/SOURCES.md)
 FAST = ("--max-seq-length", "64", "--batch-size", "16")
 
 
-def _one_line_error(res, *needles):
-    assert res.exit_code == 2, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+_one_line_error = one_line_error
 
 
 @pytest.fixture(scope="module")
