@@ -31,6 +31,8 @@ def _cpu_model() -> str:
 
 
 def _commit() -> str | None:
+    if os.environ.get("BENCH_COMMIT"):  # a copy of the tree without .git (a lent GPU machine): the caller says
+        return os.environ["BENCH_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -57,6 +59,8 @@ def record(name: str, *, figures: dict, baseline: str, ratios: dict | None = Non
            notes: str | None = None, device: str | None = None) -> Path:
     """Write bench/results/<name>.json (0644) and return its path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    extra = os.environ.get("BENCH_NOTES")  # how this run's machine differed (set by whoever ran it)
+    notes = "; ".join(n for n in (notes, extra) if n) or None
     data = {"name": name, "baseline": baseline, "target": target, "figures": figures, "ratios": ratios or {},
             "notes": notes, "device": device or "cpu", **environment()}
     path = RESULTS / f"{name}.json"

@@ -8,6 +8,8 @@ examples, so every contender processes exactly the same real tokens, about --bat
                 transformers' LengthGroupedSampler)  <- the named baseline: what a careful user runs
   tunepath      tunepath's default (`data.packing: auto`, resolved per hardware by training.runner)
   tp-packing    tunepath with `data.packing: true` (first-fit decreasing rows, position ids restart)
+  tp-varlen     tp-packing with `attn_implementation: varlen` (training/varlen.py: each packed example
+                attends on its own, PyTorch's fused varlen kernel on CUDA; not flash-attn)
   trl-bfd       TRL SFTTrainer, `packing=True` (best-fit decreasing; TRL then collates padding-free)
   trl-padfree   TRL SFTTrainer, `padding_free=True` without packing (the batch flattened into one row)
 TRL's `gradient_checkpointing` defaults to on; it is off on every side here (like for like).
@@ -53,7 +55,7 @@ PRETRAIN = REPO.parent / "shared" / "data" / "sft" / "lima.json"
 LORA = {"method": "lora", "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
 LR = 1e-3
 N_EVAL = 48
-CONTENDERS = ("pad-random", "pad-grouped", "tunepath", "tp-packing", "trl-bfd", "trl-padfree")
+CONTENDERS = ("pad-random", "pad-grouped", "tunepath", "tp-packing", "tp-varlen", "trl-bfd", "trl-padfree")
 BASELINE = "pad-grouped"
 
 
@@ -199,7 +201,9 @@ def run_tunepath(kind, base, tok, raw, train_ex, eval_ex, batch, a, work, rows_p
         data_file.write_text("".join(json.dumps(r) + "\n" for r in raw[:len(train_ex)]))
     def config(micro: int):
         return load_config(data={
-            "stage": "peft", "model": {"name_or_path": str(base), "attn_implementation": a.attn}, "adapter": LORA,
+            "stage": "peft", "model": {"name_or_path": str(base),
+                                       "attn_implementation": "varlen" if kind == "tp-varlen" else a.attn},
+            "adapter": LORA,
             "precision": a.precision, "seed": 0, "output_dir": str(work / f"{kind}-{time.monotonic_ns()}"),
             "data": {"paths": [str(data_file)], "max_seq_len": max_len, "eval_fraction": 0,
                      "packing": "auto" if kind == "tunepath" else True},
@@ -289,12 +293,13 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"],
+    ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "varlen", "flash_attention_2"],
                     help="attention kernel for every contender")
     ap.add_argument("--contenders", default=",".join(CONTENDERS))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default). On a shared "
                     "machine 1 thread gives stable figures: OpenMP threads stall when another process takes a core")
     ap.add_argument("--no-record", action="store_true", help="print only; do not write bench/results")
+    ap.add_argument("--name", default="train_throughput", help="results file name (a GPU run: train_throughput_gpu)")
     a = ap.parse_args()
     a.contenders = tuple(a.contenders.split(","))
     if BASELINE not in a.contenders or not set(a.contenders) <= set(CONTENDERS):
@@ -322,7 +327,11 @@ def main() -> int:
         print("--device cuda: no CUDA device", file=sys.stderr)
         return 2
     a.precision = resolve_precision(a.precision)
-    a.attn_base = "sdpa" if a.attn == "flash_attention_2" else a.attn
+    a.attn_base = "sdpa" if a.attn in ("flash_attention_2", "varlen") else a.attn
+    if "tp-varlen" in a.contenders or a.attn == "varlen":
+        from training import varlen
+
+        varlen.register()
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
@@ -342,13 +351,18 @@ def main() -> int:
             if trl in r and default in r:
                 ratios[f"{d}/{default}_vs_{trl}"] = round(r[default]["tokens_per_s_median"] / r[trl]["tokens_per_s_median"], 3)
     ok = all(ratios.get(f"{d}/{default}", 0) >= 1.0 for d in ("variable", "fixed"))
+    for d, r in (("variable", var["contenders"]), ("fixed", fix["contenders"])):
+        for trl in ("trl-bfd", "trl-padfree"):
+            if trl in r and "tp-varlen" in r:
+                ratios[f"{d}/tp-varlen_vs_{trl}"] = round(r["tp-varlen"]["tokens_per_s_median"]
+                                                          / r[trl]["tokens_per_s_median"], 3)
     print(f"\ntunepath default vs {BASELINE}: variable {ratios.get('variable/tunepath')}x, "
           f"fixed {ratios.get('fixed/tunepath')}x (target >= 1.0 on CPU): {'PASS' if ok else 'FAIL'} "
           f"({time.perf_counter() - t0:.0f} s)")
     if not a.no_record:
         from bench.results import record
 
-        record("train_throughput", figures={"variable": var, "fixed": fix, "base_pretrain_loss": round(base_loss, 4),
+        record(a.name, figures={"variable": var, "fixed": fix, "base_pretrain_loss": round(base_loss, 4),
                                             "settings": {"lora": LORA, "learning_rate": LR, "precision": a.precision,
                                                          "attention": a.attn, "threads": torch.get_num_threads(),
                                                          "repeats": a.repeats, "hidden": a.hidden, "layers": a.layers}},

@@ -3,10 +3,13 @@ rows (position ids restarting per example) vs one example per padded row, gives 
 the same gradients; the one-row (flat) collation used with flash-attention's varlen kernel too."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from conftest import GARDEN_QA
 
-from training import data as D, load_config, runner
+from training import data as D
+from training import load_config, runner
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.torch_one_thread
 
@@ -35,7 +38,7 @@ def _step(p):
     return loss, {n: before[n] - t.detach() for n, t in model.named_parameters()}
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "varlen"])
 def test_one_step_packed_equals_padded(tmp_path, tiny_base_model, attn):
     padded, packed = _plan(tmp_path, tiny_base_model, False, attn), _plan(tmp_path, tiny_base_model, True, attn)
     assert padded.batching == "length_grouped" and packed.batching == "packing"
@@ -52,15 +55,20 @@ def test_one_step_packed_equals_padded(tmp_path, tiny_base_model, attn):
         assert diff <= 1e-4 * norm, f"{name}: packed and padded gradients differ by {diff:.2e} (max {norm:.2e})"
 
 
-def test_flat_collation_equals_padded(tiny_base_model):
-    """The flash-attention layout (the whole batch as one row + cu_seq_lens) on sdpa: same loss and gradients."""
+@pytest.mark.parametrize("attn", ["sdpa", "varlen"])
+def test_flat_collation_equals_padded(tiny_base_model, attn):
+    """The varlen layout (the whole batch as one row + cu_seq_lens) on sdpa and on tunepath's varlen
+    attention: same loss and gradients as one padded row per example."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from training import varlen
+
+    varlen.register()
     tok = AutoTokenizer.from_pretrained(tiny_base_model)
     prep_plain = D.prepare(tok, [str(GARDEN_QA)], max_seq_len=128, packing=False, max_examples=N_EXAMPLES)
     prep_packed = D.prepare(tok, [str(GARDEN_QA)], max_seq_len=128, packing=True, max_examples=N_EXAMPLES)
-    model = AutoModelForCausalLM.from_pretrained(tiny_base_model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_model, dtype=torch.float32, attn_implementation=attn)
     model.config.use_cache = False
 
     def loss_and_grads(batch):
@@ -79,6 +87,41 @@ def test_flat_collation_equals_padded(tiny_base_model):
     norm = max(float(g.abs().max()) for g in g_a.values())
     for name, g in g_a.items():
         assert float((g - g_b[name]).abs().max()) <= 1e-4 * norm, name
+
+
+def test_varlen_keeps_examples_apart_however_collated(tiny_base_model):
+    """varlen attention takes boundaries from cu_seq_lens or from restarting position ids, so packed rows
+    never fall back to whole-row attention, even with the KV cache on (where transformers' sdpa path stops
+    deriving the block-diagonal mask); padded batches and generation match sdpa."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training import varlen
+
+    varlen.register()
+    tok = AutoTokenizer.from_pretrained(tiny_base_model)
+    prep = D.prepare(tok, [str(GARDEN_QA)], max_seq_len=128, packing=True, max_examples=N_EXAMPLES)
+    sdpa = AutoModelForCausalLM.from_pretrained(tiny_base_model, dtype=torch.float32).eval()
+    vl = AutoModelForCausalLM.from_pretrained(tiny_base_model, dtype=torch.float32, attn_implementation="varlen").eval()
+
+    def alone(row):  # each example of a packed row through sdpa on its own
+        starts = [i for i, p in enumerate(row["position_ids"]) if p == 0] + [len(row["input_ids"])]
+        return torch.cat([sdpa(input_ids=torch.tensor([row["input_ids"][a:b]])).logits[0]
+                          for a, b in itertools.pairwise(starts)])
+
+    assert any(r["position_ids"].count(0) > 1 for r in prep.train)  # several examples share a row
+    with torch.no_grad():
+        want = [alone(r) for r in prep.train]
+        flat = vl(**D.Collator(tok.pad_token_id, packed=True, flat=True)(prep.train)).logits[0]
+        assert torch.allclose(flat, torch.cat(want), atol=1e-4)
+        padded = vl(**D.Collator(tok.pad_token_id, packed=True)(prep.train)).logits  # position ids only
+        for i, w in enumerate(want):
+            assert torch.allclose(padded[i, : len(w)], w, atol=1e-4), f"row {i}"
+        ids = tok(["a garden", "water the tomatoes every"], return_tensors="pt", padding=True)
+        assert torch.allclose(sdpa(**ids).logits[ids.attention_mask.bool()], vl(**ids).logits[ids.attention_mask.bool()],
+                              atol=1e-4)
+        kw = {"max_new_tokens": 5, "do_sample": False, "pad_token_id": tok.pad_token_id}
+        assert sdpa.generate(**ids, **kw).tolist() == vl.generate(**ids, **kw).tolist()
 
 
 def test_auto_batching_resolves_per_hardware(tmp_path, tiny_base_model, monkeypatch):

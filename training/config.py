@@ -34,10 +34,11 @@ class ModelSection(_Section):
     architecture: dict[str, Any] | str | None = Field(
         None, description="pretrain: HF config fields including model_type (e.g. llama, qwen2), or a path to a config.json. "
         "vocab_size and special token ids are taken from the tokenizer.")
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+    attn_implementation: Literal["sdpa", "eager", "varlen", "flash_attention_2"] = Field(
         "sdpa", description="Attention kernel. sdpa and eager honour packed position_ids with a block-diagonal mask "
-        "(transformers masking_utils); flash_attention_2 (CUDA, flash-attn installed) runs packed examples through "
-        "its varlen kernel, which skips the masked-out blocks.")
+        "(transformers masking_utils), computing the whole packed row; varlen (training/varlen.py) runs each packed "
+        "example on its own, through PyTorch's fused varlen kernel on CUDA (torch >= 2.9, nothing to compile) and "
+        "sdpa per example elsewhere; flash_attention_2 (CUDA, flash-attn installed) uses flash-attn's varlen kernel.")
     trust_remote_code: bool = Field(False, description="Run Python code shipped with a hub model. Off unless you trust it.")
 
 

@@ -56,7 +56,7 @@ def resolve_precision(requested: str) -> str:
     return requested
 
 
-VARLEN_ATTENTION = ("flash_attention_2",)  # kernels that skip masked-out blocks of a packed row
+VARLEN_ATTENTION = ("flash_attention_2", "varlen")  # kernels that skip masked-out blocks of a packed row
 
 
 def resolve_batching(config: TrainConfig) -> tuple[bool, str]:
@@ -179,6 +179,10 @@ def build_model(config: TrainConfig, tok: Any) -> Any:
 
     m = config.model
     set_seed(config.seed)  # same init on every rank and every rerun
+    if m.attn_implementation == "varlen":
+        from training import varlen
+
+        varlen.register()
     if config.stage == "pretrain":
         model = AutoModelForCausalLM.from_config(architecture_config(config, tok),
                                                  attn_implementation=m.attn_implementation)
