@@ -302,6 +302,11 @@ def main() -> int:
     ap.add_argument("--name", default="train_throughput", help="results file name (a GPU run: train_throughput_gpu)")
     a = ap.parse_args()
     a.contenders = tuple(a.contenders.split(","))
+    try:
+        import trl  # noqa: F401  (the bench extra; a machine without it still compares the rest)
+    except ImportError as e:
+        print(f"TRL contenders skipped: {e}")
+        a.contenders = tuple(k for k in a.contenders if not k.startswith("trl-"))
     if BASELINE not in a.contenders or not set(a.contenders) <= set(CONTENDERS):
         ap.error(f"--contenders: names from {CONTENDERS}, including {BASELINE}")
     for f in (DATA, PRETRAIN):
