@@ -304,7 +304,7 @@ def main() -> int:
     a.contenders = tuple(a.contenders.split(","))
     try:
         import trl  # noqa: F401  (the bench extra; a machine without it still compares the rest)
-    except ImportError as e:
+    except Exception as e:  # noqa: BLE001 - an import broken by a mismatched dependency counts as absent
         print(f"TRL contenders skipped: {e}")
         a.contenders = tuple(k for k in a.contenders if not k.startswith("trl-"))
     if BASELINE not in a.contenders or not set(a.contenders) <= set(CONTENDERS):
@@ -320,14 +320,18 @@ def main() -> int:
 
     warnings.filterwarnings("ignore")
     import torch
-    from datasets.utils.logging import disable_progress_bar as ds_quiet
     from transformers.utils import logging as hf_logging
 
     from training.runner import resolve_precision
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    ds_quiet()
+    try:
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
+    except Exception:  # noqa: BLE001 - only quiets TRL's dataset maps
+        pass
     if a.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: no CUDA device", file=sys.stderr)
         return 2
