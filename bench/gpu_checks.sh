@@ -24,9 +24,9 @@ for step in $steps; do
         memory) timeout "${MEMORY_S:-240}" "$PY" bench/gpu_checks.py --seq 1024 || rc=1 ;;
         train)
             timeout "${TRAIN_S:-330}" "$PY" bench/train_throughput.py --device cuda --hidden 1024 --layers 8 \
-                --examples 480 --batch 16 --pretrain-steps 200 --repeats "${REPEATS:-2}" --name train_throughput_gpu \
+                --examples "${EXAMPLES:-480}" --batch 16 --pretrain-steps 200 --repeats "${REPEATS:-2}" --name train_throughput_gpu \
                 --contenders pad-random,pad-grouped,tunepath,tp-packing,tp-varlen,trl-bfd,trl-padfree || rc=1 ;;
-        rag) timeout "${RAG_S:-240}" "$PY" bench/rag_tune_sweep.py --grid full --bf16 --budget-s "${RAG_BUDGET_S:-170}" \
+        rag) timeout "${RAG_S:-240}" "$PY" bench/rag_tune_sweep.py --grid "${RAG_GRID:-full}" --bf16 --budget-s "${RAG_BUDGET_S:-170}" \
                 || rc=1 ;;
         *) echo "unknown step $step (memory, train, rag)"; rc=2 ;;
     esac

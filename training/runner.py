@@ -254,6 +254,15 @@ def _mfu(estimate: dict | None, tokens: int, tokens_per_s: float, world_size: in
     return achieved, (achieved / (world_size * gpu.bf16_tflops * 1e12) if gpu else None)
 
 
+def _checkpointing_args(cls: Any, on: bool) -> dict[str, Any]:
+    """transformers >= 5.2x names it activation_checkpointing; earlier 5.x gradient_checkpointing."""
+    import dataclasses
+
+    name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in dataclasses.fields(cls)} \
+        else "gradient_checkpointing"
+    return {name: on, f"{name}_kwargs": {"use_reentrant": False} if on else None}
+
+
 def training_arguments(config: TrainConfig, precision: str, has_eval: bool, grouped: bool = False) -> Any:
     """TrainingArguments from the config (transformers 5 names); `grouped`: length-grouped batches of padded rows."""
     from transformers import TrainingArguments
@@ -270,8 +279,7 @@ def training_arguments(config: TrainConfig, precision: str, has_eval: bool, grou
         bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not cuda,
         logging_steps=t.logging_steps, eval_strategy="steps" if (has_eval and t.eval_steps) else "no",
         eval_steps=t.eval_steps, save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit,
-        activation_checkpointing=t.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        **_checkpointing_args(TrainingArguments, t.gradient_checkpointing),
         include_num_input_tokens_seen="non_padding", report_to="none", disable_tqdm=True,
         train_sampling_strategy="group_by_length" if grouped else "random",
         # gloo for CPU ranks; a backend on a single process would make accelerate init a process group
