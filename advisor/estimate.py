@@ -175,6 +175,7 @@ class TrainEstimate:
     grad_checkpointing: bool = False
     optimizer: str = "adamw"
     recompute_flops: float = 0.0
+    seq_len: int = 0          # tokens per (packed) row the estimate assumed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -378,7 +379,8 @@ _MLP_INPUT = {"gate_proj", "up_proj", "gate_up_proj", "c_fc", "fc1", "dense_h_to
 
 def activation_bytes_per_layer(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: int = 2,
                                attention: str = "sdpa", grad_checkpointing: bool = False,
-                               lora_targets: set[str] | None = None, lora_rank: int = 0) -> float:
+                               lora_targets: set[str] | None = None, lora_rank: int = 0,
+                               adapter_bytes: int | None = None) -> float:
     """Activations one decoder layer saves for backward, in bytes (all of them for full training,
     `lora_targets=None`; for adapters only what the adapters' gradients need).
 
@@ -390,6 +392,11 @@ def activation_bytes_per_layer(arch: Architecture, seq_len: int, micro_batch: in
     it; attention keeps q and the head-repeated k and v (eager also the fp32 softmax and its cast,
     a*s each; sdpa its output and log-sum-exp); a linear keeps its input only when its weight (or
     adapter) trains; the gated MLP keeps gate, activation and up outputs; LoRA keeps each A output.
+    `adapter_bytes` wider than `bytes_per` (peft casts adapters of a 16-bit model to fp32 by default,
+    `autocast_adapter_dtype=True`, and each adapter casts its input to its own dtype: LoraLayer.
+    _cast_input_dtype): every adapted linear then keeps its own copy of its input at that width, q, k
+    and v included, instead of sharing the layer's 16-bit tensor (measured on an H200 with
+    torch.cuda.max_memory_allocated, bench/results/gpu_checks.json).
     """
     s, b, h, B = seq_len, micro_batch, arch.hidden_size, bytes_per
     full = lora_targets is None
@@ -398,20 +405,28 @@ def activation_bytes_per_layer(arch: Architecture, seq_len: int, micro_batch: in
     inter = arch.intermediate_size * (arch.experts_per_token or 1)
     gated = any(lin.name in ("gate_proj", "gate_up_proj", "w1") for lin in arch.layer_linears)
 
+    # adapters that cast their input keep private copies (counted below) instead of the shared tensor
+    copies = not full and adapter_bytes is not None and adapter_bytes != B
+    shared = (lambda names: False) if copies else trains
+
     def norm(read_by_trained: bool) -> float:
         return 4 * h + 4 + (B * h if full else 0) + (B * h if read_by_trained else 0)
 
-    per_token = norm(trains(_ATTN_INPUT)) + norm(trains(_MLP_INPUT))
+    per_token = norm(shared(_ATTN_INPUT)) + norm(shared(_MLP_INPUT))
     per_token += B * 3 * d_attn                                       # q, repeated k and v
     if attention == "eager":
         per_token += arch.num_heads * s * (4 + (B if B != 4 else 0))  # fp32 softmax (+ its cast)
     else:
         per_token += B * d_attn + 4 * arch.num_heads                 # sdpa output + log-sum-exp
-    per_token += B * d_attn if trains(_ATTN_OUTPUT) else 0             # o_proj input
+    per_token += B * d_attn if shared(_ATTN_OUTPUT) else 0             # o_proj input
     per_token += B * (3 if gated else 1) * inter                      # gate/act/up (or fc1) outputs
-    per_token += B * inter if trains({"down_proj", "fc2", "dense_4h_to_h", "w2", "c_proj"}) else 0
+    per_token += B * inter if shared({"down_proj", "fc2", "dense_4h_to_h", "w2", "c_proj"}) else 0
     if not full:
-        per_token += B * lora_rank * sum(1 for lin in arch.layer_linears if lin.name in lora_targets)
+        adapted = [lin for lin in arch.layer_linears if lin.name in lora_targets]
+        A = adapter_bytes or B
+        per_token += A * lora_rank * len(adapted)
+        if copies:
+            per_token += A * sum(lin.in_features for lin in adapted)
     if grad_checkpointing:
         return s * b * B * h          # the layer input; recompute adds one layer once (training_memory)
     return s * b * per_token
@@ -432,12 +447,22 @@ def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
     N = arch.total_params
     G = setup.gpus
     ckpt = setup.checkpointing
-    act_bytes = 4 if setup.precision == "fp32" else 2
+    qlora = setup.method == "qlora"
+    # QLoRA: prepare_model_for_kbit_training casts the embeddings, norms and head to fp32 (peft utils/other.py),
+    # so the residual stream and every activation run in fp32 (bitsandbytes casts each 4-bit linear's output
+    # back to its input's dtype). On CUDA, sdpa with fp32 inputs and grouped KV heads has neither the flash
+    # kernel (16-bit only) nor the memory-efficient one (no GQA): it takes the math path, which keeps the fp32
+    # softmax as eager does (measured on an H200 for Qwen2.5-0.5B and TinyLlama, bench/results/gpu_checks.json).
+    act_bytes = 4 if setup.precision == "fp32" or qlora else 2
+    math_path = (setup.device == "cuda" and setup.attention == "sdpa" and act_bytes == 4
+                 and arch.num_kv_heads < arch.num_heads)
+    attention = "eager" if math_path else setup.attention
     full = setup.method in ("full", "pretrain")
     targets = None if full else set(resolve_targets(arch, setup.target_modules))
+    adapter_bytes = None if full else 4          # peft keeps adapters in fp32 (autocast_adapter_dtype=True)
     layer = lambda c: activation_bytes_per_layer(arch, setup.seq_len, setup.micro_batch, act_bytes,  # noqa: E731
-                                                 setup.attention, c, targets, setup.lora_rank)
-    head_bytes = 4 if setup.method == "qlora" else act_bytes   # peft casts the 16-bit head to fp32 for QLoRA
+                                                 attention, c, targets, setup.lora_rank, adapter_bytes)
+    head_bytes = 4 if qlora else act_bytes   # peft casts the 16-bit head to fp32 for QLoRA
     loss = logits_bytes(arch, setup.seq_len, setup.micro_batch, head_bytes, full)
     # With checkpointing the loss's backward buffers are freed before the first layer is recomputed, so the
     # peak is the larger of the two on top of the stored layer inputs (measured, bench/estimator_accuracy.py).
@@ -513,7 +538,7 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         memory_per_gpu_gb=per_gpu / GB, gpu_memory_gb=gpu.memory_gb, fits=per_gpu <= gpu.memory_gb * GB,
         mfu=mfu, mfu_source=src, hours=hours, gpu_hours=hours * setup.gpus,
         cost_usd=hours * setup.gpus * gpu.usd_per_hour, notes=notes, grad_checkpointing=setup.checkpointing,
-        optimizer=setup.optim, recompute_flops=extra)
+        optimizer=setup.optim, recompute_flops=extra, seq_len=setup.seq_len)
 
 
 def chinchilla_tokens(params: int) -> float:

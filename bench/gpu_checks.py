@@ -31,6 +31,20 @@ MODELS = {"qwen": "Qwen/Qwen2.5-0.5B", "llama": "TinyLlama/TinyLlama-1.1B-Chat-v
 METHODS = ("full", "lora", "qlora")
 
 
+def train_setup(method: str, ckpt: bool, seq: int, batch: int) -> TrainSetup:
+    """The estimator's description of what run_one runs (bf16 weights; peft's fp32 adapters; paged AdamW)."""
+    return TrainSetup(method=method, tokens=2 * batch * seq, seq_len=seq, micro_batch=batch,
+                      precision="bf16" if method == "full" else "mixed", grad_checkpointing=ckpt,
+                      target_modules="all-linear", lora_rank=16, attention="sdpa", device="cuda",
+                      optimizer="adamw" if method != "qlora" else "paged-adamw")
+
+
+def estimate_gb(mid: str, method: str, ckpt: bool, seq: int, batch: int) -> float:
+    """The estimate for one row, without the CUDA context (max_memory_allocated does not see it)."""
+    return (training_memory(catalog.architecture(mid), train_setup(method, ckpt, seq, batch)).total
+            - CUDA_OVERHEAD_GB * GB) / GB
+
+
 def _model(mid: str, method: str, ckpt: bool, tmp: Path):
     import torch
     import transformers
@@ -81,7 +95,7 @@ def run_one(mid: str, method: str, ckpt: bool, seq: int, batch: int, tmp: Path) 
 
         opt = bnb.optim.PagedAdamW32bit(params, lr=1e-4)
     else:
-        opt = torch.optim.AdamW(params, lr=1e-4)
+        opt = torch.optim.AdamW(params, lr=1e-4, fused=True)  # what the Trainer runs on CUDA (adamw_torch_fused)
     batches = [torch.randint(0, arch.vocab_size, (batch, seq), device="cuda") for _ in range(2)]
 
     def step():
@@ -94,11 +108,8 @@ def run_one(mid: str, method: str, ckpt: bool, seq: int, batch: int, tmp: Path) 
     t0 = time.perf_counter()
     _, peak = peak_tensor_bytes(step, "cuda")
     seconds = time.perf_counter() - t0
-    setup = TrainSetup(method=method, tokens=2 * batch * seq, seq_len=seq, micro_batch=batch,
-                       precision="bf16" if method == "full" else "mixed", grad_checkpointing=ckpt,
-                       target_modules="all-linear", lora_rank=16, attention="sdpa", device="cuda",
-                       optimizer="adamw" if method != "qlora" else "paged-adamw")
-    est = training_memory(arch, setup).total - CUDA_OVERHEAD_GB * GB
+    setup = train_setup(method, ckpt, seq, batch)
+    est = estimate_gb(mid, method, ckpt, seq, batch) * GB
     row = {"model": mid, "method": method, "grad_checkpointing": ckpt, "seq": seq, "micro_batch": batch,
            "estimate_gb": est / GB, "measured_gb": peak / GB, "error": (est - peak) / peak, "step_s": seconds}
     if gpu:

@@ -260,16 +260,22 @@ def test_config_missing_keys_is_one_line(tmp_path):
     assert r.returncode == 2 and "supported" in r.stderr
 
 
-@pytest.mark.parametrize("method,ckpt", [("full", False), ("lora", False), ("full", True)])
-def test_training_memory_within_10_percent_of_measured_peak(method, ckpt):
+@pytest.mark.parametrize("method,ckpt,bf16", [("full", False, False), ("lora", False, False), ("full", True, False),
+                                              ("lora", False, True)])
+def test_training_memory_within_10_percent_of_measured_peak(method, ckpt, bf16):
     """Estimate vs the peak of live tensor bytes on torch's memory-profiler timeline during a real optimizer
-    step (2 micro-batches, after a warm-up step) - a measurement that knows nothing of the formula."""
+    step (2 micro-batches, after a warm-up step) - a measurement that knows nothing of the formula.
+    bf16: a 16-bit base with LoRA on every linear, where peft's fp32 adapters each keep an fp32 copy of
+    their input (without those copies the estimate is 17 % under this peak)."""
     from training.memprobe import peak_tensor_bytes
 
     model, arch = _tiny("llama", attn_implementation="sdpa")
+    if bf16:
+        model = model.to(torch.bfloat16)
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    targets = ["q_proj", "v_proj"]
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] if bf16 \
+        else ["q_proj", "v_proj"]
     if method == "lora":
         import peft
         model = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=targets))
@@ -287,7 +293,8 @@ def test_training_memory_within_10_percent_of_measured_peak(method, ckpt):
     step()
     _, measured = peak_tensor_bytes(step)
     est = training_memory(arch, TrainSetup(method=method, tokens=b * s, seq_len=s, micro_batch=b, lora_rank=4,
-                                           target_modules=targets, precision="fp32", attention="sdpa",
+                                           target_modules=targets, precision="mixed" if bf16 else "fp32",
+                                           attention="sdpa",
                                            grad_checkpointing=ckpt, device="cpu"))
     assert est.total == pytest.approx(measured, rel=0.10)
 
