@@ -41,6 +41,7 @@ SFT_LARGE_EPOCHS = 2           # Tulu 3 (Lambert et al. 2024) trained 2 epochs o
 SFT_MAX_EXAMPLES = 1_000_000   # data cap: published SFT mixes stop near 1M examples (Tulu 3: 939k); more
                                # labels are subsampled, not all trained on
 SFT_SEQ_LEN = 2048             # packed sequences
+SFT_SEQ_LENS = (SFT_SEQ_LEN, 1024, 512)  # tried in turn when a row of SFT_SEQ_LEN does not fit
 CPT_MIN_TOKENS = 1_000_000_000  # "billions of tokens": where LoRA falls short of full continued pretraining
                                # (Biderman et al. 2024, 'LoRA Learns Less and Forgets Less', 20B-token CPT runs)
 MAX_REPEAT_EPOCHS = 4          # up to ~4 epochs of repeated data is nearly as good as unique data
@@ -280,10 +281,10 @@ def serving_options(spec: ProjectSpec, model: str, input_tokens: float, cached_t
 
 @lru_cache(maxsize=8192)
 def _train_est(model: str, gpu_id: str, count: int, method: str, tokens: float,
-               ckpt: bool | None) -> TrainEstimate:
+               ckpt: bool | None, seq_len: int = SFT_SEQ_LEN) -> TrainEstimate:
     arch = catalog.architecture(model)
-    window = context_window(model) or SFT_SEQ_LEN
-    setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=min(SFT_SEQ_LEN, window), gpus=count,
+    window = context_window(model) or seq_len
+    setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=min(seq_len, window), gpus=count,
                        zero=3 if count > 1 and method in ("full", "pretrain") else 0,
                        grad_checkpointing=ckpt, target_modules="all-linear")
     return estimate_training(arch, catalog.gpu(gpu_id), setup)
@@ -311,9 +312,13 @@ def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: 
     checkpointing setting that fits `count` GPUs of type `gid`, or None."""
     for m in methods:
         for ckpt in (None, True):     # None: the method's own default (qlora checkpoints, as peft runs it)
-            est = _train_est(model, gid, count, m, tokens, ckpt)
-            if est.fits:
-                return _TrainChoice(est, gid, count, est.grad_checkpointing)
+            # shorter packed rows when the default's activations don't fit: the same tokens in more steps
+            # (the QLoRA paper trained Guanaco 65B on one 48 GB GPU with 512-token examples, Dettmers et al.
+            # 2023, App. B)
+            for seq in SFT_SEQ_LENS:
+                est = _train_est(model, gid, count, m, tokens, ckpt, seq)
+                if est.fits:
+                    return _TrainChoice(est, gid, count, est.grad_checkpointing)
     return None
 
 
@@ -418,7 +423,7 @@ def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _T
     setup = {"model": model, "params": arch.total_params, "context_window": context_window(model),
              "serving": srv.how, "serving_precision": srv.precision, "hosted": srv.hosted,
              "train_gpu": train.gpu if train else None, "train_gpus": train.count if train else None,
-             "grad_checkpointing": train.ckpt if train else None}
+             "grad_checkpointing": train.ckpt if train else None, "train_seq_len": est.seq_len if est else None}
     cost = PathCost(
         path=path, one_off_usd=one_off, monthly_usd=monthly, time_to_first_result_days=ttfr,
         gpu_hours=(run_hours(est) * train.count if est else extra.get("gpu_hours", 0.0)),

@@ -138,7 +138,12 @@ def setup_sentence(cost: PathCost) -> str:
                      + (f" and {cost.details['in_context_knowledge_tokens']:,} knowledge tokens in a cached prompt"
                         if cost.details.get("in_context_knowledge_tokens") else ""))
     if s.get("train_gpu"):
-        parts.append(f"trained on {s['train_gpus']} x {s['train_gpu']}")
+        how = [cost.method] if cost.method else []
+        if s.get("train_seq_len"):
+            how.append(f"{s['train_seq_len']:,}-token rows")
+        if s.get("grad_checkpointing"):
+            how.append("gradient checkpointing")
+        parts.append(f"trained on {s['train_gpus']} x {s['train_gpu']}" + (f" ({', '.join(how)})" if how else ""))
     parts.append("no traffic to serve" if cost.serving == "no traffic" else
                  f"served {cost.serving.replace('self-hosted: ', 'self-hosted on ')}")
     out = "Setup: " + ", ".join(parts) + "."
