@@ -24,8 +24,80 @@ def fmt_num(x) -> str:
     return f"{x:,}" if isinstance(x, int) else f"{x:,.1f}"
 
 
+def fmt_measure(x) -> str:
+    """A measured or estimated quantity: ints with separators, floats to 4 significant digits (one decimal
+    from 1,000), FLOPs-sized numbers in e-notation."""
+    if x is None:
+        return "-"
+    a = abs(x)
+    if a >= 1e9:
+        return f"{x:.4g}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if a >= 1000:
+        return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+    return f"{x:.4g}"
+
+
 def _esc(s) -> str:
     return html.escape(str(s))
+
+
+def html_table(header, rows, num_cols=(), row_class=None, cell_attrs=None) -> str:
+    """An escaped HTML table; cell_attrs[i][j] (already escaped attribute text) decorates cell (i, j)."""
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = []
+    for i, r in enumerate(rows):
+        cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
+        attrs = cell_attrs[i] if cell_attrs else {}
+        body.append(f"<tr{cls}>" + "".join(
+            f'<td{" class=num" if j in num_cols else ""}{attrs.get(j, "")}>{_esc(c)}</td>'
+            for j, c in enumerate(r)) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+BAR_COLORS = {"estimated": "#9e9e9e", "measured": "#1f77b4"}
+
+
+def bars_svg(rows: list[tuple[str, float | None, float | None]], title: str, width: int = 720) -> str:
+    """Estimated vs measured as pairs of horizontal bars, one pair per quantity; inline SVG, no script.
+
+    Quantities differ in unit and size (seconds, GB, tokens/s), so each pair is normalised to its own
+    larger value: the bars compare estimate and measurement within a row, never across rows. A row with
+    no estimate draws the measurement alone and says so; the right column labels measured / estimated.
+    """
+    left, right, top_pad, bar, gap = 210, 130, 44, 13, 12
+    w = width - left - right
+    height = top_pad + len(rows) * (2 * bar + gap) + 8
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+              f'height="{height}" role="img" aria-label="{_esc(title)}" font-family="sans-serif" font-size="11">'),
+             f"<title>{_esc(title)}</title>",
+             f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">{_esc(title)}</text>']
+    for i, kind in enumerate(("estimated", "measured")):
+        x = left + i * 110
+        parts.append(f'<rect x="{x}" y="24" width="12" height="10" fill="{BAR_COLORS[kind]}"/>'
+                     f'<text x="{x + 16}" y="33">{kind}</text>')
+    parts.append(f'<text x="{left + w + 8}" y="33">measured / estimated</text>')
+    for i, (label, est, meas) in enumerate(rows):
+        y0 = top_pad + i * (2 * bar + gap)
+        top = max(v for v in (est, meas, 0.0) if v is not None) or 1.0
+        parts.append(f'<text x="{left - 8}" y="{y0 + bar + 4}" text-anchor="end">{_esc(label)}</text>')
+        for j, (kind, v) in enumerate((("estimated", est), ("measured", meas))):
+            y = y0 + j * bar
+            if v is None:
+                parts.append(f'<text x="{left + 4}" y="{y + bar - 3}" fill="#888">'
+                             f'{"no estimate" if kind == "estimated" else "not measured"}</text>')
+                continue
+            bw = max((w - 60) * v / top, 1.0)          # room for the value label before the ratio column
+            parts.append(f'<rect class="{kind}" x="{left}" y="{y}" width="{bw:.1f}" height="{bar - 2}" '
+                         f'fill="{BAR_COLORS[kind]}"><title>{kind} {_esc(label)}: {_esc(fmt_measure(v))}</title></rect>'
+                         f'<text x="{left + bw + 4:.1f}" y="{y + bar - 3}">{_esc(fmt_measure(v))}</text>')
+        ratio = ("measured only" if est is None else "not measured" if meas is None
+                 else f"\u00d7{meas / est:.3g}" if est else "-")
+        parts.append(f'<text class="ratio" x="{left + w + 8}" y="{y0 + bar + 4}">{_esc(ratio)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
 
 
 def chart_svg(report: dict, width: int = 720, height: int = 360) -> str:
@@ -209,14 +281,7 @@ small{color:#666}
 
 
 def to_html(report: dict) -> str:
-    def table(header, rows, num_cols=(), row_class=None):
-        head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-        body = []
-        for i, r in enumerate(rows):
-            cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
-            body.append(f"<tr{cls}>" + "".join(
-                f'<td{" class=num" if j in num_cols else ""}>{_esc(c)}</td>' for j, c in enumerate(r)) + "</tr>")
-        return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    table = html_table
 
     rec = report["recommendation"]
     name = _esc(report["spec"]["name"])

@@ -19,6 +19,10 @@ def run(spec: Path = SpecArg,
                                                      "rag, peft, full_finetuning, pretraining or rag+peft."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and its estimates; run nothing."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before starting."),
+        html: Path = typer.Option(None, "--html", metavar="PATH",
+                                  help="Also write a self-contained HTML summary of the run to PATH (.html): "
+                                       "what ran, estimated vs measured as a table and bar chart, the loss "
+                                       "curve of training runs and each step's key figures."),
         set_: list[str] = SetOpt, as_json: bool = JsonOpt) -> None:
     """Recommend, then run the chosen path on this machine, estimate beside measurement.
 
@@ -30,6 +34,12 @@ def run(spec: Path = SpecArg,
     from tunepath.render import plan_table, run_summary_table, sample_answers
     from advisor.spec import load_spec
 
+    if html is not None:
+        from tunepath.run_report import check_html_path
+
+        if dry_run:
+            raise UserError("--html summarises a run; --dry-run runs nothing (drop one of them)")
+        check_html_path(html)
     s = load_spec(spec, set_)
     check_run_section(s, spec, set_)
     plan = plan_run(s, spec, path)
@@ -46,6 +56,10 @@ def run(spec: Path = SpecArg,
             raise UserError("not a terminal: add --yes to start the run without a prompt")
         typer.confirm("Start the run?", abort=True)
     summary = execute(plan, s, on_step=lambda st: err.print(f"[bold cyan]>[/] {st.description}", soft_wrap=True))
+    if html is not None:
+        from tunepath.run_report import write_run_html
+
+        console.print(f"html summary: {write_run_html(html, plan, summary)}", markup=False, soft_wrap=True)
     if as_json:
         print_json(summary)
         return
