@@ -107,6 +107,7 @@ def test_training_run_writes_an_html_summary_of_its_own_figures(tmp_path, tiny_b
     values = {r[0][0]: _as_number(r[1][1]) for r in figures["rows"]}
     assert values["train loss"] == train["train_loss"] and values["tokens"] == train["tokens"]
     assert values["optimizer steps"] == train["steps"] == 3
+    assert values["estimated FLOPs for the tokens run (advisor)"] == train["estimate"]["flops"]
     (what_ran,) = [t for t in page.tables if t["section"] == "what-ran"]
     assert [c[0] for c in what_ran["rows"][0]] == ["train", "lora", str(tiny_base_model), str(GARDEN_QA)]
     chart, loss = page.svgs

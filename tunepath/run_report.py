@@ -129,7 +129,9 @@ def _step_sections(summary: dict) -> list[str]:
                 train = {}
             parts.append(f"<h2>Training: {html.escape(str(train.get('stage', '')))}</h2>"
                          f"<p>From <code>{html.escape(str(out / 'run_summary.json'))}</code>.</p>")
-            rows, attrs = _figure_rows([(label, train.get(k)) for k, label in TRAIN_FIGURES if k in train])
+            est = train.get("estimate") or {}
+            rows, attrs = _figure_rows([(label, train.get(k)) for k, label in TRAIN_FIGURES if k in train]
+                                       + [("estimated FLOPs for the tokens run (advisor)", est.get("flops"))])
             parts.append(f'<div class="figures" data-source="{html.escape(str(out / "run_summary.json"))}">'
                          + html_table(["figure", "value"], rows, num_cols=(1,), cell_attrs=attrs) + "</div>")
             svg = _inline_svg(out / "loss.svg")
