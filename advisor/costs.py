@@ -48,10 +48,10 @@ MAX_REPEAT_EPOCHS = 4          # up to ~4 epochs of repeated data is nearly as g
                                # (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models")
 EMBED_PARAMS = retrieval.EMBED_PARAMS   # the default embedder: 2 * N FLOPs per token
 EMBED_MFU = 0.3               # assumed: small-encoder batches use GPUs poorly
-# Tuning the embedder on retrieval pairs (`tunepath rag tune`): one epoch over (query, positive,
+# Tuning the embedder on retrieval pairs (`tunepath rag tune`): TUNE_EPOCHS passes over (query, positive,
 # BM25 hard negative) triples, each text at most one chunk long, at 6·N FLOPs per token (Kaplan et
 # al. 2020); then the corpus is embedded with the tuned model instead of the base one (no extra pass).
-EMBED_TUNE_EPOCHS = 1
+EMBED_TUNE_EPOCHS = retrieval.TUNE_EPOCHS
 EMBED_TUNE_TEXTS_PER_PAIR = 3
 # Real utilisation of short runs: a run also spends wall time on start-up, loading the weights,
 # evaluation and checkpoint saves, billed on every GPU of the job. Documented SFT runs of the same

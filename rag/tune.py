@@ -33,6 +33,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from advisor.errors import UserError
+from advisor.retrieval import TUNE_EPOCHS, TUNE_LR
 from rag import bm25, metrics
 
 Method = Literal["full", "lora"]
@@ -382,7 +383,7 @@ def _progress_callback(progress: ProgressFn | None):
 
 
 def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = None, method: Method = "full",
-         epochs: float = 1.0, hard_negatives: HardNegatives = "bm25", batch_size: int = 32,
+         epochs: float = TUNE_EPOCHS, hard_negatives: HardNegatives = "bm25", batch_size: int = 32,
          learning_rate: float | None = None, holdout: float = 0.2, seed: int = 0, queries=None, documents=None,
          split: str = "train", lora_r: int = 8, max_seq_length: int | None = None, bf16: bool = False,
          eval_pool: int = EVAL_POOL, overwrite: bool = False, progress: ProgressFn | None = None) -> TuneReport:
@@ -400,9 +401,7 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
     out_dir = Path(out).expanduser().resolve()
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not overwrite)):
         raise UserError(f"--out {out}: exists and is not empty (pass --overwrite to replace it)")
-    # LoRA's update is low-rank and starts at zero: it needs a larger step than full tuning
-    # (Hu et al. 2021 used 2e-4 to 5e-4 on RoBERTa; sentence-transformers' examples use 2e-5 in full).
-    lr = learning_rate or (2e-4 if method == "lora" else 2e-5)
+    lr = learning_rate or TUNE_LR[method]  # advisor/retrieval.py says how they were chosen
 
     p = load_pairs(pairs, queries, documents, split)
     train_q, heldout_q = split_queries(sorted(p.qrels), holdout, seed)

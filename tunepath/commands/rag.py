@@ -31,7 +31,7 @@ def index_cmd(
     paths: List[Path] = typer.Argument(..., help="files or folders (.txt .md .html .jsonl[.gz] .pdf)"),
     out: Path = typer.Option(..., "--out", "-o", help="index folder (created, or updated in place)"),
     model: Optional[str] = typer.Option(None, help="sentence-transformers model: local path or hub id "
-                                        "[default: all-MiniLM-L6-v2, bundled]"),
+                                        "(default: all-MiniLM-L6-v2, bundled)"),
     chunk_tokens: int = typer.Option(retrieval.CHUNK_TOKENS, help="chunk length in embedding-model tokens (capped at what the model reads)"),
     overlap: int = typer.Option(retrieval.CHUNK_OVERLAP, help="tokens shared by consecutive chunks"),
     index: str = typer.Option("auto", help=_INDEX_HELP),
@@ -43,7 +43,7 @@ def index_cmd(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster "
                                               "(host:port, ray://host:10001 or auto); implies --ray"),
     workers: Optional[int] = typer.Option(None, "--workers", help="embedding actors with --ray "
-                                          "[default: one per GPU, else one per node]"),
+                                          "(default: one per GPU, else one per node)"),
 ) -> None:
     """Index documents; re-running adds new/changed files and drops deleted ones by content hash."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -208,15 +208,17 @@ def tune_cmd(
     pairs: Path = typer.Option(..., help="BEIR folder (queries.jsonl, qrels/<split>.tsv, corpus.jsonl), a BEIR "
                                "qrels .tsv (with --queries, --documents), or a .jsonl of {query, positive, negative?}"),
     out: Path = typer.Option(..., "--out", "-o", help="folder for the tuned model (loads with SentenceTransformer(DIR))"),
-    base: Optional[str] = typer.Option(None, help="model to tune: local path or hub id [default: all-MiniLM-L6-v2, bundled]"),
+    base: Optional[str] = typer.Option(None, help="model to tune: local path or hub id (default: all-MiniLM-L6-v2, bundled)"),
     method: str = typer.Option("full", help="full (all weights) or lora (adapters/ registry, merged on save)"),
-    epochs: float = typer.Option(1.0, help="passes over the training pairs"),
+    epochs: float = typer.Option(retrieval.TUNE_EPOCHS, help="passes over the training pairs (default chosen on SciFact "
+                                 "train: advisor/retrieval.py)"),
     hard_negatives: str = typer.Option("bm25", help="bm25: add the best BM25 non-positive per query; "
                                        "none: in-batch negatives only"),
     batch_size: int = typer.Option(32, help="pairs per batch (each is a negative for the others)"),
-    learning_rate: Optional[float] = typer.Option(None, help="[default: 2e-5 full, 2e-4 lora]"),
+    learning_rate: Optional[float] = typer.Option(None, help=f"peak step (default {retrieval.TUNE_LR['full']:g} "
+                                                   f"full, {retrieval.TUNE_LR['lora']:g} lora: advisor/retrieval.py)"),
     holdout: float = typer.Option(0.2, help="share of queries held out to measure nDCG@10 before and after"),
-    max_seq_length: Optional[int] = typer.Option(None, help="truncate texts to this many tokens [default: the model's]"),
+    max_seq_length: Optional[int] = typer.Option(None, help="truncate texts to this many tokens while tuning (default: the model's own limit)"),
     queries: Optional[Path] = typer.Option(None, help="BEIR queries.jsonl (for a qrels .tsv)"),
     documents: Optional[Path] = typer.Option(None, help="BEIR corpus.jsonl[.gz] or an index folder (for a qrels .tsv)"),
     split: str = typer.Option("train", help="qrels split read from a BEIR folder"),
