@@ -300,6 +300,7 @@ def main() -> int:
                     "machine 1 thread gives stable figures: OpenMP threads stall when another process takes a core")
     ap.add_argument("--no-record", action="store_true", help="print only; do not write bench/results")
     ap.add_argument("--name", default="train_throughput", help="results file name (a GPU run: train_throughput_gpu)")
+    ap.add_argument("--notes", help="how the machine was during the run (recorded); default: shared 2-core machine")
     a = ap.parse_args()
     a.contenders = tuple(a.contenders.split(","))
     try:
@@ -379,9 +380,9 @@ def main() -> int:
                         "train_sampling_strategy=group_by_length",
                ratios=ratios, target="CPU: tunepath default >= 1.0x pad-grouped; GPU (flash-attn varlen): tunepath "
                                      "packing >= 1.3x pad-grouped; >= 1.0x TRL packing at equal held-out loss",
-               notes=a.notes if hasattr(a, "notes") else
-               "Shared 2-core machine (other developers' jobs running): medians of interleaved repeats, "
-               "ratios are medians of per-repeat ratios. One epoch over the same examples per contender.",
+               notes=(a.notes or "Shared 2-core machine (other developers' jobs running)")
+               + ": medians of interleaved repeats, ratios are medians of per-repeat ratios. One epoch over the same "
+                 "examples per contender.",
                device=device)
     return 0 if ok else 1
 
