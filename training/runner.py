@@ -63,12 +63,13 @@ def resolve_batching(config: TrainConfig) -> tuple[bool, str]:
     """(pack SFT examples?, why): data.packing auto -> packing, except on CUDA without a varlen kernel.
 
     Measured on CPU (bench/results/train_throughput.json, tiny Llama, LoRA, bf16, sdpa): packing ran
-    1.4-2.0x the real tokens/s of length-grouped padding on variable-length data in every repeat
-    (padding wastes whole-vocabulary logits and MLP work on pad slots, which cost more than the
-    masked attention blocks of a packed row at these sizes) and the same on fixed-length data
-    (rows of one example are collated exactly as padding). On CUDA, flash-attention's varlen kernel
-    (Dao 2023, FlashAttention-2) computes only each example's own blocks: packing. CUDA with sdpa or
-    eager computes the whole packed row under a mask and was not measured here, so auto stays with
+    1.2-1.5x the real tokens/s of length-grouped padding on variable-length data in every repeat on a
+    quiet machine, 1.4-2.0x under load (padding wastes whole-vocabulary logits and MLP work on pad
+    slots, which cost more than the masked attention blocks of a packed row at these sizes), and the
+    same on fixed-length data (rows of one example are collated exactly as padding). On CUDA a varlen
+    kernel (FlashAttention-2, Dao 2023; PyTorch's, training/varlen.py) computes only each example's
+    own blocks: packing. CUDA with sdpa or eager computes the whole packed row under a mask; the one
+    GPU run (bench/results/train_throughput_gpu.json) was too small to tell, so auto stays with
     length-grouped padding there (transformers' LengthGroupedSampler).
     """
     req = config.packing
