@@ -35,12 +35,7 @@ def _kernel():
     return varlen_attn, causal, "enable_gqa" in params
 
 
-def available_on_cuda() -> bool:
-    """True when packed batches on CUDA go through PyTorch's fused varlen kernel."""
-    return _kernel() is not None and torch.cuda.is_available()
-
-
-def _per_example(q, k, v, cu: torch.Tensor, scale: float | None) -> torch.Tensor:
+def _per_example(q, k, v, cu: torch.Tensor, scale: float | None, dropout: float = 0.0) -> torch.Tensor:
     """(T, H, D) inputs -> (T, H, D): sdpa over each [cu[i], cu[i+1]) slice, causal, GQA as sdpa does it."""
     out = torch.empty_like(q)
     gqa = k.shape[1] != q.shape[1]
@@ -50,7 +45,7 @@ def _per_example(q, k, v, cu: torch.Tensor, scale: float | None) -> torch.Tensor
             continue
         o = torch.nn.functional.scaled_dot_product_attention(
             q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1), is_causal=True, scale=scale,
-            enable_gqa=gqa)
+            enable_gqa=gqa, dropout_p=dropout)
         out[a:b] = o.transpose(0, 1)
     return out
 
@@ -90,9 +85,11 @@ def varlen_attention_forward(module, query, key, value, attention_mask, dropout:
                                       position_ids=position_ids, **kwargs)
     b, _, t, _ = query.shape
     q, k, v = (x.transpose(1, 2).reshape(b * t, x.shape[1], x.shape[3]) for x in (query, key, value))  # (B*T, H, D)
-    kernel = _kernel() if q.is_cuda else None
+    if not module.training:
+        dropout = 0.0
+    kernel = _kernel() if q.is_cuda and dropout == 0 else None   # the fused kernel has no attention dropout
     if kernel is None:
-        out = _per_example(q, k, v, cu, scaling)
+        out = _per_example(q, k, v, cu, scaling, dropout)
     else:
         fn, causal, gqa_ok = kernel
         if k.shape[1] != q.shape[1] and not gqa_ok:
