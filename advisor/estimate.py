@@ -44,6 +44,8 @@ MFU_ANCHORS: dict[str, list[tuple[float, float, str]]] = {
                         "(Meta Llama 3 model card, 2024)"),
         (70.55e9, 0.296, "Llama 3 70B: 6.4M H100-80GB GPU-hours for 15T tokens at s=8192 "
                          "(Meta Llama 3 model card, 2024)"),
+        (405.85e9, 0.359, "Llama 3.1 405B: 30.84M H100-80GB GPU-hours for 15.6T tokens at s=8192 "
+                          "(Meta Llama 3.1 model card, 2024; tokens: Dubey et al. 2024, Llama 3 paper, §3)"),
     ],
 }
 # GPU generations without a published large training run borrow another generation's anchors (assumed).
@@ -120,7 +122,8 @@ class TrainSetup(BaseModel):
     grad_checkpointing: bool | None = Field(None, description="None: the method's default - on for qlora "
                                                               "(peft's prepare_model_for_kbit_training turns it "
                                                               "on), off otherwise.")
-    attention: Literal["sdpa", "eager"] = "sdpa"
+    attention: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="sdpa (tunepath's default), eager, or flash_attention_2 (never the math path).")
     lora_rank: int = Field(16, gt=0)
     virtual_tokens: int = Field(20, gt=0, description="prompt_tuning / prefix_tuning: trained virtual tokens.")
     target_modules: list[str] | Literal["all-linear"] | None = ["q_proj", "v_proj"]
@@ -443,6 +446,14 @@ def logits_bytes(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: 
                                     + (2 * bytes_per * arch.hidden_size if full else 0))
 
 
+def sdpa_math_path(arch: Architecture, setup: TrainSetup) -> bool:
+    """True where CUDA sdpa falls back to its math kernel (which keeps the s x s softmax, as eager does): fp32
+    inputs - fp32 training, or QLoRA's fp32 residual stream - with grouped KV heads (see training_memory).
+    transformers' flash_attention_2 casts fp32 inputs to 16 bits instead, so it never does."""
+    fp32 = setup.precision == "fp32" or setup.method == "qlora"
+    return setup.device == "cuda" and setup.attention == "sdpa" and fp32 and arch.num_kv_heads < arch.num_heads
+
+
 def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
     N = arch.total_params
     G = setup.gpus
@@ -454,9 +465,7 @@ def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
     # kernel (16-bit only) nor the memory-efficient one (no GQA): it takes the math path, which keeps the fp32
     # softmax as eager does (measured on an H200 for Qwen2.5-0.5B and TinyLlama, bench/results/gpu_checks.json).
     act_bytes = 4 if setup.precision == "fp32" or qlora else 2
-    math_path = (setup.device == "cuda" and setup.attention == "sdpa" and act_bytes == 4
-                 and arch.num_kv_heads < arch.num_heads)
-    attention = "eager" if math_path else setup.attention
+    attention = "eager" if sdpa_math_path(arch, setup) else setup.attention
     full = setup.method in ("full", "pretrain")
     targets = None if full else set(resolve_targets(arch, setup.target_modules))
     adapter_bytes = None if full else 4          # peft keeps adapters in fp32 (autocast_adapter_dtype=True)
@@ -528,6 +537,12 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         notes.append(f"{gpu.id} has no bf16: fp16 mixed precision with loss scaling")
     if extra:
         notes.append(f"gradient checkpointing recomputes the forward pass: +{extra / flops:.0%} FLOPs in the time")
+    if sdpa_math_path(arch, setup):
+        flash = training_memory(arch, setup.model_copy(update={"attention": "flash_attention_2"}))
+        if mem.total > 1.05 * flash.total:
+            notes.append(f"sdpa with fp32 inputs and grouped KV heads takes the math kernel, which keeps the "
+                         f"{setup.seq_len:,}x{setup.seq_len:,} softmax: {(mem.total - flash.total) / GB:.1f} GB of "
+                         f"the peak; --attention flash_attention_2 would need {flash.total / GB:.1f} GB")
     if setup.method == "qlora" and setup.grad_checkpointing is None:
         notes.append("qlora: gradient checkpointing on and paged AdamW, as peft's prepare_model_for_kbit_training "
                      "and the QLoRA paper run it (--no-grad-checkpointing / --optimizer to change)")

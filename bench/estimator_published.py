@@ -155,6 +155,8 @@ def serve_throughput(a: Architecture, gid: str, batch: int, prompt: int, output:
 
 LF = "LLaMA-Factory wiki 'Performance comparison' (hiyouga/LLaMA-Factory, 2024-04)"
 LF_SETUP = "LLaMA2-7B, batch 4, LoRA r=8 all linear, max length 1024, gradient checkpointing (LLaMA-Factory default)"
+UNSLOTH_CTX = ("unslothai/unsloth README, 'Context length benchmarks' (Hugging Face + FA2 column; the card's VRAM "
+               "is an upper bound on the peak)")
 LF_LONG = "LLaMA2-7B QLoRA 4-bit, A100-40GB, batch 1, r=8 all linear, FlashAttention-2, gradient checkpointing"
 
 ROWS: list[Row] = [
@@ -204,7 +206,7 @@ ROWS: list[Row] = [
     Row("train time", "Llama 3.1 405B, 15.6T tokens, s=8192, H100-80GB", 30.84e6, "GPU-h",
         "Meta Llama 3.1 model card (2024); tokens: Dubey et al. 2024 (Llama 3 paper) §3",
         lambda: pretrain_gpu_hours(LLAMA31_405B, "H100-SXM", 15.6e12, 8192),
-        reason="405B is past the 70B anchor: the default holds 70B's MFU (0.32) where 405B reached 0.37",
+        fitted="hopper MFU anchor",
         baseline=lambda: old_gpu_hours(LLAMA31_405B, "H100-SXM", 15.6e12, 8192)),
     Row("train time", "Llama 3 405B, 16,384 H100, s=8192: TFLOP/s per GPU", 400, "TFLOP/s",
         "Dubey et al. 2024 (Llama 3 paper), Table 4 (41 % BF16 MFU)",
@@ -224,9 +226,9 @@ ROWS: list[Row] = [
                                                 True)),
     *[Row("train time", f"{LF_LONG}, length {s:,}: tokens/s/GPU", tgs, "tok/s/GPU", LF,
           (lambda s=s: train_tokens_per_s(arch("meta-llama/Llama-2-7b-hf"), "A100-40GB", "qlora", s, 1, True)),
-          reason="the published tokens/s rises with length (2,295 at 1k to 3,542 at 16k): per-step costs the "
-                 "model leaves out (optimizer step, Python, kernel launches) shrink per token, and FlashAttention-2 "
-                 "runs attention nearer peak than the matmul MFU assumed",
+          reason="the published tokens/s rises with length (2,295 at 1k to 3,542 at 16k) where one utilisation "
+                 "for every length makes it fall: short rows pay per-step costs (Python, kernel launches), long "
+                 "rows' large matmuls run nearer peak than the whole-run pretraining anchors",
           baseline=(lambda s=s: old_train_tokens_per_s(arch("meta-llama/Llama-2-7b-hf"), "A100-40GB", "qlora", s, 1,
                                                        True)))
       for s, tgs in ((1024, 2_295), (2048, 2_741), (4096, 2_926), (8192, 3_128), (16384, 3_542), (32768, 2_216))],
@@ -273,6 +275,19 @@ ROWS: list[Row] = [
         reason="Unsloth keeps embeddings and head in 16 bits and offloads checkpointed activations to CPU; "
                "peft casts them to fp32 (4.2 GB at 8B with a 128k vocabulary)",
         baseline=lambda: old_train_memory_gb(arch("meta-llama/Meta-Llama-3-8B"), "qlora", 512, 1, None)),
+    # --- memory: the longest context Hugging Face + FlashAttention-2 QLoRA fits on a card (the whole column) ---
+    *[Row("memory", f"HF + FlashAttention-2 QLoRA 4-bit, {name}, r=32 all linear, batch 1, rows padded to "
+                    f"{s:,} tokens (the longest that fit a {gb} GB card): peak VRAM", gb, "GB", UNSLOTH_CTX,
+          (lambda a=a, s=s: train_memory_gb(a, "qlora", s, 1, None, rank=32, attention="flash_attention_2")),
+          baseline=(lambda a=a, s=s: old_train_memory_gb(a, "qlora", s, 1, None, rank=32,
+                                                         attention="flash_attention_2")))
+      for name, a, gb, s in (("Llama 3.1 8B", arch("meta-llama/Llama-3.1-8B"), 12, 932),
+                             ("Llama 3.1 8B", arch("meta-llama/Llama-3.1-8B"), 16, 2_551),
+                             ("Llama 3.1 8B", arch("meta-llama/Llama-3.1-8B"), 24, 5_789),
+                             ("Llama 3.1 8B", arch("meta-llama/Llama-3.1-8B"), 40, 12_264),
+                             ("Llama 3.1 8B", arch("meta-llama/Llama-3.1-8B"), 48, 15_502),
+                             ("Llama 3.1 8B", arch("meta-llama/Llama-3.1-8B"), 80, 28_454),
+                             ("Llama 3.3 70B", LLAMA3_70B, 80, 6_916))],
     # --- serving: vLLM and llama.cpp ---
     Row("serving", "vLLM, Llama-3.1-8B bf16, 1x A100-40GB, 1024 in / 128 out, 1 request: decode tok/s", 75,
         "tok/s", "johnmusgrave.com, 'vLLM throughput-latency sweep on NVIDIA A100' (vLLM 0.23)",
@@ -426,11 +441,17 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
                      f"{r['estimate']:,.4g} | {r['ratio']:.3f} | {v1} | {r['source']} | {note} |")
     lines += [
         "",
-        "Known limits. The H100 MFU anchors (Llama 3 8B 0.167, 70B 0.296) are whole-run figures of jobs on",
+        "Known limits. The H100 MFU anchors (Llama 3 8B 0.167, 70B 0.296, 405B 0.359) are whole-run figures of jobs on",
         "thousands of GPUs; a small model trained on one node probably runs faster than the default says, and no",
         "single-node H100 training figure is in the table to check it (`tunepath calibrate` or `--mfu` then).",
         "QLoRA's throughput at long sequences is underestimated (rows with LLaMA-Factory's long-context table):",
-        "a per-step cost the model leaves out shrinks per token as sequences grow. Ada, Turing and Blackwell GPUs",
+        "the estimate matches at 1k tokens and is half the published figure at 16k. One utilisation for every",
+        "length cannot fit both ends: short rows pay per-step costs (Python, kernel launches, dequantisation), and",
+        "16k-token matmuls on one GPU run nearer peak than the whole-run pretraining anchors. No mechanism fitted",
+        "to these rows is in the estimator, so they stay as a held-out miss. On CUDA, sdpa with fp32 inputs",
+        "(QLoRA's residual stream) and grouped KV heads takes the math kernel, whose memory grows with the square",
+        "of the length; `tunepath estimate` says so and prices `--attention flash_attention_2` beside it (the",
+        "Hugging Face + FlashAttention-2 rows above are estimated that way). Ada, Turing and Blackwell GPUs",
         "borrow another generation's anchors, and GDDR GPUs the A100's bandwidth efficiency (assumed).",
         "",
         "Not in the table, on purpose: Llama 3.2 1B/3B (370k/460k H100-hours on 9T tokens) were trained with",

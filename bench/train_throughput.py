@@ -125,7 +125,7 @@ def eval_loss(model, exs, device) -> float:
 
 
 def _args(cls, out: Path, batch: int, a, **kw):
-    return cls(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=batch, learning_rate=LR,
+    return cls(output_dir=str(out), num_train_epochs=a.epochs, per_device_train_batch_size=batch, learning_rate=a.lr,
                lr_scheduler_type="constant", warmup_steps=0, logging_steps=5, save_strategy="no", report_to="none",
                seed=0, data_seed=0, bf16=a.precision == "bf16", use_cpu=a.device == "cpu", disable_tqdm=True,
                optim="adamw_torch", include_num_input_tokens_seen="non_padding", remove_unused_columns=False,
@@ -207,7 +207,7 @@ def run_tunepath(kind, base, tok, raw, train_ex, eval_ex, batch, a, work, rows_p
             "precision": a.precision, "seed": 0, "output_dir": str(work / f"{kind}-{time.monotonic_ns()}"),
             "data": {"paths": [str(data_file)], "max_seq_len": max_len, "eval_fraction": 0,
                      "packing": "auto" if kind == "tunepath" else True},
-            "training": {"epochs": 1, "micro_batch_size": micro, "learning_rate": LR, "lr_scheduler": "constant",
+            "training": {"epochs": a.epochs, "micro_batch_size": micro, "learning_rate": a.lr, "lr_scheduler": "constant",
                          "warmup": 0, "logging_steps": 5, "save_steps": 100_000}})
 
     cfg = config(batch)
@@ -233,7 +233,7 @@ def compare(label, base, work, a, max_len, fixed) -> dict:
     rows = max(1, round(a.batch * mean / (fill * max_len)))
     print(f"\n== {label}: {len(train_ex)} train examples ({real:,} real tokens), mean {mean:.0f} tokens "
           f"(min {min(lengths)}, max {max(lengths)}); {a.batch} examples/step padded, {rows} packed rows of "
-          f"{max_len}/step ({100 * fill:.0f}% full); 1 epoch each, {a.precision}, attention {a.attn}", flush=True)
+          f"{max_len}/step ({100 * fill:.0f}% full); {a.epochs} epoch(s) each, {a.precision}, attention {a.attn}", flush=True)
 
     def one(kind):
         if kind.startswith("pad-"):
@@ -252,7 +252,7 @@ def compare(label, base, work, a, max_len, fixed) -> dict:
         order = a.contenders[i % len(a.contenders):] + a.contenders[:i % len(a.contenders)]
         for kind in order:
             r = one(kind)
-            r["tokens_per_s"] = real / r["seconds"]
+            r["tokens_per_s"] = real * a.epochs / r["seconds"]
             runs[kind].append(r)
             print(f"  repeat {i + 1} {kind:<12} {r['tokens_per_s']:>8,.0f} tok/s  {r['seconds']:6.1f} s  "
                   f"{r['steps']} steps  held-out loss {r['eval_loss']:.4f}", flush=True)
@@ -263,8 +263,8 @@ def compare(label, base, work, a, max_len, fixed) -> dict:
     base_runs = runs[BASELINE]
     for kind, rs in runs.items():
         for r in rs:
-            if r["counted_tokens"] != real:
-                print(f"  note: {kind} counted {r['counted_tokens']:,} non-padding tokens, expected {real:,}")
+            if r["counted_tokens"] != real * a.epochs:
+                print(f"  note: {kind} counted {r['counted_tokens']:,} non-padding tokens, expected {real * a.epochs:,}")
         ratio = statistics.median(r["tokens_per_s"] / b["tokens_per_s"] for r, b in zip(rs, base_runs))
         out["contenders"][kind] = {
             "tokens_per_s_median": round(statistics.median(r["tokens_per_s"] for r in rs), 1),
@@ -289,7 +289,10 @@ def main() -> int:
     ap.add_argument("--fixed-len", type=int, default=256)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--pretrain-steps", type=int, default=40)
+    ap.add_argument("--pretrain-steps", type=int, default=40,
+                    help="steps of the base model's pretraining (a learning run wants the base past unigram level)")
+    ap.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs, the same for every contender")
+    ap.add_argument("--lr", type=float, default=LR, help="fine-tuning learning rate, the same for every contender")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -373,7 +376,8 @@ def main() -> int:
         from bench.results import record
 
         record(a.name, figures={"variable": var, "fixed": fix, "base_pretrain_loss": round(base_loss, 4),
-                                            "settings": {"lora": LORA, "learning_rate": LR, "precision": a.precision,
+                                            "settings": {"lora": LORA, "learning_rate": a.lr, "epochs": a.epochs,
+                                                         "pretrain_steps": a.pretrain_steps, "precision": a.precision,
                                                          "attention": a.attn, "threads": torch.get_num_threads(),
                                                          "repeats": a.repeats, "hidden": a.hidden, "layers": a.layers}},
                baseline=f"{BASELINE}: transformers Trainer + peft, per-batch padding, "
@@ -381,8 +385,8 @@ def main() -> int:
                ratios=ratios, target="CPU: tunepath default >= 1.0x pad-grouped; GPU (flash-attn varlen): tunepath "
                                      "packing >= 1.3x pad-grouped; >= 1.0x TRL packing at equal held-out loss",
                notes=(a.notes or "Shared 2-core machine (other developers' jobs running)")
-               + ": medians of interleaved repeats, ratios are medians of per-repeat ratios. One epoch over the same "
-                 "examples per contender.",
+               + ": medians of interleaved repeats, ratios are medians of per-repeat ratios. "
+                 f"{a.epochs} epoch(s) over the same examples per contender.",
                device=device)
     return 0 if ok else 1
 

@@ -19,7 +19,7 @@ from advisor.estimate import (
     training_flops,
     training_memory,
 )
-from helpers import cli, cli_subprocess
+from helpers import cli, cli_subprocess, one_line_error
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -207,6 +207,7 @@ def test_estimate_bad_input_exit_2(args, needle):
 NUMERIC_OPTIONS = ["--tokens", "--gpus", "--rank", "--virtual-tokens", "--seq-len", "--micro-batch", "--zero", "--mfu",
                    "--prompt-tokens", "--output-tokens", "--requests-per-month", "--weight-bits", "--concurrency"]
 TEXT_OPTIONS = {"--model", "--method", "--gpu", "--target-modules", "--precision", "--optimizer", "--grad-checkpointing",
+                "--attention",
                 "--json"}
 
 
@@ -349,6 +350,10 @@ def _published_rows():
     "QLoRA 4-bit, LLaMA 65B",
     "vLLM, Llama-3.1-8B bf16, 1x A40",         # decode efficiency was fitted on an A100 batch-1 run
     "llama.cpp, Llama 3 8B Q6_K",              # the int4 kernel factor was fitted on Qwen2.5-3B Q4_0
+    "Llama 3 405B, 16,384 H100",               # steady-state TFLOP/s; the 405B anchor is whole-run GPU-hours
+    # the longest context HF + FlashAttention-2 QLoRA fits on an 80 GB card (GQA, 128k vocabulary, long rows)
+    "HF + FlashAttention-2 QLoRA 4-bit, Llama 3.1 8B, r=32 all linear, batch 1, rows padded to 28,454",
+    "HF + FlashAttention-2 QLoRA 4-bit, Llama 3.3 70B",
 ])
 def test_held_out_published_figures_within_25_percent(setup_starts):
     rows = _published_rows()
@@ -413,3 +418,20 @@ def test_price_classes_shown_and_a_user_file_overrides(tmp_path):
     cat.write_text("price_class: cheapest\n")
     bad = cli_subprocess("gpus", env={"TUNEPATH_CATALOG": str(cat)})
     assert bad.returncode == 2 and "price_class" in bad.stderr
+
+
+def test_attention_option_and_the_sdpa_math_path_note():
+    """QLoRA's fp32 residual stream sends CUDA sdpa with grouped KV heads to its math kernel (quadratic memory);
+    the estimate says so and prices flash_attention_2, which casts to 16 bits, beside it."""
+    args = ["estimate", "--model", "meta-llama/Llama-3.1-8B", "--method", "qlora", "--tokens", "10M",
+            "--seq-len", "16384", "--gpu", "H100-SXM", "--json"]
+    sdpa = json.loads(cli(*args).stdout)
+    flash = json.loads(cli(*args, "--attention", "flash_attention_2").stdout)
+    assert sdpa["memory_per_gpu_gb"] > flash["memory_per_gpu_gb"] * 1.2
+    [note] = [n for n in sdpa["notes"] if "math kernel" in n]
+    assert f"{flash['memory_per_gpu_gb']:.1f} GB" in note
+    assert not any("math kernel" in n for n in flash["notes"])
+    # no grouped KV heads (Llama 2 7B): sdpa keeps its memory-efficient kernel, no note
+    llama2 = json.loads(cli(*args[:2], "meta-llama/Llama-2-7b-hf", *args[3:]).stdout)
+    assert not any("math kernel" in n for n in llama2["notes"])
+    one_line_error(cli(*args[:-1], "--attention", "flash2"), "--attention", "flash_attention_2")

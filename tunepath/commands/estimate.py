@@ -48,6 +48,8 @@ def estimate(
                                                  "prepare_model_for_kbit_training; off otherwise).",
                                             show_default=False),
     precision: str = typer.Option("mixed", "--precision", help="mixed | bf16 | fp32."),
+    attention: str = typer.Option("sdpa", "--attention", help="sdpa (what tunepath trains with) | "
+                                                            "flash_attention_2 | eager: the attention kernel."),
     optimizer: str = typer.Option(None, "--optimizer", help="adamw | adamw-8bit | paged-adamw | paged-adamw-8bit "
                                                             "| sgd (default: paged-adamw for qlora, else adamw)."),
     mfu: str = typer.Option(None, "--mfu", help="Override the default MFU, (0, 1]."),
@@ -102,7 +104,7 @@ def estimate(
         setup = TrainSetup(method=method, tokens=n_tokens, seq_len=n["--seq-len"], micro_batch=n["--micro-batch"],
                            gpus=n["--gpus"], zero=n["--zero"], grad_checkpointing=grad_checkpointing,
                            precision=precision, optimizer=optimizer, lora_rank=n["--rank"], target_modules=targets,
-                           mfu=n["--mfu"], virtual_tokens=n["--virtual-tokens"])
+                           mfu=n["--mfu"], virtual_tokens=n["--virtual-tokens"], attention=attention)
     except ValidationError as e:
         first = e.errors()[0]
         raise UserError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}, got {first['input']!r}") from None
