@@ -454,6 +454,15 @@ def sdpa_math_path(arch: Architecture, setup: TrainSetup) -> bool:
     return setup.device == "cuda" and setup.attention == "sdpa" and fp32 and arch.num_kv_heads < arch.num_heads
 
 
+def attention_backward_bytes(arch: Architecture, seq_len: int, micro_batch: int, bytes_per: int = 2) -> float:
+    """The transient of an s x s attention (eager, or sdpa's math kernel) while one layer's backward runs: the
+    gradient of the probabilities (compute dtype) and the fp32 gradient of the scores softmax's backward makes
+    from it are alive together, (B + 4) bytes per head, query and key. Nothing saves them, so no per-layer
+    count has them, yet they sit on top of everything stored (measured on CPU with torch's memory profiler:
+    1.7-1.9 s x s fp32 tensors per head at fp32, 1.4 at bf16, bench/estimator_accuracy.py)."""
+    return arch.num_heads * seq_len * seq_len * micro_batch * (bytes_per + 4)
+
+
 def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
     N = arch.total_params
     G = setup.gpus
@@ -475,7 +484,10 @@ def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
     loss = logits_bytes(arch, setup.seq_len, setup.micro_batch, head_bytes, full)
     # With checkpointing the loss's backward buffers are freed before the first layer is recomputed, so the
     # peak is the larger of the two on top of the stored layer inputs (measured, bench/estimator_accuracy.py).
-    acts = arch.num_layers * layer(ckpt) + (max(loss, layer(False)) if ckpt else loss)
+    # An s x s attention's backward adds its transient to the layer whose backward runs (after the loss's).
+    grad_attn = attention_backward_bytes(arch, setup.seq_len, setup.micro_batch, act_bytes) \
+        if attention == "eager" else 0.0
+    acts = arch.num_layers * layer(ckpt) + (max(loss, layer(False) + grad_attn) if ckpt else max(loss, grad_attn))
     overhead = CUDA_OVERHEAD_GB * GB if setup.device == "cuda" else 0.0
     zero = setup.zero if G > 1 else 0
     if zero == 3:

@@ -39,6 +39,9 @@ RUNS = [  # (model_type, hidden, layers, heads, kv_heads, inter, vocab, seq, mic
     ("qwen2", 256, 4, 8, 2, 688, 8192, 512, 2, "lora", torch.float32, "sdpa", False),
     ("llama", 256, 4, 8, 4, 688, 4096, 512, 2, "full", torch.float32, "sdpa", True),
     ("llama", 256, 4, 8, 4, 688, 4096, 512, 2, "lora", torch.float32, "sdpa", True),
+    # long rows with eager attention: the s x s softmax's backward transient outweighs a layer
+    ("llama", 256, 4, 16, 4, 688, 512, 1024, 2, "lora", torch.float32, "eager", True),
+    ("llama", 256, 4, 16, 4, 688, 512, 1024, 2, "full", torch.bfloat16, "eager", True),
 ]
 QUICK = [RUNS[0], RUNS[1], RUNS[8]]
 

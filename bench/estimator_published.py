@@ -501,8 +501,12 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
                   "this table. Two rows stay outside 10 %: TinyLlama full fine-tuning with checkpointing (the bench "
                   "used torch's foreach AdamW, whose step allocates a temporary the size of the parameters; the "
                   "Trainer runs the fused AdamW the estimate assumes, and the bench now does too) and TinyLlama QLoRA "
-                  "with checkpointing (about 1 GB unexplained). The next GPU run of `bash bench/gpu_checks.sh "
-                  "memory` is the check of both fixes."]
+                  "with checkpointing. That row was 29 % under; its peak is the recomputed layer's backward, where "
+                  "the math kernel's s x s softmax gradient is alive. That transient was then measured on CPU "
+                  "with eager attention (1.4-1.9 s x s fp32 tensors per head, now in the estimate and in "
+                  "bench/estimator_accuracy.py's table), which takes the row to 19 % under; the rest (about "
+                  "0.6 GB) is unexplained, perhaps the math kernel's own masking copies. The next GPU run of "
+                  "`bash bench/gpu_checks.sh memory` is the check of both."]
     else:
         lines += ["Not run yet: no GPU was available when this page was generated. `bench/gpu_checks.py` is ready:",
                   "on a CUDA machine it builds Qwen2.5-0.5B and TinyLlama-1.1B (Llama) at random init from the",

@@ -120,7 +120,8 @@ def test_qlora_defaults_as_peft_runs_them():
 
 def _tiny(model_type: str, **extra):
     base = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, **extra)
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    base.update(extra)
     if model_type == "gpt2":
         base = dict(vocab_size=512, n_embd=64, n_layer=2, n_head=4, n_positions=128)
     cfg = transformers.AutoConfig.for_model(model_type, **base)
@@ -261,16 +262,20 @@ def test_config_missing_keys_is_one_line(tmp_path):
     assert r.returncode == 2 and "supported" in r.stderr
 
 
-@pytest.mark.parametrize("method,ckpt,bf16", [("full", False, False), ("lora", False, False), ("full", True, False),
-                                              ("lora", False, True)])
-def test_training_memory_within_10_percent_of_measured_peak(method, ckpt, bf16):
+@pytest.mark.parametrize("method,ckpt,bf16,attention,s", [
+    ("full", False, False, "sdpa", 128), ("lora", False, False, "sdpa", 128), ("full", True, False, "sdpa", 128),
+    ("lora", False, True, "sdpa", 128),
+    # eager at s=512: the s x s softmax and its backward's transient outweigh the rest of the model
+    ("lora", True, False, "eager", 512), ("lora", False, False, "eager", 512), ("full", True, True, "eager", 512)])
+def test_training_memory_within_10_percent_of_measured_peak(method, ckpt, bf16, attention, s):
     """Estimate vs the peak of live tensor bytes on torch's memory-profiler timeline during a real optimizer
     step (2 micro-batches, after a warm-up step) - a measurement that knows nothing of the formula.
     bf16: a 16-bit base with LoRA on every linear, where peft's fp32 adapters each keep an fp32 copy of
-    their input (without those copies the estimate is 17 % under this peak)."""
+    their input (without those copies the estimate is 17 % under this peak). eager: without the softmax
+    backward's transient (attention_backward_bytes) the estimate is 30-60 % under."""
     from training.memprobe import peak_tensor_bytes
 
-    model, arch = _tiny("llama", attn_implementation="sdpa")
+    model, arch = _tiny("llama", attn_implementation=attention, max_position_embeddings=512)
     if bf16:
         model = model.to(torch.bfloat16)
     if ckpt:
@@ -282,7 +287,7 @@ def test_training_memory_within_10_percent_of_measured_peak(method, ckpt, bf16):
         model = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=targets))
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
-    s, b = 128, 4
+    b = 4 if s <= 128 else 2
     batches = [torch.randint(0, 512, (b, s)) for _ in range(2)]
 
     def step():
@@ -295,7 +300,7 @@ def test_training_memory_within_10_percent_of_measured_peak(method, ckpt, bf16):
     _, measured = peak_tensor_bytes(step)
     est = training_memory(arch, TrainSetup(method=method, tokens=b * s, seq_len=s, micro_batch=b, lora_rank=4,
                                            target_modules=targets, precision="mixed" if bf16 else "fp32",
-                                           attention="sdpa",
+                                           attention=attention,
                                            grad_checkpointing=ckpt, device="cpu"))
     assert est.total == pytest.approx(measured, rel=0.10)
 
