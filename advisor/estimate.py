@@ -554,7 +554,9 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         if mem.total > 1.05 * flash.total:
             notes.append(f"sdpa with fp32 inputs and grouped KV heads takes the math kernel, which keeps the "
                          f"{setup.seq_len:,}x{setup.seq_len:,} softmax: {(mem.total - flash.total) / GB:.1f} GB of "
-                         f"the peak; --attention flash_attention_2 would need {flash.total / GB:.1f} GB")
+                         f"the peak; --attention flash_attention_2 would need {flash.total / GB:.1f} GB (in a training "
+                         f"config: model.attn_implementation flash_attention_2, or varlen with packing, which needs no "
+                         f"flash-attn build)")
     if setup.method == "qlora" and setup.grad_checkpointing is None:
         notes.append("qlora: gradient checkpointing on and paged AdamW, as peft's prepare_model_for_kbit_training "
                      "and the QLoRA paper run it (--no-grad-checkpointing / --optimizer to change)")
