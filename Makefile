@@ -29,10 +29,17 @@ test-all: install
 	$(BIN)/python -m pytest -q -m ""
 
 # Every benchmark writes bench/results/<name>.json (bench/results.py); docs/benchmarks.md is built from them.
-BENCHES ?= cli_latency estimator_accuracy estimator_published rag_throughput rag_scifact rag_tune train_throughput ray_scaling
+BENCHES ?= cli_latency estimator_accuracy estimator_published rag_throughput rag_scifact rag_tune ray_scaling
+# train_throughput runs three ways: 1 thread (steadiest on a shared machine), 2 threads, and a learning run
+# (longer pretraining and 3 epochs, one repeat: its loss is the figure, so its speed ratio does not gate).
+TRAIN_CONTENDERS = pad-grouped,tunepath,tp-varlen,trl-bfd
 bench: install
 	$(BIN)/pip install -q -e ".[bench]"  # peers the benchmarks compare against (TRL)
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py; done
+	$(BIN)/python bench/train_throughput.py --threads 1
+	$(BIN)/python bench/train_throughput.py --threads 2 --contenders $(TRAIN_CONTENDERS) --name train_throughput_2t
+	-$(BIN)/python bench/train_throughput.py --threads 2 --examples 400 --pretrain-steps 800 --epochs 3 --repeats 1 \
+		--contenders $(TRAIN_CONTENDERS) --name train_learning
 	$(BIN)/python bench/make_docs.py
 
 clean:
