@@ -557,6 +557,11 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
                          f"the peak; --attention flash_attention_2 would need {flash.total / GB:.1f} GB (in a training "
                          f"config: model.attn_implementation flash_attention_2, or varlen with packing, which needs no "
                          f"flash-attn build)")
+    if 0.9 * gpu.memory_gb * GB < mem.total <= gpu.memory_gb * GB:
+        notes.append(f"the peak is {mem.total / (gpu.memory_gb * GB):.0%} of the {gpu.memory_gb:g} GB card: where "
+                     "published runs sat at a card's limit the estimate was 0-13 % under their peak (allocator "
+                     "fragmentation; docs/validation.md): a shorter row or a smaller micro-batch (or checkpointing, "
+                     "if off) buys a margin")
     if setup.method == "qlora" and setup.grad_checkpointing is None:
         notes.append("qlora: gradient checkpointing on and paged AdamW, as peft's prepare_model_for_kbit_training "
                      "and the QLoRA paper run it (--no-grad-checkpointing / --optimizer to change)")
