@@ -31,21 +31,21 @@ MODELS = {"qwen": "Qwen/Qwen2.5-0.5B", "llama": "TinyLlama/TinyLlama-1.1B-Chat-v
 METHODS = ("full", "lora", "qlora")
 
 
-def train_setup(method: str, ckpt: bool, seq: int, batch: int) -> TrainSetup:
+def train_setup(method: str, ckpt: bool, seq: int, batch: int, attention: str = "sdpa") -> TrainSetup:
     """The estimator's description of what run_one runs (bf16 weights; peft's fp32 adapters; paged AdamW)."""
     return TrainSetup(method=method, tokens=2 * batch * seq, seq_len=seq, micro_batch=batch,
                       precision="bf16" if method == "full" else "mixed", grad_checkpointing=ckpt,
-                      target_modules="all-linear", lora_rank=16, attention="sdpa", device="cuda",
+                      target_modules="all-linear", lora_rank=16, attention=attention, device="cuda",
                       optimizer="adamw" if method != "qlora" else "paged-adamw")
 
 
-def estimate_gb(mid: str, method: str, ckpt: bool, seq: int, batch: int) -> float:
+def estimate_gb(mid: str, method: str, ckpt: bool, seq: int, batch: int, attention: str = "sdpa") -> float:
     """The estimate for one row, without the CUDA context (max_memory_allocated does not see it)."""
-    return (training_memory(catalog.architecture(mid), train_setup(method, ckpt, seq, batch)).total
+    return (training_memory(catalog.architecture(mid), train_setup(method, ckpt, seq, batch, attention)).total
             - CUDA_OVERHEAD_GB * GB) / GB
 
 
-def _model(mid: str, method: str, ckpt: bool, tmp: Path):
+def _model(mid: str, method: str, ckpt: bool, tmp: Path, attention: str = "sdpa"):
     import torch
     import transformers
 
@@ -55,7 +55,7 @@ def _model(mid: str, method: str, ckpt: bool, tmp: Path):
     cfg = transformers.AutoConfig.for_model(**{k: v for k, v in raw.items()
                                                if k not in ("architectures", "transformers_version", "auto_map",
                                                             "_name_or_path", "torch_dtype")})
-    cfg._attn_implementation = "sdpa"
+    cfg._attn_implementation = attention
     torch.manual_seed(0)
     if method == "qlora":
         import peft
@@ -81,14 +81,14 @@ def _model(mid: str, method: str, ckpt: bool, tmp: Path):
     return model
 
 
-def run_one(mid: str, method: str, ckpt: bool, seq: int, batch: int, tmp: Path) -> dict:
+def run_one(mid: str, method: str, ckpt: bool, seq: int, batch: int, tmp: Path, attention: str = "sdpa") -> dict:
     import torch
 
     from training.memprobe import peak_tensor_bytes
 
     arch = catalog.architecture(mid)
     gpu = catalog.gpu_for_device(torch.cuda.get_device_name())
-    model = _model(mid, method, ckpt, tmp)
+    model = _model(mid, method, ckpt, tmp, attention)
     params = [p for p in model.parameters() if p.requires_grad]
     if method == "qlora":
         import bitsandbytes as bnb
@@ -108,9 +108,10 @@ def run_one(mid: str, method: str, ckpt: bool, seq: int, batch: int, tmp: Path) 
     t0 = time.perf_counter()
     _, peak = peak_tensor_bytes(step, "cuda")
     seconds = time.perf_counter() - t0
-    setup = train_setup(method, ckpt, seq, batch)
-    est = estimate_gb(mid, method, ckpt, seq, batch) * GB
+    setup = train_setup(method, ckpt, seq, batch, attention)
+    est = estimate_gb(mid, method, ckpt, seq, batch, attention) * GB
     row = {"model": mid, "method": method, "grad_checkpointing": ckpt, "seq": seq, "micro_batch": batch,
+           "attention": attention,
            "estimate_gb": est / GB, "measured_gb": peak / GB, "error": (est - peak) / peak, "step_s": seconds}
     if gpu:
         mfu = (training_flops(arch, setup)) / (seconds * gpu.bf16_tflops * 1e12)
@@ -128,6 +129,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--large", action="store_true", help="also SmolLM-1.7B (Llama architecture)")
     ap.add_argument("--only", choices=sorted(MODELS))
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of full,lora,qlora")
+    ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"],
+                    help="attention kernel (flash_attention_2 needs a flash-attn build)")
+    ap.add_argument("--name", default="gpu_checks", help="results file name (a long-row run: gpu_checks_long)")
     args = ap.parse_args()
     import torch
 
@@ -136,15 +141,15 @@ def main() -> None:
                  "bench/estimator_accuracy.py is the CPU version")
     try:
         import bitsandbytes  # noqa: F401
-        methods = METHODS
+        methods = tuple(m for m in METHODS if m in args.methods.split(","))
     except ImportError:
         print("bitsandbytes not installed: QLoRA rows skipped")
-        methods = ("full", "lora")
+        methods = tuple(m for m in ("full", "lora") if m in args.methods.split(","))
     models = [MODELS[args.only]] if args.only else [MODELS["qwen"], MODELS["llama"]]
     if args.large:
         models.append(MODELS["llama-large"])
     name = torch.cuda.get_device_name()
-    print(f"GPU: {name}; seq {args.seq}, micro-batch {args.batch}, 2 micro-batches per step")
+    print(f"GPU: {name}; seq {args.seq}, micro-batch {args.batch}, 2 micro-batches per step, {args.attn}")
     print(f"{'model':38} {'method':6} {'ckpt':5} {'est GB':>7} {'peak GB':>8} {'err':>7} {'step s':>7} {'MFU':>6} "
           f"{'default':>7}")
     rows = []
@@ -153,7 +158,7 @@ def main() -> None:
             for method in methods:
                 for ckpt in (False, True):
                     try:
-                        r = run_one(mid, method, ckpt, args.seq, args.batch, Path(tmp))
+                        r = run_one(mid, method, ckpt, args.seq, args.batch, Path(tmp), args.attn)
                     except torch.cuda.OutOfMemoryError:
                         print(f"{mid:38} {method:6} {ckpt!s:5} OOM")
                         torch.cuda.empty_cache()
@@ -166,7 +171,7 @@ def main() -> None:
     print(f"worst |memory error| {worst:.1%} (target 10 %)")
     from bench.results import record
 
-    record("gpu_checks", baseline="torch.cuda.max_memory_allocated (measured) vs advisor training_memory",
+    record(args.name, baseline="torch.cuda.max_memory_allocated (measured) vs advisor training_memory",
            target="peak memory within 10 %", figures={"rows": rows, "worst_mem_err": worst},
            ratios={"worst_mem_err": worst}, device=name,
            notes="random-init catalog architectures; QLoRA via bitsandbytes NF4 + double quant, paged AdamW 32-bit")

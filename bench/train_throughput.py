@@ -29,7 +29,7 @@ the order rotating each repeat; the ratio vs the baseline is the median of the p
 
 CPU (this machine): `python bench/train_throughput.py --threads 1`.
 GPU (prepared for when one is lent; not run on this CPU-only machine):
-  `python bench/train_throughput.py --device cuda --attn flash_attention_2 --hidden 1024 --layers 8`
+  `python bench/train_throughput.py --device cuda --attn flash_attention_2 --hidden 2048 --layers 16 --max-len 1024`
   runs the same contenders with flash-attention 2 on every side (tunepath packing then goes through
   flash-attention's varlen kernel; padding contenders unpad through it), bf16.
 Targets (issue 14): CPU: tunepath default >= 1.0x pad-grouped; GPU with varlen: tunepath packing
