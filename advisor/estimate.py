@@ -557,6 +557,11 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
                          f"the peak; --attention flash_attention_2 would need {flash.total / GB:.1f} GB (in a training "
                          f"config: model.attn_implementation flash_attention_2, or varlen with packing, which needs no "
                          f"flash-attn build)")
+    window = arch.max_position_embeddings
+    if window and setup.seq_len > window:
+        notes.append(f"{setup.seq_len:,}-token rows exceed the model's {window:,} positions "
+                     "(max_position_embeddings): training that long needs RoPE scaling or another context "
+                     "extension, and the model meets positions it never saw in pretraining")
     if 0.9 * gpu.memory_gb * GB < mem.total <= gpu.memory_gb * GB:
         notes.append(f"the peak is {mem.total / (gpu.memory_gb * GB):.0%} of the {gpu.memory_gb:g} GB card: where "
                      "published runs sat at a card's limit the estimate was 0-13 % under their peak (allocator "

@@ -452,3 +452,10 @@ def test_a_peak_near_the_cards_limit_is_flagged():
     assert any("of the 24 GB card" in n for n in near["notes"])
     roomy = json.loads(cli(*base, "--seq-len", "1024").stdout)
     assert roomy["fits"] and not any("GB card" in n for n in roomy["notes"])
+
+
+def test_rows_longer_than_the_context_window_are_flagged():
+    base = ["estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "lora", "--tokens", "1M", "--json"]
+    long = json.loads(cli(*base, "--seq-len", "8192").stdout)
+    assert any("4,096 positions" in n for n in long["notes"])
+    assert not any("positions" in n for n in json.loads(cli(*base, "--seq-len", "4096").stdout)["notes"])
