@@ -26,7 +26,7 @@ def register(cls: type["AdapterConfig"]) -> type["AdapterConfig"]:
 class AdapterConfig(BaseModel):
     """Fields common to every method; subclasses add theirs and implement `to_peft`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # inf/nan: one-line error, never Infinity in JSON
 
     method: str
     # Prompt-learning methods prepend virtual tokens once per row: packed examples after the

@@ -18,7 +18,7 @@ class LoraSpec(AdapterConfig):
     targets_linear = True
 
     r: PositiveInt = Field(8, description="Rank of the update matrices (LoRA paper, section 4).")
-    alpha: float = Field(16, description="Scaling numerator: the update is scaled by alpha / r (alpha / sqrt(r) with rslora).")
+    alpha: float = Field(16, gt=0, description="Scaling numerator: the update is scaled by alpha / r (alpha / sqrt(r) with rslora).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input path.")
     target_modules: TargetModules = Field(
         None, description="Linear module names (e.g. [q_proj, v_proj]), 'all-linear', or null for peft's default.")

@@ -16,7 +16,7 @@ MANIFEST_FORMAT = 1
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # inf/nan: one-line error, never Infinity in JSON
 
 
 class Chunking(_Model):

@@ -47,7 +47,7 @@ ProgressFn = Callable[[str, int, int, dict], None]  # (phase, done, total, info)
 
 
 class TuneReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # inf/nan: one-line error, never Infinity in JSON
 
     out: str
     base: str

@@ -152,11 +152,17 @@ def test_example_configs_validate(name):
     ({"adapter": {"method": "lorax"}}, "unknown method 'lorax'"),
     ({"training": {"learning_rat": 1e-4}}, "training.learning_rat: unknown field"),
     ({"data": None}, "data"),
+    # non-finite numbers never pass (they would print as Infinity in --json), nor a negative LoRA alpha
+    ({"training": {"learning_rate": float("inf")}}, "training.learning_rate: input should be a finite number"),
+    ({"training": {"warmup": float("inf")}}, "training.warmup: input should be a finite number"),
+    ({"adapter": {"method": "lora", "alpha": float("inf")}}, "adapter.alpha: input should be a finite number"),
+    ({"adapter": {"method": "lora", "alpha": -5}}, "adapter.alpha: input should be greater than 0"),
 ])
 def test_bad_config_is_one_line_exit_2(tmp_path, tiny_base_model, edit, needle):
     base = yaml.safe_load(_sft(tmp_path, tiny_base_model, "peft").read_text())
     base["adapter"] = {"method": "lora"}
-    base.update(edit)
+    for key, value in edit.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     if edit.get("data", 1) is None:
         del base["data"]
     r = cli("train", _config(tmp_path, "bad.yaml", **base))

@@ -24,7 +24,7 @@ DEFAULT_LR: dict[str, float] = {"pretrain": 1e-3, "full": 2e-5, "peft": 2e-4}
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # inf/nan: one-line error, never Infinity in JSON
 
 
 class ModelSection(_Section):

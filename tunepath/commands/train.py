@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -101,6 +102,10 @@ def train(
     from training.config import load_config
 
     _quiet_libraries()
+    if not math.isfinite(gpus_per_worker):
+        from advisor.errors import UserError
+
+        raise UserError(f"--gpus-per-worker: expected a finite number >= 0, got {gpus_per_worker}")
     cfg = load_config(config, set_ or [])
     if dry_run:
         data = cfg.model_dump(mode="json")
