@@ -307,15 +307,18 @@ class _TrainChoice:
     ckpt: bool
 
 
-def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: float) -> _TrainChoice | None:
+def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: float,
+            min_seq: int = 0) -> _TrainChoice | None:
     """The first method (e.g. LoRA, then QLoRA when 16-bit weights don't fit: Dettmers et al. 2023) and
-    checkpointing setting that fits `count` GPUs of type `gid`, or None."""
+    checkpointing setting that fits `count` GPUs of type `gid`, or None. Rows never get shorter than
+    `min_seq`, the average labeled example: a packed row shorter than its examples would cut them."""
+    seqs = tuple(s for s in SFT_SEQ_LENS if s >= min_seq) or SFT_SEQ_LENS[:1]
     for m in methods:
         for ckpt in (None, True):     # None: the method's own default (qlora checkpoints, as peft runs it)
             # shorter packed rows when the default's activations don't fit: the same tokens in more steps
             # (the QLoRA paper trained Guanaco 65B on one 48 GB GPU with 512-token examples, Dettmers et al.
             # 2023, App. B)
-            for seq in SFT_SEQ_LENS:
+            for seq in seqs:
                 est = _train_est(model, gid, count, m, tokens, ckpt, seq)
                 if est.fits:
                     return _TrainChoice(est, gid, count, est.grad_checkpointing)
@@ -348,7 +351,8 @@ def _train_options(spec: ProjectSpec, path: str, model: str, methods: tuple[str,
 
         def fit(n: int) -> _TrainChoice | None:
             if n not in memo:
-                memo[n] = _fit_at(model, gid, n, methods, tokens)
+                memo[n] = _fit_at(model, gid, n, methods, tokens,
+                                  min_seq=0 if path == "pretraining" else spec.data.avg_example_tokens)
             return memo[n]
 
         def in_time(n: int) -> bool:

@@ -152,3 +152,15 @@ def test_evidence_cites_public_sources_only():
     texts += [a["source"] for a in assumptions(load_spec(EXAMPLES / "faq-bot.yaml"))]
     private = ("design.md", "machine-notes", "style.md", "brief", "seed article")
     assert not [t for t in texts if any(p in t.lower() for p in private)]
+
+
+def test_training_rows_are_never_shorter_than_the_examples():
+    """Falling back to shorter packed rows saves activation memory, but a row shorter than an example cuts it:
+    with 900-token examples on a 24 GB card the search keeps rows >= 900 tokens and finds another setup."""
+    for avg in (300, 900, 1500):
+        _, paths = _json(EXAMPLES / "contracts-assistant.yaml", f"data.avg_example_tokens={avg}",
+                         "constraints.gpu_fixed=true", "constraints.gpu=RTX-4090", "constraints.gpu_count=1")
+        for name in ("peft", "full_finetuning"):
+            s = paths[name]["cost"]["setup"]
+            if paths[name]["cost"]["fits"]:
+                assert s["train_seq_len"] >= min(avg, 2048), (avg, name, s)
