@@ -353,11 +353,21 @@ def test_missing_index_and_inputs(tmp_path, scifact_slice):
     _one_line_error(cli("rag", "index", tmp_path / "junk", "--out", tmp_path / "x"), "no indexable text", "a.bin")
     _one_line_error(cli("rag", "index", tmp_path / "junk", "--out", tmp_path / "y", "--overlap", "200"), "--overlap")
     _one_line_error(cli("rag", "index", ACME / "docs", "--out", tmp_path / "z", "--index", "ivfpq"), "at least 1000")
+    _one_line_error(cli("rag", "index", ACME / "docs", "--out", tmp_path / "z", "--batch-size", "0"), "--batch-size")
+
     _one_line_error(cli("rag", "query", scifact_slice["index"], "q", "--mode", "sparse"), "--mode")
     _one_line_error(cli("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl",
                         "--qrels", tmp_path / "none.tsv"), "--qrels")
     _one_line_error(cli("rag", "index", scifact_slice["corpus"], "--out", scifact_slice["index"],
                         "--model", "sentence-transformers/paraphrase-MiniLM-L3-v2"), "built with")
+
+def test_input_errors_are_the_only_line_on_stderr(tmp_path):
+    """No progress bar starts before the inputs are read: stderr is the error line alone, no blank line."""
+    from helpers import cli_subprocess
+
+    r = cli_subprocess("rag", "index", tmp_path / "missing-docs", "--out", tmp_path / "x")
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, repr(r.stderr)
+    assert not (tmp_path / "x").exists()
 
 
 def test_corrupt_index_and_dim_mismatch(tmp_path, scifact_slice):
@@ -498,3 +508,10 @@ def test_cli_import_stays_light():
     code = "import tunepath.cli, rag, tunepath.commands.rag, sys; print('torch' in sys.modules, 'faiss' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("command", [("rag", "index"), ("train",)])
+def test_help_names_the_cluster_extra(command):
+    """Rich reads '[cluster]' as markup unless escaped; the help must show the extra to install."""
+    r = cli(*command, "--help")
+    assert r.exit_code == 0 and "tunepath[cluster]" in r.stdout

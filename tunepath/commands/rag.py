@@ -39,7 +39,7 @@ def index_cmd(
     batch_size: int = typer.Option(retrieval.EMBED_BATCH, help="embedding batch size"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     ray: bool = typer.Option(False, "--ray", help="embed on Ray Data actors (a local Ray cluster unless "
-                             "--ray-address); needs tunepath[cluster]"),
+                             "--ray-address); needs tunepath\\[cluster]"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster "
                                               "(host:port, ray://host:10001 or auto); implies --ray"),
     workers: Optional[int] = typer.Option(None, "--workers", help="embedding actors with --ray "
@@ -63,23 +63,34 @@ def index_cmd(
         embedder = RayEmbedder(address=ray_address, workers=workers)
     elif workers is not None:
         raise UserError("--workers: only with --ray")
+    for name, value, low in (("--batch-size", batch_size, 1), ("--chunk-tokens", chunk_tokens, 1),
+                             ("--overlap", overlap, 0)):
+        if value < low:
+            raise UserError(f"{name}: expected an integer >= {low}, got {value}")
     started = {}
-    with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]} chunks/s"), TimeRemainingColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("embed", total=None, rate="-")
+    # the bar starts with the first embedded batch, so an error found before (a missing path, a bad file)
+    # is the only line on stderr
+    bar = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]} chunks/s"), TimeRemainingColumn(), console=err, transient=True)
+    task = bar.add_task("embed", total=None, rate="-")
 
-        def progress(done: int, total: int) -> None:
-            import time
+    def progress(done: int, total: int) -> None:
+        import time
 
-            now = time.perf_counter()
-            started.setdefault("t", now)
-            rate = done / (now - started["t"]) if now > started["t"] else 0.0
-            bar.update(task, completed=done, total=total, rate=f"{rate:.1f}")
+        if "t" not in started:
+            bar.start()
+        now = time.perf_counter()
+        started.setdefault("t", now)
+        rate = done / (now - started["t"]) if now > started["t"] else 0.0
+        bar.update(task, completed=done, total=total, rate=f"{rate:.1f}")
 
+    try:
         report = build_index([str(p) for p in paths], out, model=model, chunk_tokens=chunk_tokens,
                              overlap=overlap, index=index, rebuild=rebuild, progress=progress,
                              batch_size=batch_size, embedder=embedder)
+    finally:
+        if "t" in started:
+            bar.stop()
     if embedder is not None and embedder.plan:
         p = embedder.plan
         err.print(f"note: embedded on Ray: {p['actors']} actor(s), {p['resources_per_actor']} each, "
@@ -234,21 +245,30 @@ def tune_cmd(
     from advisor.console import err, out as console
     from rag.tune import tune
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("loading", total=None, info="")
+    # the bar starts with the first progress report, so an input error is the only line on stderr
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err, transient=True)
+    task = bar.add_task("loading", total=None, info="")
+    shown = []
 
-        def progress(phase: str, done: int, total: int, info: dict) -> None:
-            label = {"mine": "mining BM25 negatives", "eval": f"held-out nDCG@10 ({info.get('when', '')})",
-                     "train": "training"}[phase]
-            extra = f"loss {info['loss']:.4f}" if "loss" in info else None
-            bar.update(task, description=label, completed=done, total=total or None,
-                       **({"info": extra} if extra is not None else {}))
+    def progress(phase: str, done: int, total: int, info: dict) -> None:
+        if not shown:
+            bar.start()
+            shown.append(True)
+        label = {"mine": "mining BM25 negatives", "eval": f"held-out nDCG@10 ({info.get('when', '')})",
+                 "train": "training"}[phase]
+        extra = f"loss {info['loss']:.4f}" if "loss" in info else None
+        bar.update(task, description=label, completed=done, total=total or None,
+                   **({"info": extra} if extra is not None else {}))
 
+    try:
         report = tune(pairs, out, base=base, method=method, epochs=epochs, hard_negatives=hard_negatives,
                       batch_size=batch_size, learning_rate=learning_rate, holdout=holdout,
                       max_seq_length=max_seq_length, queries=queries, documents=documents, split=split,
                       seed=seed, bf16=bf16, overwrite=overwrite, progress=progress)
+    finally:
+        if shown:
+            bar.stop()
     for note in report.notes:
         err.print(f"note: {note}", soft_wrap=True)
     if as_json:

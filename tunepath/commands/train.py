@@ -91,7 +91,7 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config (defaults + overrides) and stop."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary (or --dry-run config) as JSON."),
     ray: bool = typer.Option(False, "--ray", help="Train on Ray Train workers (a local Ray cluster unless --ray-address); "
-                             "needs tunepath[cluster]."),
+                             "needs tunepath\\[cluster]."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (host:port, "
                                               "ray://host:10001 or auto); implies --ray."),
     workers: int = typer.Option(1, "--workers", min=1, help="Ray Train workers (one process, one DDP rank each)."),
