@@ -49,7 +49,13 @@ class PriceQuote(BaseModel):
 class GPU(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
-    memory_gb: float = Field(gt=0, allow_inf_nan=False, description="Device memory, GB (1e9 bytes).")
+    memory_gb: float = Field(gt=0, allow_inf_nan=False,
+                             description="Device memory as the vendor states it (80 for an A100-80GB). Memory "
+                                         "chips come in binary sizes, so the card holds this many GiB: "
+                                         "see memory_bytes.")
+    ecc_memory_reserve: bool = Field(False, description="GDDR cards with ECC on (the data-center default: A10, "
+                                                        "A40, L4, L40S, T4) set 1/16 of the memory aside for "
+                                                        "the check bits; HBM keeps them beside the data.")
     bf16_tflops: float = Field(gt=0, allow_inf_nan=False,
                                description="Dense bf16 (or fp16 when bf16 is absent) tensor peak, TFLOP/s.")
     bf16: bool = Field(True, description="Whether the GPU computes in bf16 (T4 does not: fp16 mixed precision).")
@@ -70,6 +76,14 @@ class GPU(BaseModel):
     spec_source: str = ""
     price_source: str = ""
     price_date: str = ""
+
+    @property
+    def memory_bytes(self) -> float:
+        """What the card holds: an "80 GB" A100 or H100 has 80 GiB (5 x 16 GiB HBM stacks) = 85.9e9 bytes,
+        which torch.cuda.get_device_properties reports (less ~1 % the driver keeps). Estimates count bytes
+        (GB = 1e9), so a fit is checked against this, not memory_gb * 1e9 (7 % too strict). GDDR cards with
+        ECC on keep 15/16 of it (nvidia-smi shows 15,360 MiB on a 16 GB T4)."""
+        return self.memory_gb * 2**30 * (15 / 16 if self.ecc_memory_reserve else 1)
 
 
 class PriceTier(BaseModel):

@@ -18,6 +18,7 @@ from typing import Any
 from advisor import catalog, paths, retrieval
 from advisor.architecture import Architecture
 from advisor.estimate import (
+    MEMORY_MARGIN,
     TrainEstimate,
     TrainSetup,
     chinchilla_tokens,
@@ -313,15 +314,19 @@ def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: 
     checkpointing setting that fits `count` GPUs of type `gid`, or None. Rows never get shorter than
     `min_seq`, the average labeled example: a packed row shorter than its examples would cut them."""
     seqs = tuple(s for s in SFT_SEQ_LENS if s >= min_seq) or SFT_SEQ_LENS[:1]
-    for m in methods:
-        for ckpt in (None, True):     # None: the method's own default (qlora checkpoints, as peft runs it)
-            # shorter packed rows when the default's activations don't fit: the same tokens in more steps
-            # (the QLoRA paper trained Guanaco 65B on one 48 GB GPU with 512-token examples, Dettmers et al.
-            # 2023, App. B)
-            for seq in seqs:
-                est = _train_est(model, gid, count, m, tokens, ckpt, seq)
-                if est.fits:
-                    return _TrainChoice(est, gid, count, est.grad_checkpointing)
+    capacity = catalog.gpu(gid).memory_bytes
+    # first a setup with a margin (published runs at a card's limit peaked above the estimate: MEMORY_MARGIN),
+    # then any that fits
+    for limit in (MEMORY_MARGIN * capacity, capacity):
+        for m in methods:
+            for ckpt in (None, True):     # None: the method's own default (qlora checkpoints, as peft runs it)
+                # shorter packed rows when the default's activations don't fit: the same tokens in more steps
+                # (the QLoRA paper trained Guanaco 65B on one 48 GB GPU with 512-token examples, Dettmers et
+                # al. 2023, App. B)
+                for seq in seqs:
+                    est = _train_est(model, gid, count, m, tokens, ckpt, seq)
+                    if est.fits and est.memory.total <= limit:
+                        return _TrainChoice(est, gid, count, est.grad_checkpointing)
     return None
 
 

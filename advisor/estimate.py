@@ -76,6 +76,9 @@ MAX_NUM_SEQS = 256         # vLLM's default cap on sequences batched per step (-
 # NF4 + double quantisation costs ~4.127 bits/param (Dettmers et al. 2023, QLoRA §3).
 QLORA_BITS = 4.127
 CUDA_OVERHEAD_GB = 1.0     # CUDA context + cuBLAS/cuDNN workspaces; 0 on CPU
+# Where published runs sat at a card's limit (the longest rows that fit, bench/estimator_published.py), the
+# estimate was 81-94 % of the card: above this share a plan may not fit (allocator fragmentation).
+MEMORY_MARGIN = 0.8
 # MFU_SOURCE: one line for reports (advisor/report.py shows it beside the assumptions).
 MFU_SOURCE = ("per GPU generation and model size, interpolated between published runs: "
               + "; ".join(f"{gen}: " + ", ".join(f"{m:.3f} at {p / 1e9:.0f}B ({s.split(':')[0]})"
@@ -562,9 +565,9 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         notes.append(f"{setup.seq_len:,}-token rows exceed the model's {window:,} positions "
                      "(max_position_embeddings): training that long needs RoPE scaling or another context "
                      "extension, and the model meets positions it never saw in pretraining")
-    if 0.9 * gpu.memory_gb * GB < mem.total <= gpu.memory_gb * GB:
-        notes.append(f"the peak is {mem.total / (gpu.memory_gb * GB):.0%} of the {gpu.memory_gb:g} GB card: where "
-                     "published runs sat at a card's limit the estimate was 0-13 % under their peak (allocator "
+    if MEMORY_MARGIN * gpu.memory_bytes < mem.total <= gpu.memory_bytes:
+        notes.append(f"the peak is {mem.total / gpu.memory_bytes:.0%} of the {gpu.memory_gb:g} GiB card: where "
+                     "published runs sat at a card's limit the estimate was 81-94 % of the card (allocator "
                      "fragmentation; docs/validation.md): a shorter row or a smaller micro-batch (or checkpointing, "
                      "if off) buys a margin")
     if setup.method == "qlora" and setup.grad_checkpointing is None:
@@ -574,7 +577,7 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
     return TrainEstimate(
         method=setup.method, total_params=arch.total_params, active_params=arch.active_params,
         trainable_params=trainable_params(arch, setup), tokens=setup.tokens, flops=flops, memory=mem,
-        memory_per_gpu_gb=per_gpu / GB, gpu_memory_gb=gpu.memory_gb, fits=per_gpu <= gpu.memory_gb * GB,
+        memory_per_gpu_gb=per_gpu / GB, gpu_memory_gb=gpu.memory_bytes / GB, fits=per_gpu <= gpu.memory_bytes,
         mfu=mfu, mfu_source=src, hours=hours, gpu_hours=hours * setup.gpus,
         cost_usd=hours * setup.gpus * gpu.usd_per_hour, notes=notes, grad_checkpointing=setup.checkpointing,
         optimizer=setup.optim, recompute_flops=extra, seq_len=setup.seq_len)
@@ -670,7 +673,7 @@ def estimate_inference(arch: Architecture, gpu: GPU, prompt_tokens: int, output_
     kv_tok = kv_bytes_per_token(arch, kv_bits / 8)
     kv_req = kv_tok * max(ctx, 1)
     overhead = CUDA_OVERHEAD_GB * GB
-    usable = 0.9 * gpu.memory_gb * GB           # vLLM's gpu_memory_utilization default 0.9
+    usable = 0.9 * gpu.memory_bytes             # vLLM's gpu_memory_utilization default 0.9
     g = gpus_per_replica or next(n for n in range(1, 4097) if w_bytes + kv_req + n * overhead <= n * usable)
     room = g * usable - w_bytes - g * overhead
     max_batch = max(1, min(MAX_NUM_SEQS, int(room // kv_req))) if room > 0 else 1

@@ -22,14 +22,14 @@ from advisor.costs import (
     econ,
 )
 from advisor.errors import UserError
-from advisor.estimate import MFU_SOURCE, PREFILL_MFU
+from advisor.estimate import MEMORY_MARGIN, MFU_SOURCE, PREFILL_MFU
 from advisor.paths import label
 from advisor.recommend import DECISION_RULE, Advice, recommend
 from advisor.spec import ProjectSpec, set_dotted, spec_from_dict
 
 MONTHS = 24
 ROUNDING_USD = 1.0    # cost differences below a dollar (or 0.5 %) are rounding, not a break-even
-MEMORY_WARN = 0.85     # memory above 85 % of a GPU leaves no room for fragmentation or longer batches
+MEMORY_WARN = MEMORY_MARGIN   # above it a plan may not fit (advisor/estimate.py MEMORY_MARGIN)
 
 # Fields whose change can flip a recommendation, scanned by `sensitivity`.
 SENSITIVE_FIELDS = ("traffic.requests_per_month", "traffic.prompt_tokens", "data.labeled_examples",

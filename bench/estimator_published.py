@@ -281,7 +281,8 @@ ROWS: list[Row] = [
         baseline=lambda: old_train_memory_gb(arch("meta-llama/Meta-Llama-3-8B"), "qlora", 512, 1, None)),
     # --- memory: the longest context Hugging Face + FlashAttention-2 QLoRA fits on a card (the whole column) ---
     *[Row("memory", f"HF + FlashAttention-2 QLoRA 4-bit, {name}, r=32 all linear, batch 1, rows padded to "
-                    f"{s:,} tokens (the longest that fit a {gb} GB card): peak VRAM", gb, "GB", UNSLOTH_CTX,
+                    f"{s:,} tokens (the longest that fit a {gb} GB card, {gb} GiB): peak VRAM", gb * 2**30 / 1e9,
+          "GB", UNSLOTH_CTX,
           (lambda a=a, s=s: train_memory_gb(a, "qlora", s, 1, None, rank=32, attention="flash_attention_2")),
           baseline=(lambda a=a, s=s: old_train_memory_gb(a, "qlora", s, 1, None, rank=32,
                                                          attention="flash_attention_2")))

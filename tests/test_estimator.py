@@ -443,13 +443,14 @@ def test_attention_option_and_the_sdpa_math_path_note():
 
 
 def test_a_peak_near_the_cards_limit_is_flagged():
-    """Published runs at a card's limit peaked 0-13 % above the estimate, so 90-100 % of the card gets a note."""
+    """Where published runs sat at a card's limit the estimate was 81-94 % of the card, so above 80 % the
+    estimate says the plan may not fit."""
     base = ["estimate", "--model", "meta-llama/Llama-3.1-8B", "--method", "qlora", "--rank", "32",
             "--target-modules", "all-linear", "--tokens", "1M", "--attention", "flash_attention_2", "--gpu",
             "RTX-4090", "--json"]
     near = json.loads(cli(*base, "--seq-len", "5789").stdout)       # HF + FA2's longest row on a 24 GB card
-    assert near["fits"] and 0.9 < near["memory_per_gpu_gb"] / near["gpu_memory_gb"] <= 1
-    assert any("of the 24 GB card" in n for n in near["notes"])
+    assert near["fits"] and 0.8 < near["memory_per_gpu_gb"] / near["gpu_memory_gb"] <= 1
+    assert any("of the 24 GiB card" in n for n in near["notes"])
     roomy = json.loads(cli(*base, "--seq-len", "1024").stdout)
     assert roomy["fits"] and not any("GB card" in n for n in roomy["notes"])
 
@@ -459,3 +460,14 @@ def test_rows_longer_than_the_context_window_are_flagged():
     long = json.loads(cli(*base, "--seq-len", "8192").stdout)
     assert any("4,096 positions" in n for n in long["notes"])
     assert not any("positions" in n for n in json.loads(cli(*base, "--seq-len", "4096").stdout)["notes"])
+
+
+def test_cards_hold_binary_gigabytes():
+    """An "80 GB" A100 holds 80 GiB (85.9e9 bytes); GDDR data-center cards with ECC on keep 15/16 of theirs.
+    A 70B LoRA under ZeRO-3 on 8 of them needs ~83e9 bytes a GPU: it fits, with a note that the margin is thin."""
+    assert catalog.gpu("A100-80GB").memory_bytes == 80 * 2**30
+    assert catalog.gpu("T4").memory_bytes == 15 * 2**30 and catalog.gpu("RTX-4090").memory_bytes == 24 * 2**30
+    d = json.loads(cli("estimate", "--model", "meta-llama/Llama-2-70b-hf", "--method", "lora", "--tokens", "10M",
+                       "--gpus", "8", "--zero", "3", "--json").stdout)
+    assert 80 < d["memory_per_gpu_gb"] < d["gpu_memory_gb"] == pytest.approx(85.9, abs=0.05) and d["fits"]
+    assert any("GiB card" in n for n in d["notes"])

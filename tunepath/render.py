@@ -69,7 +69,8 @@ def train_table(est: TrainEstimate, gpu_id: str, gpus: int) -> Table:
     mem = est.memory.as_gb()
     rows += [(f"memory: {k}", f"{v:,.2f} GB") for k, v in mem.items() if k != "total"]
     rows += [
-        ("memory per GPU", f"[bold]{mem['total']:,.2f} GB[/] of {est.gpu_memory_gb:,.0f} GB -> "
+        ("memory per GPU", f"[bold]{mem['total']:,.2f} GB[/] of {est.gpu_memory_gb:,.1f} GB "
+                           f"({est.gpu_memory_gb * 1e9 / 2**30:,.0f} GiB) -> "
                            + ("[green]fits[/]" if est.fits else "[red]does not fit[/]")),
         ("MFU", f"{est.mfu:.2f}"),
         ("wall time", f"{est.hours:,.1f} h ({est.hours / 24:,.1f} days)"),
