@@ -177,13 +177,19 @@ def pretraining_tokens(arch: Architecture) -> float:
     return chinchilla_tokens(arch.total_params)
 
 
+# Configs that leave the window out get their config class's default when transformers loads them
+# (FalconConfig.max_position_embeddings = 2048; falcon-7b's config.json has no such key).
+CONFIG_DEFAULT_WINDOW = {"falcon": 2048, "RefinedWeb": 2048, "RefinedWebModel": 2048}
+
+
 @lru_cache(maxsize=64)
 def context_window(ref: str) -> int | None:
     """Tokens the model attends over, from its config: max_position_embeddings, stretched by rope scaling
     when the config names a factor over an original window (YaRN / linear / dynamic NTK)."""
     _, cfg = catalog.model_config(ref)
     cfg = {**cfg, **(cfg.get("text_config") or {})}
-    base = cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("n_ctx")
+    base = (cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("n_ctx")
+            or CONFIG_DEFAULT_WINDOW.get(cfg.get("model_type", "")))
     if not base:
         return None
     rs = cfg.get("rope_scaling") or {}

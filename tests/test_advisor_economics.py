@@ -175,3 +175,13 @@ def test_the_search_prefers_a_setup_with_a_memory_margin():
                      "constraints.gpu=RTX-4090", "constraints.gpu_count=1")
     c = paths["peft"]["cost"]
     assert c["fits"] and c["memory_gb_per_gpu"] <= MEMORY_MARGIN * c["gpu_memory_gb"]
+
+
+def test_a_config_without_its_window_gets_its_config_class_default():
+    """falcon-7b's config.json has no max_position_embeddings; transformers' FalconConfig fills in 2,048. A
+    100K-token knowledge base in every prompt must not look feasible there."""
+    _, paths = _json(EXAMPLES / "faq-bot.yaml", "knowledge.corpus_tokens=100000", "model.base=tiiuae/falcon-7b",
+                     "model.fixed=true")
+    assert not paths["prompting"]["feasible"]
+    rows = json.loads(cli("models", "--json").stdout)
+    assert {r["id"]: r["context"] for r in rows}["tiiuae/falcon-7b"] == 2048

@@ -27,6 +27,7 @@ def models(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
     The id is what `model.base` in a spec and `tunepath estimate --model` take.
     """
     from advisor import catalog
+    from advisor.costs import context_window
     from advisor.textio import human
 
     rows = []
@@ -35,7 +36,7 @@ def models(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
         rows.append({"id": mid, "model_type": a.model_type, "total_params": a.total_params,
                      "active_params": a.active_params, "layers": a.num_layers, "hidden_size": a.hidden_size,
                      "kv_heads": a.num_kv_heads, "vocab_size": a.vocab_size,
-                     "context": a.max_position_embeddings, "tied_embeddings": a.tied_embeddings, "note": row.note})
+                     "context": context_window(mid), "tied_embeddings": a.tied_embeddings, "note": row.note})
     if as_json:
         print_json(rows)
         return
