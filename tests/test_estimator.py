@@ -198,6 +198,8 @@ def test_estimate_cli_json_fields():
     (["--tokens", "1M", "--rank", "0"], "--rank"),
     (["--tokens", "1M", "--method", "magic"], "--method"),
     (["--tokens", "1M", "--target-modules", "q_proj,wq"], "wq"),
+    (["--tokens", "1M", "--target-modules", ""], "--target-modules"),
+    (["--tokens", "1M", "--rank", "100000"], "at most 4,096"),
 ])
 def test_estimate_bad_input_exit_2(args, needle):
     r = cli_subprocess("estimate", "--model", "meta-llama/Llama-2-7b-hf", *args)
@@ -471,3 +473,10 @@ def test_cards_hold_binary_gigabytes():
                        "--gpus", "8", "--zero", "3", "--json").stdout)
     assert 80 < d["memory_per_gpu_gb"] < d["gpu_memory_gb"] == pytest.approx(85.9, abs=0.05) and d["fits"]
     assert any("GiB card" in n for n in d["notes"])
+
+
+def test_inference_notes_a_request_longer_than_the_window_and_prints_batch_1_once():
+    r = cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "inference", "--prompt-tokens", "8000",
+            "--concurrency", "1")
+    assert r.exit_code == 0 and "4,096-token window" in r.stderr
+    assert r.stdout.count("decode tokens/s") == 1

@@ -92,7 +92,8 @@ def inference_table(est: InferenceEstimate, gpu_id: str) -> Table:
                  ("GPUs per replica", str(est.gpus_per_replica)),
                  ("prefill tokens/s", f"{est.prefill_tokens_per_s:,.0f}"),
                  ("decode tokens/s (batch 1)", f"{est.decode_tokens_per_s_batch1:,.0f}"),
-                 (f"decode tokens/s (batch {est.concurrency})", f"{est.decode_tokens_per_s:,.0f}"),
+                 *([(f"decode tokens/s (batch {est.concurrency})", f"{est.decode_tokens_per_s:,.0f}")]
+                   if est.concurrency != 1 else []),
                  ("replicas", str(est.replicas)),
                  ("GPU-hours / month", f"{est.monthly_gpu_hours:,.0f}"),
                  ("cost / month", usd(est.monthly_usd))):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from advisor.console import out
+from advisor.console import err, out
 from advisor.errors import UserError
 from tunepath.commands.options import JsonOpt, print_json
 
@@ -82,6 +82,12 @@ def estimate(
     g = catalog.gpu(gpu)
     method = _check_method(method)
     if method == INFERENCE:
+        from advisor.costs import context_window
+
+        window = context_window(model)
+        if window and n["--prompt-tokens"] + n["--output-tokens"] > window:
+            err.print(f"note: {n['--prompt-tokens'] + n['--output-tokens']:,} tokens a request exceed the "
+                      f"model's {window:,}-token window", soft_wrap=True)
         inf = estimate_inference(arch, g, n["--prompt-tokens"], n["--output-tokens"], n["--requests-per-month"],
                                  concurrency=n["--concurrency"], weight_bits=n["--weight-bits"])
         if as_json:
@@ -100,6 +106,16 @@ def estimate(
         n_tokens = n["--tokens"]
     targets = "all-linear" if target_modules.strip() == "all-linear" else \
         [t.strip() for t in target_modules.split(",") if t.strip()]
+    if not targets:
+        raise UserError("--target-modules: expected comma-separated module names or all-linear, got an empty list")
+    if method in ("lora", "dora", "qlora"):
+        from advisor.estimate import resolve_targets
+
+        dims = [min(lin.in_features, lin.out_features) for lin in arch.layer_linears
+                if lin.name in resolve_targets(arch, targets)]
+        if dims and n["--rank"] > min(dims):
+            raise UserError(f"--rank: at most {min(dims):,} for these modules (a rank-r update of a d x k "
+                            f"matrix needs r <= min(d, k)), got {n['--rank']:,}")
     try:
         setup = TrainSetup(method=method, tokens=n_tokens, seq_len=n["--seq-len"], micro_batch=n["--micro-batch"],
                            gpus=n["--gpus"], zero=n["--zero"], grad_checkpointing=grad_checkpointing,
