@@ -255,6 +255,8 @@ def parse_vary(items: list[str]) -> list[tuple[str, list[float]]]:
             raise UserError(f"--vary {item!r}: values must be numbers") from None
         if not all(math.isfinite(v) for v in vals):
             raise UserError(f"--vary {item!r}: values must be finite numbers")
+        if key.strip() in INTEGER_FIELDS and not all(v == int(v) for v in vals):
+            raise UserError(f"--vary {item!r}: {key.strip()} takes whole numbers (as --set does)")
         out.append((key.strip(), vals))
     return out
 
