@@ -413,8 +413,13 @@ def _parse(path: Path) -> tuple[dict, str]:
         raise UserError(f"{where}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
     except RecursionError:
         raise UserError(f"{path}: nested too deeply") from None
+    if data is None:
+        raise UserError(f"{path}: the file is empty (expected a project spec: `tunepath init` writes one)")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of fields (name, task, ...), got {type(data).__name__}")
+    if "stage" in data and "task" not in data:
+        raise UserError(f"{path}: this is a training config (stage: {data['stage']}), not a project spec: "
+                        f"`tunepath train {path}` runs it")
     return data, text
 
 

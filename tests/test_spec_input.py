@@ -96,3 +96,16 @@ def test_scientific_notation_is_a_number_in_files_and_set(tmp_path):
 def test_set_with_a_non_finite_value_is_one_line(tmp_path):
     r = cli_subprocess("recommend", EXAMPLES / "faq-bot.yaml", "--set", "constraints.budget_usd=1e400", cwd=tmp_path)
     _one_line_exit_2(r, "--set constraints.budget_usd", "finite")
+
+
+def test_empty_files_and_the_wrong_kind_of_file_say_so(tmp_path):
+    """An empty file, a training config given to the advisor and a project spec given to `train` each get one
+    line that names what the file is and the command that takes it."""
+    from helpers import EXAMPLES, cli, one_line_error
+
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    one_line_error(cli("recommend", empty), "the file is empty", "tunepath init")
+    one_line_error(cli("train", empty), "the file is empty")
+    one_line_error(cli("recommend", EXAMPLES / "train" / "lora-garden-qa.yaml"), "training config", "tunepath train")
+    one_line_error(cli("train", EXAMPLES / "faq-bot.yaml"), "project spec", "tunepath run")

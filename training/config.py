@@ -152,9 +152,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             raise UserError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    if data is None and path is not None:
+        raise UserError(f"{where}: the file is empty (expected a training config: stage, model, data, ...)")
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a mapping of sections (stage, model, data, ...), got {type(data).__name__}")
+    if "stage" not in data and {"task", "knowledge", "traffic", "constraints"} & set(data):
+        raise UserError(f"{where}: this is a project spec (task, knowledge, ...), not a training config: "
+                        f"`tunepath run {where}` runs its recommended path, `tunepath recommend {where}` explains it")
     touched = fields.apply_overrides(data, list(overrides or []))
     from adapters import REGISTRY
 
