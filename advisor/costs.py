@@ -270,10 +270,13 @@ def serving_options(spec: ProjectSpec, model: str, input_tokens: float, cached_t
     for gid in _gpu_ids(spec):
         for bits in bits_allowed:
             inf = _self_hosted(model, gid, int(input_tokens + cached_tokens), t.output_tokens, n, bits)
-            prec = PRECISIONS[bits].split(" (")[0]
+            full = PRECISIONS[bits]
+            if bits == 16 and not catalog.gpu(gid).bf16:
+                full = "fp16 weights (this GPU has no bf16)"
+            prec = full.split(" (")[0]
             out.append(Serving(monthly_usd=inf.monthly_usd, per_request_usd=inf.monthly_usd / n,
                                how=f"self-hosted: {inf.replicas} replica(s) x {inf.gpus_per_replica} {gid}, {prec}",
-                               precision=PRECISIONS[bits]))
+                               precision=full))
     if spec.constraints.data_may_leave and hosted_allowed:
         arch = catalog.architecture(model)
         usd = hosted_monthly_usd(arch.total_params, n, input_tokens, t.output_tokens, cached_tokens,
@@ -399,13 +402,13 @@ def _misses(spec: ProjectSpec, cash: float, monthly: float, days: float, fits: b
         out.append((STRUCTURAL_MISS, f"context window ({window_miss})"))
     if not fits:
         out.append((STRUCTURAL_MISS, "GPU memory"))
-    if cash > c.budget_usd:
+    if cash > c.budget_usd + 0.01:          # below a cent is rounding
         out.append(((cash - c.budget_usd) / max(c.budget_usd, 1.0), f"one-off budget by {_usd(cash - c.budget_usd)}"))
-    if c.monthly_budget_usd is not None and monthly > c.monthly_budget_usd:
+    if c.monthly_budget_usd is not None and monthly > c.monthly_budget_usd + 0.01:
         out.append(((monthly - c.monthly_budget_usd) / max(c.monthly_budget_usd, 1.0),
                     f"monthly budget by {_usd(monthly - c.monthly_budget_usd)}"))
     if c.deadline_days is not None and days > c.deadline_days:
-        out.append(((days - c.deadline_days) / c.deadline_days, f"deadline by {days - c.deadline_days:,.0f} days"))
+        out.append(((days - c.deadline_days) / c.deadline_days, f"deadline by {days - c.deadline_days:,.1f} days"))
     return out
 
 

@@ -113,15 +113,18 @@ def _memory(c: Context, p: str, cost: PathCost) -> str | None:
             f"{s.get('train_gpus')} x {s.get('train_gpu')}{where} has {cost.gpu_memory_gb:,.0f} GB each")
 
 
+CENT = 0.01   # overshoots below a cent are rounding, not a miss ("$0 exceeds the budget of $0")
+
+
 def _budget(c: Context, p: str, cost: PathCost) -> str | None:
     b = c.spec.constraints.budget_usd
     return (f"one-off spend {usd(cost.cash_one_off_usd)} (compute of every run, labels, evaluation) exceeds the "
-            f"budget of {usd(b)}" if cost.cash_one_off_usd > b else None)
+            f"budget of {usd(b)}" if cost.cash_one_off_usd > b + CENT else None)
 
 
 def _monthly(c: Context, p: str, cost: PathCost) -> str | None:
     b = c.spec.constraints.monthly_budget_usd
-    if b is None or cost.monthly_usd <= b:
+    if b is None or cost.monthly_usd <= b + CENT:
         return None
     return f"monthly cost {usd(cost.monthly_usd)} exceeds the monthly budget of {usd(b)}"
 
