@@ -193,7 +193,11 @@ def _below_minimum(c: Context) -> dict | None:
     msg = f"only {have} labeled examples (< 10)"
     out = {"peft": msg}
     if cpt_tokens(c.spec) < CPT_MIN_TOKENS:   # continued pretraining on a large corpus needs no labels
-        out["full_finetuning"] = msg + f" and no corpus of >= {human(CPT_MIN_TOKENS)} tokens to continue pretraining on"
+        k = c.spec.knowledge
+        why = ("knowledge.domain_shift is none, so there is nothing to continue pretraining on"
+               if k.domain_shift.value == "none" and k.corpus_tokens >= CPT_MIN_TOKENS else
+               f"no corpus of >= {human(CPT_MIN_TOKENS)} tokens to continue pretraining on")
+        out["full_finetuning"] = f"{msg} and {why}"
     return out
 
 
@@ -225,7 +229,10 @@ RULES: list[Rule] = [
          {"rag": 2.0, "prompting": -2.0},
          EVIDENCE["anthropic"],
          lambda c: (f"{human(c.spec.knowledge.corpus_tokens)} tokens of knowledge > {human(IN_CONTEXT_LIMIT)}"
-                    if _needs_knowledge(c) and c.spec.knowledge.corpus_tokens > IN_CONTEXT_LIMIT else None)),
+                    if _needs_knowledge(c) and c.spec.knowledge.corpus_tokens > IN_CONTEXT_LIMIT else
+                    f"{human(c.spec.knowledge.corpus_tokens)} tokens of knowledge do not fit in one prompt "
+                    f"({c.costs['prompting'].details['window_miss']})"
+                    if _needs_knowledge(c) and c.costs["prompting"].details.get("window_miss") else None)),
     Rule("knowledge.injection", "New knowledge is injected better by retrieval than by fine-tuning.",
          {"rag": 1.0, "peft": -1.0, "full_finetuning": -1.0},
          EVIDENCE["ovadia"],

@@ -185,3 +185,15 @@ def test_a_config_without_its_window_gets_its_config_class_default():
     assert not paths["prompting"]["feasible"]
     rows = json.loads(cli("models", "--json").stdout)
     assert {r["id"]: r["context"] for r in rows}["tiiuae/falcon-7b"] == 2048
+
+
+def test_knowledge_beyond_a_small_window_moves_the_paths_and_reasons_name_the_cause():
+    """150K tokens are under the 200K in-prompt limit but over Llama 2's 4,096-token window: the retrieval rule
+    fires; with no labels and no domain shift, full fine-tuning's reason names the shift, not the corpus."""
+    out, paths = _json(EXAMPLES / "faq-bot.yaml", "knowledge.corpus_tokens=150000",
+                       "model.base=meta-llama/Llama-2-7b-hf", "model.fixed=true")
+    assert "knowledge.exceeds_prompt" in {r["id"] for r in paths["rag"]["rules"]}
+    _, paths = _json(EXAMPLES / "faq-bot.yaml", "knowledge.corpus_tokens=1e13", "knowledge.domain_shift=none",
+                     "data.labeled_examples=0")
+    reasons = " ".join(paths["full_finetuning"]["reasons"])
+    assert "domain_shift is none" in reasons and "no corpus" not in reasons
