@@ -181,9 +181,15 @@ def test_bad_yaml_and_missing_data_file_in_a_fresh_process(tmp_path):
     assert r.returncode == 2 and "missing.txt does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_missing_model_dir_names_the_field(tmp_path):
+def test_missing_model_dir_names_the_field(tmp_path, monkeypatch):
     r = cli("train", _sft(tmp_path, tmp_path / "no-such-model", "full"))
-    assert r.exit_code == 2 and "model.name_or_path: cannot load" in r.stderr and "no-such-model" in r.stderr
+    assert r.exit_code == 2 and "model.name_or_path: " in r.stderr and "no-such-model: no such folder" in r.stderr
+    # org/name-shaped but meant as a local folder: one line at once, not transformers' download retries
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    r = cli("train", _sft(tmp_path, "runs/not-built-yet", "full"))
+    assert r.exit_code == 2 and "runs/not-built-yet: no such folder here" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_unknown_target_module_lists_the_models_linear_modules(tmp_path, tiny_base_model):

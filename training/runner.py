@@ -128,10 +128,37 @@ def build_tokenizer(config: TrainConfig, fresh: bool, is_main: bool, barrier: Ca
     return tokmod.load(str(tok_dir), chat_template=t.chat_template)
 
 
+def check_source(name: str, field: str) -> None:
+    """Fail in one line, before transformers' retries, when `name` can load from nowhere: a path that does
+    not exist, or a hub id that is neither in the local Hugging Face cache nor reachable. A missing local
+    folder otherwise costs ~50 s of download retries before the error (found by a new-user review)."""
+    p = Path(name).expanduser()
+    if p.exists():
+        return
+    if p.is_absolute() or name.startswith((".", "~")) or name.count("/") != 1:
+        raise UserError(f"{field}: {name}: no such folder (a hub id has the form org/name)")
+    import huggingface_hub as hub
+
+    if os.environ.get("HF_HUB_OFFLINE") or hub.try_to_load_from_cache(name, "config.json") is not None:
+        return
+    try:
+        hub.model_info(name, timeout=10)
+    except hub.errors.RepositoryNotFoundError:
+        raise UserError(f"{field}: {name}: no such folder here, and no such repository on the Hugging Face "
+                        "hub") from None
+    except hub.errors.HfHubHTTPError:
+        return                 # gated or private: from_pretrained says what it needs
+    except Exception as e:  # noqa: BLE001 - httpx/requests connection errors differ by version
+        raise UserError(f"{field}: {name}: no such folder here, not in the Hugging Face cache, and the hub is "
+                        f"unreachable ({type(e).__name__}); relative paths are read from the working "
+                        f"directory, {Path.cwd()}") from None
+
+
 def _load_tokenizer(config: TrainConfig) -> Any:
     """The configured tokenizer, else the model's; errors name the field that pointed at it."""
     t = config.tokenizer
     field = "tokenizer.name_or_path" if t.name_or_path else "model.name_or_path"
+    check_source(t.name_or_path or config.model.name_or_path, field)
     return tokmod.load(t.name_or_path or config.model.name_or_path, config.model.trust_remote_code, t.chat_template,
                        field=field)
 
