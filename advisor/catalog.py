@@ -8,6 +8,7 @@ in TUNEPATH_CATALOG (paths separated by os.pathsep), each with optional top-leve
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 import json
 import os
@@ -216,7 +217,13 @@ def api_prices() -> ApiPrices:
 
 
 def _did_you_mean(name: str, choices) -> str:
+    """The ids that share the name's first token ("H100-80GB" -> H100-SXM, H100-PCIe: the same chip), else
+    the closest spelling."""
     lower = {c.lower(): c for c in choices}
+    head = re.split(r"[-_ ]", name.lower())[0]
+    family = [c for k, c in lower.items() if re.split(r"[-_ ]", k)[0] == head] if head else []
+    if 0 < len(family) <= 3:
+        return "; did you mean " + " or ".join(f"'{c}'" for c in family) + "?"
     close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
     return f"; did you mean '{lower[close[0]]}'?" if close else ""
 

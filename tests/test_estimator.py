@@ -480,3 +480,10 @@ def test_inference_notes_a_request_longer_than_the_window_and_prints_batch_1_onc
             "--concurrency", "1")
     assert r.exit_code == 0 and "4,096-token window" in r.stderr
     assert r.stdout.count("decode tokens/s") == 1
+
+
+@pytest.mark.parametrize("name,hint", [("H100-80GB", "'H100-SXM' or 'H100-PCIe'"), ("a100", "'A100-80GB' or 'A100-40GB'"),
+                                       ("RTX4090", "'RTX-4090'")])
+def test_unknown_gpu_names_its_family(name, hint):
+    one_line_error(cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--tokens", "1M", "--gpu", name),
+                   f"did you mean {hint}?")

@@ -32,8 +32,8 @@ def estimate(
     model: str = typer.Option(..., "--model", help="Catalog id or path to a config.json / model folder."),
     method: str = typer.Option("lora", "--method", help="full, pretrain, a PEFT method (lora, dora, qlora, ia3, "
                                                         "prompt_tuning, prefix_tuning) or inference."),
-    tokens: str = typer.Option(None, "--tokens", help="Training tokens, e.g. 20M (default: Chinchilla 20xN "
-                                                      "for pretrain)."),
+    tokens: str = typer.Option(None, "--tokens", help="Training tokens, e.g. 20M: required for training "
+                                                      "methods but pretrain (default: Chinchilla 20xN)."),
     gpu: str = typer.Option("A100-80GB", "--gpu", help="GPU catalog id (`tunepath gpus`)."),
     gpus_: str = typer.Option("1", "--gpus", help="Number of GPUs."),
     rank: str = typer.Option("16", "--rank", help="LoRA/DoRA/QLoRA rank."),
