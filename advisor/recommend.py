@@ -220,7 +220,10 @@ def recommend(spec: ProjectSpec) -> Advice:
             if _within_constraints(spec, combined):
                 choice, cost = "rag+peft", combined
                 rationale.append(f"Combine with {label(other.path)} (fit {other.fit:+g}): retrieval supplies "
-                                 f"the knowledge, the adapter the behaviour; because {_top_reasons(other, 1)[0]}.")
+                                 f"the knowledge, the adapter the behaviour; because {_top_reasons(other, 1)[0]}. "
+                                 f"Together: {usd(combined.one_off_usd)} once + {usd(combined.monthly_usd)}/month, "
+                                 f"{usd(combined.total_usd())} over {horizon} months (the figures above are "
+                                 f"{label(best.path)}'s alone).")
 
     if "rag" in choice and spec.data.retrieval_pairs > 0:
         rationale.append(_embedder_tuning(spec, by["rag"].cost))

@@ -197,3 +197,13 @@ def test_knowledge_beyond_a_small_window_moves_the_paths_and_reasons_name_the_ca
                      "data.labeled_examples=0")
     reasons = " ".join(paths["full_finetuning"]["reasons"])
     assert "domain_shift is none" in reasons and "no corpus" not in reasons
+
+
+def test_a_combined_recommendation_states_the_combined_cost():
+    out, _ = _json(EXAMPLES / "contracts-assistant.yaml")
+    rec = out["recommendation"]
+    assert rec["path"] == "rag+peft"
+    c = rec["cost"]
+    total = c["one_off_usd"] + c["horizon_months"] * c["monthly_usd"]
+    [line] = [r for r in rec["rationale"] if r.startswith("Combine with")]
+    assert f"${total:,.0f} over {c['horizon_months']} months" in line and f"${c['one_off_usd']:,.0f} once" in line
