@@ -560,6 +560,11 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
                          f"the peak; --attention flash_attention_2 would need {flash.total / GB:.1f} GB (in a training "
                          f"config: model.attn_implementation flash_attention_2, or varlen with packing, which needs no "
                          f"flash-attn build)")
+    sequences = setup.tokens / setup.seq_len
+    if setup.gpus > sequences / setup.micro_batch:
+        notes.append(f"{sequences:,.0f} sequences of {setup.seq_len:,} tokens keep at most "
+                     f"{max(1, int(sequences / setup.micro_batch)):,} of the {setup.gpus:,} GPUs busy (micro-batch "
+                     f"{setup.micro_batch}): the time assumes all of them")
     window = arch.max_position_embeddings
     if window and setup.seq_len > window:
         notes.append(f"{setup.seq_len:,}-token rows exceed the model's {window:,} positions "

@@ -487,3 +487,10 @@ def test_inference_notes_a_request_longer_than_the_window_and_prints_batch_1_onc
 def test_unknown_gpu_names_its_family(name, hint):
     one_line_error(cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--tokens", "1M", "--gpu", name),
                    f"did you mean {hint}?")
+
+
+def test_more_gpus_than_sequences_is_flagged():
+    base = ["estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "lora", "--tokens", "2M", "--json"]
+    many = json.loads(cli(*base, "--gpus", "4096").stdout)          # 2M / 2,048 = 977 sequences
+    assert any("keep at most 976 of the 4,096 GPUs busy" in n for n in many["notes"])
+    assert not any("GPUs busy" in n for n in json.loads(cli(*base, "--gpus", "8").stdout)["notes"])
