@@ -7,7 +7,9 @@ and a number split over two lines leaves its JSON twin missing from the text.
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 
 import pytest
 
@@ -86,8 +88,17 @@ def test_version_and_completion():
 
     r = cli_subprocess("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"tunepath {version('tunepath')}"
-    r = cli_subprocess("--show-completion", "bash")
-    assert r.returncode == 0 and "_TUNEPATH_COMPLETE" in r.stdout
+    # typer detects the shell from the parent processes: run under bash, so the test does not depend on
+    # whether pytest itself was started from a shell
+    import shlex
+    import subprocess
+
+    from helpers import REPO
+
+    r = subprocess.run(["bash", "-c", f"{shlex.quote(sys.executable)} -m tunepath.cli --show-completion"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0 and "_TUNEPATH_COMPLETE" in r.stdout, r.stderr
 
 
 def test_no_color_is_honoured_on_a_terminal_too():
