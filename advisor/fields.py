@@ -164,7 +164,8 @@ def format_validation_error(e: ValidationError, source: str, root: type[BaseMode
     `text` (the YAML source) gives line numbers; a field set by an override is named as `--set field`;
     `prefix` is where the validated mapping sits in a larger document (run.train -> ('run', 'train')).
     """
-    errs = e.errors()
+    # an unknown field first: a misspelt name (tsk:) is why its real one (task) is missing
+    errs = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
     loc, msg = describe_error(errs[0], root, union_tags, tuple(prefix))
     full = tuple(prefix) + loc
     dotted = ".".join(str(p) for p in full) or "(top level)"

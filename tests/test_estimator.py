@@ -494,3 +494,11 @@ def test_more_gpus_than_sequences_is_flagged():
     many = json.loads(cli(*base, "--gpus", "4096").stdout)          # 2M / 2,048 = 977 sequences
     assert any("keep at most 976 of the 4,096 GPUs busy" in n for n in many["notes"])
     assert not any("GPUs busy" in n for n in json.loads(cli(*base, "--gpus", "8").stdout)["notes"])
+
+
+def test_options_of_the_other_kind_of_estimate_are_named_as_ignored():
+    r = cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "inference", "--gpus", "4", "--zero", "3")
+    assert r.exit_code == 0 and "note: --gpus, --zero ignored for --method inference" in r.stderr
+    r = cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--tokens", "1M", "--weight-bits", "4")
+    assert r.exit_code == 0 and "note: --weight-bits ignored for --method lora" in r.stderr
+    assert "ignored" not in cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--tokens", "1M").stderr

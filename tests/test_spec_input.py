@@ -109,3 +109,12 @@ def test_empty_files_and_the_wrong_kind_of_file_say_so(tmp_path):
     one_line_error(cli("train", empty), "the file is empty")
     one_line_error(cli("recommend", EXAMPLES / "train" / "lora-garden-qa.yaml"), "training config", "tunepath train")
     one_line_error(cli("train", EXAMPLES / "faq-bot.yaml"), "project spec", "tunepath run")
+
+
+def test_a_misspelt_section_is_named_before_the_missing_one(tmp_path):
+    """'tsk:' makes 'task' missing too; the line names the typo and the field it meant."""
+    from helpers import EXAMPLES, cli, one_line_error
+
+    p = tmp_path / "tsk.yaml"
+    p.write_text((EXAMPLES / "faq-bot.yaml").read_text().replace("\ntask:", "\ntsk:"))
+    one_line_error(cli("recommend", p), "tsk: unknown field; did you mean 'task'?")

@@ -81,6 +81,20 @@ def estimate(
     arch = catalog.architecture(model)
     g = catalog.gpu(gpu)
     method = _check_method(method)
+    # options of the other kind of estimate are ignored: say which, so a script's typo does not pass unseen
+    train_only = {"--tokens": tokens is not None, "--gpus": gpus_ != "1", "--zero": zero != "0",
+                  "--rank": rank != "16", "--virtual-tokens": virtual_tokens != "20",
+                  "--target-modules": target_modules != "q_proj,v_proj", "--seq-len": seq_len != "2048",
+                  "--micro-batch": micro_batch != "1", "--grad-checkpointing": grad_checkpointing is not None,
+                  "--precision": precision != "mixed", "--optimizer": optimizer is not None, "--mfu": mfu is not None,
+                  "--attention": attention != "sdpa"}
+    serve_only = {"--prompt-tokens": prompt_tokens != "1000", "--output-tokens": output_tokens != "250",
+                  "--requests-per-month": requests != "100000", "--weight-bits": weight_bits != "16",
+                  "--concurrency": concurrency is not None}
+    ignored = [k for k, given in (train_only if method == INFERENCE else serve_only).items() if given]
+    if ignored:
+        err.print(f"note: {', '.join(ignored)} ignored for --method {method} "
+                  f"({'training' if method == INFERENCE else 'serving'} options)", soft_wrap=True)
     if method == INFERENCE:
         from advisor.costs import context_window
 
