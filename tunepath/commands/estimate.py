@@ -29,6 +29,7 @@ def _check_method(value: str) -> str:
 
 @app.command(rich_help_panel="Advisor")
 def estimate(
+    ctx: typer.Context,
     model: str = typer.Option(..., "--model", help="Catalog id or path to a config.json / model folder."),
     method: str = typer.Option("lora", "--method", help="full, pretrain, a PEFT method (lora, dora, qlora, ia3, "
                                                         "prompt_tuning, prefix_tuning) or inference."),
@@ -82,16 +83,14 @@ def estimate(
     g = catalog.gpu(gpu)
     method = _check_method(method)
     # options of the other kind of estimate are ignored: say which, so a script's typo does not pass unseen
-    train_only = {"--tokens": tokens is not None, "--gpus": gpus_ != "1", "--zero": zero != "0",
-                  "--rank": rank != "16", "--virtual-tokens": virtual_tokens != "20",
-                  "--target-modules": target_modules != "q_proj,v_proj", "--seq-len": seq_len != "2048",
-                  "--micro-batch": micro_batch != "1", "--grad-checkpointing": grad_checkpointing is not None,
-                  "--precision": precision != "mixed", "--optimizer": optimizer is not None, "--mfu": mfu is not None,
-                  "--attention": attention != "sdpa"}
-    serve_only = {"--prompt-tokens": prompt_tokens != "1000", "--output-tokens": output_tokens != "250",
-                  "--requests-per-month": requests != "100000", "--weight-bits": weight_bits != "16",
-                  "--concurrency": concurrency is not None}
-    ignored = [k for k, given in (train_only if method == INFERENCE else serve_only).items() if given]
+    # options the user gave (not left at their defaults) that the other kind of estimate reads
+    given = {p.opts[0] for p in ctx.command.params
+             if p.name and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"}
+    train_only = {"--tokens", "--gpus", "--zero", "--rank", "--virtual-tokens", "--target-modules", "--seq-len",
+                  "--micro-batch", "--grad-checkpointing", "--precision", "--optimizer", "--mfu", "--attention"}
+    serve_only = {"--prompt-tokens", "--output-tokens", "--requests-per-month", "--weight-bits", "--concurrency"}
+    ignored = sorted(given & (train_only if method == INFERENCE else serve_only), key=[p.opts[0] for p in
+                                                                                    ctx.command.params].index)
     if ignored:
         err.print(f"note: {', '.join(ignored)} ignored for --method {method} "
                   f"({'training' if method == INFERENCE else 'serving'} options)", soft_wrap=True)
