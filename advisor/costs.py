@@ -522,7 +522,16 @@ def _prompting(spec: ProjectSpec) -> PathCost:
             cands.append(cand)
             if not any(m[1].startswith("monthly budget") for m in cand[1]):
                 break
-    return _choose(cands)
+    best = _choose(cands)
+    if kb:
+        # What the few-shot examples cost is what every tuned model saves by dropping them; it is priced on the
+        # deployment prompting would choose without the knowledge base, so a corpus too large for any window
+        # (which moves prompting's least-bad choice to another model) does not change it.
+        free = _prompting(spec.model_copy(update={"knowledge": spec.knowledge.model_copy(
+            update={"source_documents": 0, "corpus_tokens": 0})}))
+        for key in ("few_shot_tokens_without_knowledge", "few_shot_usd_per_month"):
+            best.details[key] = free.details[key]
+    return best
 
 
 def _rag(spec: ProjectSpec) -> PathCost:
