@@ -6,6 +6,7 @@ reported in GB (1e9 bytes) to match GPU data sheets.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
@@ -50,6 +51,27 @@ MFU_ANCHORS: dict[str, list[tuple[float, float, str]]] = {
 }
 # GPU generations without a published large training run borrow another generation's anchors (assumed).
 MFU_GENERATION_FALLBACK = {"ada": "ampere", "turing": "ampere", "blackwell": "hopper"}
+
+# Hopper's whole-run anchors price a pretraining budget on tens of thousands of GPUs; a fine-tuning job on
+# one node runs at step throughput, where an H100 is not 0.167/0.414 of an A100's utilisation. The same code,
+# model, length and GPU count on both cards: MosaicML llm-foundry's benchmark tables
+# (scripts/train/benchmarking/README.md, "H100 80GB BF16" and "A100 80GB" MPT rows) give MFU pairs
+# (model, row length, GPUs, H100 MFU, A100 MFU). Every method but pretraining on Hopper uses the Ampere
+# anchors times the median H100/A100 ratio of these pairs (0.71: an H100 trains 0.71 x 989 / 312 = 2.2x an
+# A100's tokens/s in bf16), or Hopper's whole-run anchor where that is higher (a whole run's MFU is a lower
+# bound on its steps').
+H100_A100_STEP_MFU: tuple[tuple[str, int, int, float, float], ...] = (
+    ("1b", 512, 8, 0.4321, 0.6068), ("1b", 1024, 8, 0.4195, 0.6015), ("1b", 2048, 8, 0.4182, 0.5986),
+    ("1b", 4096, 8, 0.4026, 0.5900), ("1b", 8192, 8, 0.3773, 0.5669), ("3b", 512, 8, 0.4632, 0.6371),
+    ("3b", 1024, 8, 0.4620, 0.6273), ("3b", 4096, 8, 0.4231, 0.6053), ("7b", 1024, 8, 0.4283, 0.5801),
+    ("7b", 2048, 8, 0.4644, 0.6423), ("7b", 4096, 8, 0.4042, 0.5484), ("7b", 8192, 8, 0.3714, 0.5447),
+    ("13b", 1024, 8, 0.4427, 0.5948), ("13b", 2048, 8, 0.3979, 0.5957), ("13b", 4096, 8, 0.4160, 0.5762),
+    ("30b", 1024, 8, 0.3876, 0.5582), ("30b", 2048, 8, 0.3811, 0.5530), ("30b", 4096, 8, 0.3586, 0.5137),
+    ("70b", 2048, 32, 0.3615, 0.4856), ("70b", 2048, 64, 0.4257, 0.5333),
+)
+HOPPER_STEP_RATIO = statistics.median(h / a for *_, h, a in H100_A100_STEP_MFU)
+_STEP_SOURCE = (f"x {HOPPER_STEP_RATIO:.2f}, the median H100/A100 MFU of {len(H100_A100_STEP_MFU)} matched MPT runs "
+                "(MosaicML llm-foundry, scripts/train/benchmarking/README.md)")
 # Adapter methods relative to full training on the same GPU (assumed, as v1's 0.35/0.30 of 0.45):
 # frozen-weight backward passes and small adapter matmuls run less efficiently. QLoRA runs the same bf16
 # matmuls as LoRA; its extra cost is the NF4 dequantisation, timed separately (qlora_dequant_seconds).
@@ -83,28 +105,47 @@ MEMORY_MARGIN = 0.8
 MFU_SOURCE = ("per GPU generation and model size, interpolated between published runs: "
               + "; ".join(f"{gen}: " + ", ".join(f"{m:.3f} at {p / 1e9:.0f}B ({s.split(':')[0]})"
                                                    for p, m, s in rows) for gen, rows in MFU_ANCHORS.items())
+              + f"; hopper, every method but pretraining: the higher of hopper's anchor and ampere's {_STEP_SOURCE}"
               + "; ada/turing use ampere's (assumed); adapters x "
               + ", ".join(f"{k} {v}" for k, v in METHOD_MFU_FACTOR.items() if v != 1.0) + " (assumed)")
 
 
-def default_mfu(generation: str, params: float, method: str = "full") -> tuple[float, str]:
-    """Default MFU for a GPU generation, model size and method, with the sentence saying where it came from."""
-    gen = generation if generation in MFU_ANCHORS else MFU_GENERATION_FALLBACK.get(generation, "ampere")
-    rows = sorted(MFU_ANCHORS[gen])
+def _interpolate(rows: list[tuple[float, float, str]], params: float) -> tuple[float, str]:
+    rows = sorted(rows)
     if params <= rows[0][0]:
-        base, how = rows[0][1], f"held at the {rows[0][0] / 1e9:.0f}B anchor"
-    elif params >= rows[-1][0]:
-        base, how = rows[-1][1], f"held at the {rows[-1][0] / 1e9:.0f}B anchor"
-    else:
-        for (p0, m0, _), (p1, m1, _) in zip(rows, rows[1:]):
-            if p0 <= params <= p1:
-                w = (math.log(params) - math.log(p0)) / (math.log(p1) - math.log(p0))
-                base, how = m0 + w * (m1 - m0), "interpolated in log(params)"
-                break
-    factor = METHOD_MFU_FACTOR[method]
+        return rows[0][1], f"held at the {rows[0][0] / 1e9:.0f}B anchor"
+    if params >= rows[-1][0]:
+        return rows[-1][1], f"held at the {rows[-1][0] / 1e9:.0f}B anchor"
+    for (p0, m0, _), (p1, m1, _) in zip(rows, rows[1:]):
+        if p0 <= params <= p1:
+            w = (math.log(params) - math.log(p0)) / (math.log(p1) - math.log(p0))
+            return m0 + w * (m1 - m0), "interpolated in log(params)"
+    raise AssertionError("unreachable")
+
+
+def default_mfu(generation: str, params: float, method: str = "full") -> tuple[float, str]:
+    """Default MFU for a GPU generation, model size and method, with the sentence saying where it came from.
+
+    Pretraining is priced from whole-run anchors (what a pretraining budget paid, restarts included); every
+    other method on Hopper from step throughput, the Ampere anchors x the matched H100/A100 ratio, because
+    Hopper's only whole runs ran on tens of thousands of GPUs and a fine-tuning job does not."""
+    gen = generation if generation in MFU_ANCHORS else MFU_GENERATION_FALLBACK.get(generation, "ampere")
     borrowed = "" if gen == generation else f" ({generation} has no published run: {gen}'s anchors, assumed)"
-    src = (f"{gen}{borrowed}, {params / 1e9:.1f}B params: {base:.3f} {how} between "
-           + "; ".join(s for _, _, s in rows)
+    rows = sorted(MFU_ANCHORS[gen])
+    base, how = _interpolate(rows, params)
+    how = f"{how} from {'; '.join(s for _, _, s in rows)}"
+    if gen == "hopper" and method != "pretrain":
+        # A job's step throughput is at least its whole run's (a whole run adds restarts to the steps).
+        amp_rows = sorted(MFU_ANCHORS["ampere"])
+        amp, amp_how = _interpolate(amp_rows, params)
+        if amp * HOPPER_STEP_RATIO > base:
+            base = amp * HOPPER_STEP_RATIO
+            how = (f"step throughput: ampere's {amp:.3f} ({amp_how} from "
+                   f"{'; '.join(s for _, _, s in amp_rows)}) {_STEP_SOURCE}, above hopper's whole-run anchors")
+        else:
+            how = f"{how} (hopper's whole runs, at or above ampere's x {HOPPER_STEP_RATIO:.2f} for this size)"
+    factor = METHOD_MFU_FACTOR[method]
+    src = (f"{gen}{borrowed}, {params / 1e9:.1f}B params: {base:.3f} {how}"
            + (f"; x {factor} for {method} (assumed)" if factor != 1.0 else ""))
     return base * factor, src
 

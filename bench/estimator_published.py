@@ -479,8 +479,10 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
     lines += [
         "",
         "Known limits. The H100 MFU anchors (Llama 3 8B 0.167, 70B 0.296, 405B 0.359) are whole-run figures of jobs on",
-        "thousands of GPUs; a small model trained on one node probably runs faster than the default says, and no",
-        "single-node H100 training figure is in the table to check it (`tunepath calibrate` or `--mfu` then).",
+        "thousands of GPUs and price pretraining only. Every other method on an H100 runs at step throughput: the A100",
+        "default times 0.71, the median H100/A100 MFU of 20 matched MPT runs in MosaicML llm-foundry's benchmark tables",
+        "(same code, model, length and GPU count), or the H100 whole-run anchor where that is higher. No single-node H100",
+        "fine-tuning figure in the table checks it yet (`tunepath calibrate` or `--mfu` to use your own).",
         "QLoRA's throughput at long sequences is underestimated (rows with LLaMA-Factory's long-context table):",
         "the estimate matches at 1k tokens and is half the published figure at 16k. The utilisation each row",
         "implies (model FLOPs with recomputation, less the modelled dequantisation) rises with length: "
