@@ -9,6 +9,7 @@ import pytest
 from advisor import catalog
 from advisor.architecture import from_config, normalize_config
 from advisor.estimate import (
+    METHOD_MFU_FACTOR,
     TrainSetup,
     estimate_training,
     ia3_trainable,
@@ -502,3 +503,16 @@ def test_options_of_the_other_kind_of_estimate_are_named_as_ignored():
     r = cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--tokens", "1M", "--weight-bits", "4")
     assert r.exit_code == 0 and "note: --weight-bits ignored for --method lora" in r.stderr
     assert "ignored" not in cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--tokens", "1M").stderr
+
+
+def test_h100_fine_tuning_runs_at_step_throughput_and_pretraining_at_whole_run():
+    """Meta's whole-run H100 GPU-hours (Llama 3 8B: MFU 0.167) price a pretraining budget on ~16k GPUs; a LoRA job on
+    one node is priced at step throughput, where matched runs put an H100 at ~2.2x an A100, not 1.3x."""
+    args = ["estimate", "--model", "meta-llama/Llama-3.1-8B", "--tokens", "100M", "--json"]
+    a100 = json.loads(cli(*args, "--method", "lora", "--gpu", "A100-80GB").stdout)
+    h100 = json.loads(cli(*args, "--method", "lora", "--gpu", "H100-SXM").stdout)
+    assert a100["hours"] / h100["hours"] > 2.0
+    assert "step throughput" in h100["mfu_source"] and "MosaicML" in h100["mfu_source"]
+    pre = json.loads(cli(*args, "--method", "pretrain", "--gpu", "H100-SXM").stdout)
+    assert "step throughput" not in pre["mfu_source"] and "Llama 3 8B" in pre["mfu_source"]
+    assert pre["mfu"] < h100["mfu"] / METHOD_MFU_FACTOR["lora"]
