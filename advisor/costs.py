@@ -43,6 +43,10 @@ SFT_MAX_EXAMPLES = 1_000_000   # data cap: published SFT mixes stop near 1M exam
                                # labels are subsampled, not all trained on
 SFT_SEQ_LEN = 2048             # packed sequences
 SFT_SEQ_LENS = (SFT_SEQ_LEN, 1024, 512)  # tried in turn when a row of SFT_SEQ_LEN does not fit
+# Rows per optimizer step, which set how often the (bandwidth-bound) update runs: Llama 2's SFT used batches of
+# 64 and its pretraining 4M-token batches (Touvron et al. 2023, §3.1 and Table 1).
+SFT_GLOBAL_BATCH_ROWS = 64
+PRETRAIN_GLOBAL_BATCH_TOKENS = 4_000_000
 CPT_MIN_TOKENS = 1_000_000_000  # "billions of tokens": where LoRA falls short of full continued pretraining
                                # (Biderman et al. 2024, 'LoRA Learns Less and Forgets Less', 20B-token CPT runs)
 MAX_REPEAT_EPOCHS = 4          # up to ~4 epochs of repeated data is nearly as good as unique data
@@ -249,6 +253,7 @@ class Serving:
     per_request_usd: float
     precision: str = "bf16 weights"
     hosted: bool = False
+    gpu: str | None = None     # the catalog id of a self-hosted deployment's GPU
 
 
 @lru_cache(maxsize=4096)
@@ -276,7 +281,7 @@ def serving_options(spec: ProjectSpec, model: str, input_tokens: float, cached_t
             prec = full.split(" (")[0]
             out.append(Serving(monthly_usd=inf.monthly_usd, per_request_usd=inf.monthly_usd / n,
                                how=f"self-hosted: {inf.replicas} replica(s) x {inf.gpus_per_replica} {gid}, {prec}",
-                               precision=full))
+                               precision=full, gpu=gid))
     if spec.constraints.data_may_leave and hosted_allowed:
         arch = catalog.architecture(model)
         usd = hosted_monthly_usd(arch.total_params, n, input_tokens, t.output_tokens, cached_tokens,
@@ -294,7 +299,10 @@ def _train_est(model: str, gpu_id: str, count: int, method: str, tokens: float,
                ckpt: bool | None, seq_len: int = SFT_SEQ_LEN) -> TrainEstimate:
     arch = catalog.architecture(model)
     window = context_window(model) or seq_len
-    setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=min(seq_len, window), gpus=count,
+    seq = min(seq_len, window)
+    rows = PRETRAIN_GLOBAL_BATCH_TOKENS // seq if method == "pretrain" else SFT_GLOBAL_BATCH_ROWS
+    setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=seq, gpus=count,
+                       grad_accum=max(1, math.ceil(rows / count)),
                        zero=3 if count > 1 and method in ("full", "pretrain") else 0,
                        grad_checkpointing=ckpt, target_modules="all-linear")
     return estimate_training(arch, catalog.gpu(gpu_id), setup)
@@ -322,7 +330,8 @@ def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: 
     """The first method (e.g. LoRA, then QLoRA when 16-bit weights don't fit: Dettmers et al. 2023) and
     checkpointing setting that fits `count` GPUs of type `gid`, or None. Rows never get shorter than
     `min_seq`, the average labeled example: a packed row shorter than its examples would cut them."""
-    seqs = tuple(s for s in SFT_SEQ_LENS if s >= min_seq) or SFT_SEQ_LENS[:1]
+    # examples longer than the default row get rows of the next power of two that holds them (the window caps it)
+    seqs = tuple(s for s in SFT_SEQ_LENS if s >= min_seq) or (1 << max(0, min_seq - 1).bit_length(),)
     capacity = catalog.gpu(gid).memory_bytes
     # first a setup with a margin (published runs at a card's limit peaked above the estimate: MEMORY_MARGIN),
     # then any that fits
@@ -439,7 +448,7 @@ def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _T
     est = train.est if train else None
     arch = catalog.architecture(model)
     setup = {"model": model, "params": arch.total_params, "context_window": context_window(model),
-             "serving": srv.how, "serving_precision": srv.precision, "hosted": srv.hosted,
+             "serving": srv.how, "serving_precision": srv.precision, "hosted": srv.hosted, "serving_gpu": srv.gpu,
              "train_gpu": train.gpu if train else None, "train_gpus": train.count if train else None,
              "grad_checkpointing": train.ckpt if train else None, "train_seq_len": est.seq_len if est else None}
     cost = PathCost(

@@ -158,6 +158,7 @@ class TrainSetup(BaseModel):
     tokens: float = Field(gt=0, allow_inf_nan=False, description="Training tokens (all epochs).")
     seq_len: int = Field(2048, gt=0)
     micro_batch: int = Field(1, gt=0)
+    grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step (gradient accumulation).")
     gpus: int = Field(1, gt=0)
     precision: Precision = "mixed"
     optimizer: Optimizer | None = Field(None, description="None: paged-adamw for qlora (as the QLoRA paper), "
@@ -223,6 +224,8 @@ class TrainEstimate:
     optimizer: str = "adamw"
     recompute_flops: float = 0.0
     seq_len: int = 0          # tokens per (packed) row the estimate assumed
+    optimizer_update_hours: float = 0.0   # of `hours`: the bandwidth-bound update after each step
+    dequant_hours: float = 0.0            # of `hours`: QLoRA's NF4 dequantisation
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -572,6 +575,25 @@ def qlora_dequant_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> fl
     return micro_batches * passes * linear * QLORA_DEQUANT_BYTES / bw
 
 
+def optimizer_steps(setup: TrainSetup) -> float:
+    return setup.tokens / (setup.seq_len * setup.micro_batch * setup.grad_accum * setup.gpus)
+
+
+def optimizer_update_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> float:
+    """The update after each optimizer step is bandwidth-bound: one pass reads the gradients, optimizer states and
+    weights and writes states and weights back, 2w + g + 2o bytes per trainable parameter (the bytes of
+    _state_bytes: 30 for mixed-precision AdamW), as torch's fused AdamW does - tunepath's optimizer on CUDA and
+    transformers' default with torch >= 2.8 (torch.optim.AdamW's foreach default makes several passes). ZeRO >= 1
+    splits it over the GPUs. Negligible for adapters and for pretraining's million-token steps; for full
+    fine-tuning of short rows without accumulation it rivals the step's compute."""
+    if setup.device != "cuda":
+        return 0.0
+    w, g, o = _state_bytes(setup.precision, setup.optim)
+    params = trainable_params(arch, setup) / (setup.gpus if setup.zero >= 1 else 1)
+    bw = gpu.bandwidth_gbs * 1e9 * gpu.decode_bandwidth_efficiency
+    return optimizer_steps(setup) * params * (2 * w + g + 2 * o) / bw
+
+
 def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainEstimate:
     if setup.method == "qlora" and setup.device != "cuda":
         raise UserError("qlora needs a CUDA GPU (bitsandbytes 4-bit); on CPU use lora")
@@ -583,9 +605,14 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
     else:
         mfu, src = default_mfu(gpu.generation, arch.active_params, setup.method)
     dequant = qlora_dequant_seconds(arch, gpu, setup)
-    seconds = (flops + extra) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu) + dequant
+    update = optimizer_update_seconds(arch, gpu, setup)
+    seconds = (flops + extra) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu) + dequant + update
     hours = seconds / 3600
     notes = []
+    if update > 0.1 * seconds:
+        notes.append(f"the optimizer update after each of {optimizer_steps(setup):,.0f} steps adds {update / seconds:.0%} "
+                     f"of the time (bandwidth-bound, {setup.micro_batch * setup.grad_accum * setup.gpus:,} rows a "
+                     "step): --grad-accum takes fewer, larger steps")
     if dequant:
         notes.append(f"qlora: NF4 dequantisation adds {dequant / seconds:.0%} of the time (per micro-batch, "
                      "bandwidth-bound)")
@@ -626,7 +653,8 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         memory_per_gpu_gb=per_gpu / GB, gpu_memory_gb=gpu.memory_bytes / GB, fits=per_gpu <= gpu.memory_bytes,
         mfu=mfu, mfu_source=src, hours=hours, gpu_hours=hours * setup.gpus,
         cost_usd=hours * setup.gpus * gpu.usd_per_hour, notes=notes, grad_checkpointing=setup.checkpointing,
-        optimizer=setup.optim, recompute_flops=extra, seq_len=setup.seq_len)
+        optimizer=setup.optim, recompute_flops=extra, seq_len=setup.seq_len,
+        optimizer_update_hours=update / 3600, dequant_hours=dequant / 3600)
 
 
 def chinchilla_tokens(params: int) -> float:

@@ -72,6 +72,7 @@ ESTIMATE_LIMITS: dict[str, Limit] = {
     "--virtual-tokens": Limit(integer=True, ge=1),
     "--seq-len": Limit(integer=True, ge=1),
     "--micro-batch": Limit(integer=True, ge=1),
+    "--grad-accum": Limit(integer=True, ge=1),
     "--zero": Limit(integer=True, ge=0, le=3),
     "--mfu": Limit(gt=0, le=1),
     "--prompt-tokens": Limit(integer=True, ge=0),

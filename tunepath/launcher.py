@@ -106,6 +106,7 @@ def _train_estimate(arch, cfg: dict, tokens: float, cal: calibration.Calibration
     targets = adapter.get("target_modules")
     setup = TrainSetup(method=method, tokens=max(tokens, 1), seq_len=cfg["data"]["max_seq_len"],
                        micro_batch=cfg["training"]["micro_batch_size"], device="cpu",
+                       grad_accum=int(cfg["training"].get("gradient_accumulation_steps", 1)),
                        target_modules=targets if isinstance(targets, (str, list)) or targets is None else list(targets),
                        lora_rank=int(adapter.get("r", 8)))
     est = calibration.local_train_estimate(arch, setup, cal)

@@ -42,7 +42,9 @@ def estimate(
     target_modules: str = typer.Option("q_proj,v_proj", "--target-modules",
                                        help="Comma-separated module names, or all-linear."),
     seq_len: str = typer.Option("2048", "--seq-len", help="Sequence length."),
-    micro_batch: str = typer.Option("1", "--micro-batch", help="Sequences per GPU per step."),
+    micro_batch: str = typer.Option("1", "--micro-batch", help="Sequences per GPU per forward pass."),
+    grad_accum: str = typer.Option("1", "--grad-accum", help="Micro-batches per optimizer step (gradient "
+                                                             "accumulation): the update runs once per step."),
     zero: str = typer.Option("0", "--zero", help="DeepSpeed ZeRO stage (0-3)."),
     grad_checkpointing: bool = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
                                             help="Recompute activations (default: on for qlora, as peft's "
@@ -75,7 +77,7 @@ def estimate(
 
     # every numeric option is text until advisor.options says it is a finite number in range (one line, exit 2)
     n = check_options({"--tokens": tokens, "--gpus": gpus_, "--rank": rank, "--virtual-tokens": virtual_tokens,
-                       "--seq-len": seq_len, "--micro-batch": micro_batch, "--zero": zero, "--mfu": mfu,
+                       "--seq-len": seq_len, "--micro-batch": micro_batch, "--grad-accum": grad_accum, "--zero": zero, "--mfu": mfu,
                        "--prompt-tokens": prompt_tokens, "--output-tokens": output_tokens,
                        "--requests-per-month": requests, "--weight-bits": weight_bits,
                        "--concurrency": concurrency}, ESTIMATE_LIMITS)
@@ -87,7 +89,7 @@ def estimate(
     given = {p.opts[0] for p in ctx.command.params
              if p.name and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"}
     train_only = {"--tokens", "--gpus", "--zero", "--rank", "--virtual-tokens", "--target-modules", "--seq-len",
-                  "--micro-batch", "--grad-checkpointing", "--precision", "--optimizer", "--mfu", "--attention"}
+                  "--micro-batch", "--grad-accum", "--grad-checkpointing", "--precision", "--optimizer", "--mfu", "--attention"}
     serve_only = {"--prompt-tokens", "--output-tokens", "--requests-per-month", "--weight-bits", "--concurrency"}
     ignored = sorted(given & (train_only if method == INFERENCE else serve_only), key=[p.opts[0] for p in
                                                                                     ctx.command.params].index)
@@ -131,7 +133,7 @@ def estimate(
                             f"matrix needs r <= min(d, k)), got {n['--rank']:,}")
     try:
         setup = TrainSetup(method=method, tokens=n_tokens, seq_len=n["--seq-len"], micro_batch=n["--micro-batch"],
-                           gpus=n["--gpus"], zero=n["--zero"], grad_checkpointing=grad_checkpointing,
+                           grad_accum=n["--grad-accum"], gpus=n["--gpus"], zero=n["--zero"], grad_checkpointing=grad_checkpointing,
                            precision=precision, optimizer=optimizer, lora_rank=n["--rank"], target_modules=targets,
                            mfu=n["--mfu"], virtual_tokens=n["--virtual-tokens"], attention=attention)
     except ValidationError as e:
