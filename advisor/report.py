@@ -18,7 +18,9 @@ from advisor.costs import (
     RAG_TOP_K,
     RUN_OVERHEAD_HOURS,
     SFT_EPOCHS,
+    SFT_GLOBAL_BATCH_ROWS,
     SFT_MAX_EXAMPLES,
+    SFT_SEQ_LEN,
     econ,
 )
 from advisor.errors import UserError
@@ -261,13 +263,27 @@ def parse_vary(items: list[str]) -> list[tuple[str, list[float]]]:
     return out
 
 
-def assumptions(spec: ProjectSpec) -> list[dict]:
-    gpu = catalog.gpu(spec.constraints.gpu)
+def assumptions(spec: ProjectSpec, advice: Advice | None = None) -> list[dict]:
+    """The figures behind the report, each with its source: every GPU a priced setup uses (the search may
+    replace the spec's GPU), then the model-wide assumptions."""
+    ids = [spec.constraints.gpu]
+    for r in advice.paths if advice else []:
+        ids += [g for g in (r.cost.setup.get("train_gpu"), r.cost.setup.get("serving_gpu")) if g]
+    gpus = [catalog.gpu(g) for g in dict.fromkeys(ids)]
+    gpu = gpus[0]
     prices = catalog.api_prices()
     return [
-        {"what": f"GPU {gpu.id}", "value": f"{gpu.bf16_tflops:g} TFLOP/s, {gpu.memory_gb:g} GB, "
-                                           f"{gpu.bandwidth_gbs:,.0f} GB/s, ${gpu.usd_per_hour:.2f}/h",
-         "source": f"{gpu.spec_source}; price: {gpu.price_source} ({gpu.price_date})"},
+        {"what": f"GPU {g.id}", "value": f"{g.bf16_tflops:g} TFLOP/s, {g.memory_gb:g} GB, "
+                                         f"{g.bandwidth_gbs:,.0f} GB/s, ${g.usd_per_hour:.2f}/h",
+         "source": f"{g.spec_source}; price: {g.price_source}" + (f" ({g.price_date})" if g.price_date else "")}
+        for g in gpus
+    ] + ([] if spec.constraints.data_may_leave else [
+        {"what": "Where self-hosted GPUs run", "value": f"data may not leave (constraints.data_may_leave): no hosted "
+                                                        f"APIs; the GPUs are priced at {gpu.price_class} rates, so "
+                                                        "run them where your data may go (your own cloud account "
+                                                        "or on-premises) and set your own quotes",
+         "source": "TUNEPATH_CATALOG file: price_class hyperscaler|gpu_cloud|marketplace, or usd_per_hour per GPU "
+                   "(README: TUNEPATH_CATALOG)"}]) + [
         {"what": "Training MFU", "value": "per GPU generation and model size, from published runs",
          "source": MFU_SOURCE},
         {"what": "Serving efficiency", "value": f"prefill MFU {PREFILL_MFU}, decode at "
@@ -283,9 +299,12 @@ def assumptions(spec: ProjectSpec) -> list[dict]:
                                  f"with all-MiniLM-L6-v2 at MFU {EMBED_MFU}",
          "source": "Lewis et al. 2020 (k = 5 passages); all-MiniLM-L6-v2 model card (256-token inputs)"},
         {"what": "SFT", "value": f"{SFT_EPOCHS} epochs over the labeled examples (2 on large sets, at most "
-                                 f"{SFT_MAX_EXAMPLES:,} examples), packed 2,048-token sequences; "
-                                 f"{RUN_OVERHEAD_HOURS:g} wall-hour per run for start-up, evaluation and saves",
-         "source": "Taori et al. 2023 (Alpaca); Lambert et al. 2024 (Tulu 3: 2 epochs on 939k examples)"},
+                                 f"{SFT_MAX_EXAMPLES:,} examples), packed {SFT_SEQ_LEN:,}-token rows (shorter when "
+                                 "those do not fit; never shorter than the average example, which gets the next power "
+                                 f"of two), {SFT_GLOBAL_BATCH_ROWS} rows per optimizer step; {RUN_OVERHEAD_HOURS:g} "
+                                 "wall-hour per run for start-up, evaluation and saves",
+         "source": "Taori et al. 2023 (Alpaca); Lambert et al. 2024 (Tulu 3: 2 epochs on 939k examples); "
+                   "Touvron et al. 2023 (Llama 2 SFT: batches of 64)"},
         {"what": "Decision rule", "value": DECISION_RULE, "source": "advisor/recommend.py"},
     ] + economics_rows(spec)
 
@@ -340,7 +359,7 @@ def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitiv
         "cost_statements": cost_statements(advice, months),
         "sensitivity": sensitivity(spec) if with_sensitivity else [],
         "what_if": [row for dotted, vals in parse_vary(vary or []) for row in what_if(spec, dotted, vals)],
-        "assumptions": assumptions(spec),
+        "assumptions": assumptions(spec, advice),
     }
     if rec.path and "+" in rec.path:   # the combined plan gets its own line in the chart
         report["cumulative_usd"][rec.path] = [round(rec.cost.one_off_usd + m * rec.cost.monthly_usd, 2)

@@ -164,6 +164,12 @@ def test_training_rows_are_never_shorter_than_the_examples():
             s = paths[name]["cost"]["setup"]
             if paths[name]["cost"]["fits"]:
                 assert s["train_seq_len"] >= min(avg, 2048), (avg, name, s)
+    # examples longer than the default 2,048-token row get the next power of two that holds them
+    _, paths = _json(EXAMPLES / "contracts-assistant.yaml", "data.avg_example_tokens=3000",
+                     "constraints.gpu_fixed=true", "constraints.gpu=H100-SXM", "constraints.gpu_count=1")
+    assert paths["peft"]["cost"]["fits"] and paths["peft"]["cost"]["setup"]["train_seq_len"] == 4096
+    if paths["full_finetuning"]["cost"]["fits"]:
+        assert paths["full_finetuning"]["cost"]["setup"]["train_seq_len"] == 4096
 
 
 def test_the_search_prefers_a_setup_with_a_memory_margin():

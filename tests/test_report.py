@@ -71,6 +71,16 @@ def test_json_carries_every_number(reports):
         assert s["from"] != s["to"]
 
 
+def test_every_gpu_a_setup_uses_has_its_source(reports):
+    """The search may replace the spec's GPU: every GPU a priced setup trains or serves on gets its data-sheet and
+    price source in the assumptions, and data that may not leave gets a line on where self-hosted GPUs run."""
+    _, rep = reports
+    used = {g for p in rep["paths"] for g in (p["setup"].get("train_gpu"), p["setup"].get("serving_gpu")) if g}
+    rows = {a["what"]: a for a in rep["assumptions"]}
+    assert used and all(f"GPU {g}" in rows and "price:" in rows[f"GPU {g}"]["source"] for g in used)
+    assert ("Where self-hosted GPUs run" in rows) == (not rep["spec"]["constraints"]["data_may_leave"])
+
+
 def test_html_numbers_equal_json(reports):
     d, rep = reports
     html = (d / "r.html").read_text()
