@@ -59,6 +59,9 @@ class GPU(BaseModel):
                                                         "the check bits; HBM keeps them beside the data.")
     bf16_tflops: float = Field(gt=0, allow_inf_nan=False,
                                description="Dense bf16 (or fp16 when bf16 is absent) tensor peak, TFLOP/s.")
+    fp32_tflops: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                      description="fp32 peak on CUDA cores, TFLOP/s: fp32 matmuls run there (PyTorch "
+                                                  "keeps TF32 off by default). None: bf16_tflops / 8 (assumed).")
     bf16: bool = Field(True, description="Whether the GPU computes in bf16 (T4 does not: fp16 mixed precision).")
     bandwidth_gbs: float = Field(gt=0, allow_inf_nan=False, description="Memory bandwidth, GB/s.")
     usd_per_hour: float = Field(ge=0, allow_inf_nan=False,

@@ -575,6 +575,24 @@ def qlora_dequant_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> fl
     return micro_batches * passes * linear * QLORA_DEQUANT_BYTES / bw
 
 
+def fp32_matmul_flops(arch: Architecture, setup: TrainSetup) -> tuple[float, float]:
+    """(FLOPs that run in fp32 on CUDA cores, the 16-bit FLOPs they replace). fp32 training runs every matmul in
+    fp32 (PyTorch keeps TF32 off by default: torch.backends.cuda.matmul.allow_tf32); sdpa's math kernel (QLoRA's
+    fp32 residual stream with grouped KV heads, sdpa_math_path) runs the attention's score and value matmuls in
+    fp32 over the whole s x s product, masked half included - the time of a tensor-core estimate would be far
+    too short."""
+    if setup.device != "cuda":
+        return 0.0, 0.0
+    total = training_flops(arch, setup) + recompute_flops(arch, setup)
+    if setup.precision == "fp32":
+        return total, total
+    if not sdpa_math_path(arch, setup):
+        return 0.0, 0.0
+    passes = 4 if setup.checkpointing else 3
+    eager = setup.model_copy(update={"attention": "eager"})
+    return attention_flops(arch, eager, passes), attention_flops(arch, setup, passes)
+
+
 def optimizer_steps(setup: TrainSetup) -> float:
     return setup.tokens / (setup.seq_len * setup.micro_batch * setup.grad_accum * setup.gpus)
 
@@ -606,14 +624,21 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         mfu, src = default_mfu(gpu.generation, arch.active_params, setup.method)
     dequant = qlora_dequant_seconds(arch, gpu, setup)
     update = optimizer_update_seconds(arch, gpu, setup)
-    seconds = (flops + extra) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu) + dequant + update
+    fp32, fp32_flops = fp32_matmul_flops(arch, setup)
+    fp32_peak = gpu.fp32_tflops or gpu.bf16_tflops / 8
+    seconds = ((flops + extra - fp32_flops) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu)
+               + fp32 / (setup.gpus * fp32_peak * 1e12 * mfu) + dequant + update)
     hours = seconds / 3600
     notes = []
     if update > 0.1 * seconds:
         notes.append(f"the optimizer update after each of {optimizer_steps(setup):,.0f} steps adds {update / seconds:.0%} "
                      f"of the time (bandwidth-bound, {setup.micro_batch * setup.grad_accum * setup.gpus:,} rows a "
                      "step): --grad-accum takes fewer, larger steps")
-    if dequant:
+    fp32_s = fp32 / (setup.gpus * fp32_peak * 1e12 * mfu)
+    if setup.precision == "fp32" and setup.device == "cuda":
+        notes.append(f"fp32 training runs every matmul on CUDA cores ({fp32_peak:g} TFLOP/s against {gpu.bf16_tflops:g} "
+                     "for bf16 tensor cores; PyTorch keeps TF32 off by default): --precision mixed is the usual choice")
+    if dequant >= 0.01 * seconds:
         notes.append(f"qlora: NF4 dequantisation adds {dequant / seconds:.0%} of the time (per micro-batch, "
                      "bandwidth-bound)")
     if not gpu.bf16 and setup.precision != "fp32":
@@ -622,10 +647,12 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         notes.append(f"gradient checkpointing recomputes the forward pass: +{extra / flops:.0%} FLOPs in the time")
     if sdpa_math_path(arch, setup):
         flash = training_memory(arch, setup.model_copy(update={"attention": "flash_attention_2"}))
-        if mem.total > 1.05 * flash.total:
+        if mem.total > 1.05 * flash.total or fp32_s > 0.1 * seconds:
             notes.append(f"sdpa with fp32 inputs and grouped KV heads takes the math kernel, which keeps the "
                          f"{setup.seq_len:,}x{setup.seq_len:,} softmax: {(mem.total - flash.total) / GB:.1f} GB of "
-                         f"the peak; --attention flash_attention_2 would need {flash.total / GB:.1f} GB (in a training "
+                         f"the peak" + (f", and runs the attention in fp32 on CUDA cores: {fp32_s / seconds:.0%} of "
+                                        "the time" if setup.precision != "fp32" else "")
+                         + f"; --attention flash_attention_2 would need {flash.total / GB:.1f} GB (in a training "
                          f"config: model.attn_implementation flash_attention_2, or varlen with packing, which needs no "
                          f"flash-attn build)")
     sequences = setup.tokens / setup.seq_len

@@ -543,3 +543,20 @@ def test_optimizer_update_brings_peft_short_row_full_finetuning_within_reach():
     [full] = [r for r in mod.short_rows_peft() if r["run"].startswith("full")]
     assert full["ratio_without_update"] > 3
     assert full["ratio"] < 2.1
+
+
+def test_fp32_matmuls_are_timed_on_cuda_cores():
+    """PyTorch keeps TF32 off by default, so fp32 matmuls run at the data sheet's fp32 peak (A100: 19.5 TFLOP/s, not
+    the 312 of bf16 tensor cores); QLoRA's fp32 attention on sdpa's math kernel likewise, and the note says how much
+    of the time it takes (a single-author H100 run of this setup was 3.9x slower than the tensor-core estimate)."""
+    args = ["estimate", "--model", "meta-llama/Llama-3.1-8B", "--tokens", "10M", "--json"]
+    mixed = json.loads(cli(*args, "--method", "full", "--gpu", "A100-80GB").stdout)
+    fp32 = json.loads(cli(*args, "--method", "full", "--gpu", "A100-80GB", "--precision", "fp32").stdout)
+    assert fp32["hours"] / mixed["hours"] > 10
+    assert any("CUDA cores" in n and "--precision mixed" in n for n in fp32["notes"])
+    q = [*args, "--method", "qlora", "--seq-len", "8192", "--gpu", "H100-SXM"]
+    sdpa = json.loads(cli(*q).stdout)
+    flash = json.loads(cli(*q, "--attention", "flash_attention_2").stdout)
+    assert sdpa["hours"] > 3 * flash["hours"]
+    [note] = [n for n in sdpa["notes"] if "math kernel" in n]
+    assert "fp32 on CUDA cores" in note and "% of the time" in note
