@@ -33,10 +33,17 @@ HARD = "infeasible"
 Effect = Union[float, Literal["infeasible"]]
 
 EVIDENCE = {
-    "seed": "OpenAI fine-tuning guide: first try prompt engineering, prompt chaining and function calling, "
-            "which are faster to iterate on; Touvron et al. 2023 (Llama 2): pretraining the family took 3.3M "
-            "A100-hours while SFT needed 27,540 examples; Hu et al. 2021 (LoRA): adapters train ~0.01-1 % of "
-            "the weights",
+    "prompt_first": "OpenAI fine-tuning guide: first try prompt engineering, prompt chaining and function calling, "
+                    "which are faster to iterate on than fine-tuning",
+    "hard_task": "OpenAI fine-tuning guide, when to fine-tune: correcting failures to follow complex prompts, and "
+                 "performing a new skill or task that is hard to articulate in a prompt",
+    "sft_quality": "Touvron et al. 2023 (Llama 2, §3.1 'Quality Is All You Need'): 27,540 high-quality SFT "
+                   "annotations did better than millions of third-party examples; Zhou et al. 2023 (LIMA): 1,000",
+    "pretrain_cost": "Touvron et al. 2023 (Llama 2, Table 2): pretraining the family took 3.3M A100-hours, while "
+                     "its SFT needed 27,540 examples; Hu et al. 2021 (LoRA): adapters train ~0.01-1 % of the weights",
+    "new_language": "Petrov et al. 2023: a tokenizer not trained on a script costs up to 15x more tokens for it; "
+                    "Csaki et al. 2023, 'Efficiently Adapting Pretrained Language Models to New Languages': a new "
+                    "language needs new tokens and pretraining on its text",
     "ovadia": "Ovadia et al. 2023, 'Fine-Tuning or Retrieval? Comparing Knowledge Injection in LLMs': "
               "RAG beats unsupervised fine-tuning for new and changing knowledge",
     "anthropic": "Anthropic 2024, 'Introducing Contextual Retrieval': a knowledge base under ~200K tokens "
@@ -212,13 +219,13 @@ def _continued_pretraining(c: Context) -> str | None:
 
 RULES: list[Rule] = [
     Rule("baseline.prompt_first", "Prompting is the cheapest path to try and the baseline any tuned model must beat.",
-         {"prompting": 1.0}, EVIDENCE["seed"], lambda c: "always applies"),
+         {"prompting": 1.0}, EVIDENCE["prompt_first"], lambda c: "always applies"),
     Rule("task.simple", "Simple tasks are served by prompts, RAG or workflow constraints, not by tuning.",
          {"prompting": 2.0, "rag": 0.5, "peft": -0.5, "full_finetuning": -1.0, "pretraining": -1.0},
-         EVIDENCE["seed"], lambda c: "task.complexity is low" if c.spec.task.complexity.value == "low" else None),
+         EVIDENCE["prompt_first"], lambda c: "task.complexity is low" if c.spec.task.complexity.value == "low" else None),
     Rule("task.complex", "Hard tasks where a prompted base model falls short are what fine-tuning is for.",
          {"prompting": -1.0, "peft": 1.0, "full_finetuning": 0.5},
-         EVIDENCE["seed"], lambda c: "task.complexity is high" if c.spec.task.complexity.value == "high" else None),
+         EVIDENCE["hard_task"], lambda c: "task.complexity is high" if c.spec.task.complexity.value == "high" else None),
     Rule("knowledge.fits_in_prompt", "A knowledge base under ~200K tokens can ride in the prompt, cached.",
          {"prompting": 1.5},
          EVIDENCE["anthropic"],
@@ -273,7 +280,7 @@ RULES: list[Rule] = [
     Rule("data.lima", "~1,000 curated examples are enough to align style and format.",
          {"peft": 1.0, "full_finetuning": 0.5}, EVIDENCE["lima"], _labels_at_least(1000)),
     Rule("data.few_thousand", "A few thousand high-quality examples usually suffice for SFT.",
-         {"peft": 0.5, "full_finetuning": 0.75}, EVIDENCE["seed"], _labels_at_least(3000)),
+         {"peft": 0.5, "full_finetuning": 0.75}, EVIDENCE["sft_quality"], _labels_at_least(3000)),
     Rule("data.large_sft", "Large labeled sets let full fine-tuning learn more than LoRA.",
          {"full_finetuning": 1.0}, EVIDENCE["biderman"], _labels_at_least(50_000)),
     Rule("task.style_strict", "A strict format or voice is learned from examples more reliably than prompted.",
@@ -292,7 +299,7 @@ RULES: list[Rule] = [
          lambda c: "knowledge.domain_shift is large" if c.spec.knowledge.domain_shift.value == "large" else None),
     Rule("pretrain.base_exists", "Pretraining is orders of magnitude costlier; pick an existing base model.",
          {"pretraining": -4.0},
-         EVIDENCE["seed"],
+         EVIDENCE["pretrain_cost"],
          lambda c: (None if (c.spec.knowledge.domain_shift.value == "large"
                              and c.spec.knowledge.in_base_model.value == "none")
                     else "an existing base model covers this domain (domain_shift is not large or the base "
@@ -300,7 +307,7 @@ RULES: list[Rule] = [
     Rule("pretrain.new_domain", "A domain no base model has seen (new language, script or modality) is what "
                                 "pretraining is for.",
          {"pretraining": 3.0},
-         EVIDENCE["seed"],
+         EVIDENCE["new_language"],
          lambda c: ("domain_shift is large and the base model knows none of it"
                     if c.spec.knowledge.domain_shift.value == "large"
                     and c.spec.knowledge.in_base_model.value == "none" else None)),
