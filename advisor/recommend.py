@@ -234,6 +234,8 @@ def recommend(spec: ProjectSpec) -> Advice:
         rationale.append(f"Next-best setup for {label(best.path)}: {a['model']}"
                          + (f" trained on {a['train']}" if a["train"] else "")
                          + f", {a['serving']}: {usd(a['total_usd'])} over {horizon} months"
+                         + (f" ({a['total_usd'] / best.cost.total_usd():.1f}x this setup's)"
+                            if best.cost.total_usd() > 0 and a["total_usd"] > 1.5 * best.cost.total_usd() else "")
                          + (f" (misses the {', '.join(a['misses'])})" if a["misses"] else "") + ".")
     runner = sorted((r for r in feasible if r.path != best.path), key=lambda r: (-r.fit, r.cost.total_usd()))
     if runner:

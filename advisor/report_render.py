@@ -218,6 +218,18 @@ def _paths_rows(report: dict) -> list[list[str]]:
     return rows
 
 
+def headline(report: dict) -> str:
+    """The recommendation's cost in one sentence; the one-off budget counts cash (compute, labels, evaluation),
+    not the people's time the one-off total also prices - said here, so the two figures are not confused."""
+    rec, c = report["recommendation"], report["spec"]["constraints"]
+    out = f"One-off {fmt_usd(rec['one_off_usd'])}"
+    cash = rec.get("cash_one_off_usd")
+    if cash is not None and cash < rec["one_off_usd"]:
+        out += (f", of which {fmt_usd(cash)} is cash (compute, labels, evaluation) counted against the "
+                f"{fmt_usd(c['budget_usd'])} one-off budget; the rest is people's time")
+    return out + f"; then {fmt_usd(rec['monthly_usd'])} per month."
+
+
 PATH_HEADER = ["path", "feasible", "fit", "one-off", "monthly", "12 months", "first result", "memory / GPU",
                "serving", "risks"]
 
@@ -244,7 +256,7 @@ def to_markdown(report: dict, chart_name: str) -> str:
              f"Base model `{report['model']['base']}` ({report['model']['total_params']:,} parameters).", "",
              f"## Recommendation: {rec['label'] or 'no feasible path'}", ""]
     if rec["path"]:
-        lines += [f"One-off {fmt_usd(rec['one_off_usd'])}, then {fmt_usd(rec['monthly_usd'])} per month.", ""]
+        lines += [headline(report), ""]
     lines += [f"- {r}" for r in rec["rationale"]] + ["", "## All paths", "", table(PATH_HEADER, _paths_rows(report)),
                                                        "", "## Cost breakdown", "",
                                                        table(breakdown_header(report), _breakdown_rows(report)),
@@ -294,8 +306,7 @@ def to_html(report: dict) -> str:
              f'<div class="rec"><h2 style="border:0;margin-top:.2em">Recommendation: '
              f"{_esc(rec['label'] or 'no feasible path')}</h2>"]
     if rec["path"]:
-        parts.append(f"<p>One-off {_esc(fmt_usd(rec['one_off_usd']))}, then "
-                     f"{_esc(fmt_usd(rec['monthly_usd']))} per month.</p>")
+        parts.append(f"<p>{_esc(headline(report))}</p>")
     parts.append("<ul>" + "".join(f"<li>{_esc(r)}</li>" for r in rec["rationale"]) + "</ul></div>")
     parts.append("<h2>All paths</h2>")
     parts.append(table(PATH_HEADER, _paths_rows(report), num_cols=(2, 3, 4, 5, 6),

@@ -81,6 +81,17 @@ def test_every_gpu_a_setup_uses_has_its_source(reports):
     assert ("Where self-hosted GPUs run" in rows) == (not rep["spec"]["constraints"]["data_may_leave"])
 
 
+def test_headline_separates_cash_from_people(reports):
+    """The one-off budget counts cash (compute, labels, evaluation); the one-off total also prices people's time:
+    the headline says which figure the budget is compared with."""
+    d, rep = reports
+    rec = rep["recommendation"]
+    assert rec["cash_one_off_usd"] < rec["one_off_usd"]
+    md = (d / "r.md").read_text()
+    assert f"of which {fmt_usd(rec['cash_one_off_usd'])} is cash" in md
+    assert f"{fmt_usd(rep['spec']['constraints']['budget_usd'])} one-off budget" in md
+
+
 def test_html_numbers_equal_json(reports):
     d, rep = reports
     html = (d / "r.html").read_text()
