@@ -707,6 +707,8 @@ class InferenceEstimate:
     weight_bits: int = 16
     bandwidth_efficiency: float = DECODE_BANDWIDTH_EFF
     max_batch: int = 1
+    engine: str = ("a vLLM-class server: continuous batching, paged KV cache, CUDA graphs (Kwon et al. 2023); "
+                   "transformers' generate() or a server without CUDA graphs decodes several times slower")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -98,6 +98,7 @@ def inference_table(est: InferenceEstimate, gpu_id: str) -> Table:
                  ("GPU-hours / month", f"{est.monthly_gpu_hours:,.0f}"),
                  ("cost / month", usd(est.monthly_usd))):
         t.add_row(k, v)
+    t.caption = f"assumes {est.engine}"
     return t
 
 
