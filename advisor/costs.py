@@ -471,8 +471,11 @@ def _choose(cands: list[tuple[PathCost, list[tuple[float, str]]]]) -> PathCost:
     """Cheapest feasible setup over the horizon; if none is feasible, the nearest miss (smallest overshoot)."""
     def key(c):
         cost, misses = c
-        return (bool(misses), sum(m[0] for m in misses), round(cost.total_usd(), 2), cost.setup["params"],
-                cost.setup.get("train_gpus") or 0)
+        # among setups whose context window is too short, the nearest miss is the longest window (the reason then
+        # names the model that came closest, not the cheapest one)
+        short = any(m[1].startswith("context window") for m in misses)
+        return (bool(misses), sum(m[0] for m in misses), -(cost.setup.get("context_window") or 0) if short else 0,
+                round(cost.total_usd(), 2), cost.setup["params"], cost.setup.get("train_gpus") or 0)
     ranked = sorted(cands, key=key)
     best, misses = ranked[0]
     best.misses = [m[1] for m in misses]

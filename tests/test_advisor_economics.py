@@ -213,3 +213,23 @@ def test_a_combined_recommendation_states_the_combined_cost():
     total = c["one_off_usd"] + c["horizon_months"] * c["monthly_usd"]
     [line] = [r for r in rec["rationale"] if r.startswith("Combine with")]
     assert f"${total:,.0f} over {c['horizon_months']} months" in line and f"${c['one_off_usd']:,.0f} once" in line
+
+
+def test_a_knowledge_base_no_window_holds_is_reported_against_the_longest_window(tmp_path):
+    """When every model's window is too short, prompting's reason names the model that came closest (the longest
+    window tried), not the cheapest one (here an 8k-window Llama 3 beside the spec's 128k Llama 3.1)."""
+    from advisor.costs import context_window, ladder
+
+    f = tmp_path / "legal.yaml"
+    f.write_text("name: legal\ntask: {kind: extraction, complexity: high, needs_citations: true}\n"
+                 "knowledge: {source_documents: 40000, corpus_tokens: 120000000, update_frequency: monthly, "
+                 "in_base_model: partial, domain_shift: moderate}\n"
+                 "data: {labeled_examples: 25000, avg_example_tokens: 3000}\nmodel: {base: meta-llama/Llama-3.1-8B}\n"
+                 "traffic: {requests_per_month: 300000, prompt_tokens: 6000, output_tokens: 400}\n"
+                 "constraints: {budget_usd: 20000, monthly_budget_usd: 8000, data_may_leave: false}\n")
+    _, paths = _json(f)
+    p = paths["prompting"]
+    assert not p["feasible"]
+    longest = max(context_window(m) or 0 for m in ladder(load_spec(f), "prompting"))
+    assert p["cost"]["setup"]["context_window"] == longest
+    assert f"{longest:,}" in " ".join(p["cost"]["misses"])
