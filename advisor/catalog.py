@@ -63,6 +63,8 @@ class GPU(BaseModel):
                                       description="fp32 peak on CUDA cores, TFLOP/s: fp32 matmuls run there (PyTorch "
                                                   "keeps TF32 off by default). None: bf16_tflops / 8 (assumed).")
     bf16: bool = Field(True, description="Whether the GPU computes in bf16 (T4 does not: fp16 mixed precision).")
+    caveat: str = Field("", description="What a recommendation on this GPU must say besides its cost (e.g. a "
+                                        "consumer card's licence terms).")
     bandwidth_gbs: float = Field(gt=0, allow_inf_nan=False, description="Memory bandwidth, GB/s.")
     usd_per_hour: float = Field(ge=0, allow_inf_nan=False,
                                 description="Price per GPU-hour used for costs: the chosen price class's quote "

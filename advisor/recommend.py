@@ -150,6 +150,9 @@ def setup_sentence(cost: PathCost) -> str:
     prec = s.get("serving_precision", "")
     if "(" in prec:
         out += f" Caveat: {prec}."
+    for gid in dict.fromkeys(g for g in (s.get("train_gpu"), s.get("serving_gpu")) if g):
+        if catalog.gpu(gid).caveat:
+            out += f" {gid}: {catalog.gpu(gid).caveat}."
     return out
 
 

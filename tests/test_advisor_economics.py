@@ -233,3 +233,11 @@ def test_a_knowledge_base_no_window_holds_is_reported_against_the_longest_window
     longest = max(context_window(m) or 0 for m in ladder(load_spec(f), "prompting"))
     assert p["cost"]["setup"]["context_window"] == longest
     assert f"{longest:,}" in " ".join(p["cost"]["misses"])
+
+
+def test_a_consumer_card_in_the_setup_carries_its_caveat():
+    """An RTX-4090 is priced like any GPU, but a setup on it says that its licence excludes datacenter use."""
+    out, _ = _json(EXAMPLES / "contracts-assistant.yaml", "constraints.gpu_fixed=true", "constraints.gpu=RTX-4090")
+    assert any("RTX-4090: a consumer GeForce card" in line for line in out["recommendation"]["rationale"])
+    out, _ = _json(EXAMPLES / "contracts-assistant.yaml", "constraints.gpu_fixed=true", "constraints.gpu=L40S")
+    assert not any("GeForce" in line for line in out["recommendation"]["rationale"])
