@@ -73,7 +73,11 @@ def train_table(est: TrainEstimate, gpu_id: str, gpus: int) -> Table:
                            f"({est.gpu_memory_gb * 1e9 / 2**30:,.0f} GiB) -> "
                            + ("[green]fits[/]" if est.fits else "[red]does not fit[/]")),
         ("MFU", f"{est.mfu:.2f}"),
-        ("wall time", f"{est.hours:,.1f} h ({est.hours / 24:,.1f} days)"),
+        ("tokens/s per GPU", f"{est.tokens / (est.hours * 3600 * gpus):,.0f}" if est.hours else "-"),
+        ("wall time", f"{est.hours:,.1f} h ({est.hours / 24:,.1f} days)"
+                      + "".join(f", {name} {share:.0%}" for name, share in (
+                          ("optimizer update", est.optimizer_update_hours / est.hours if est.hours else 0),
+                          ("NF4 dequantisation", est.dequant_hours / est.hours if est.hours else 0)) if share >= 0.01)),
         ("GPU-hours", f"{est.gpu_hours:,.1f}"),
         ("cost", usd(est.cost_usd)),
     ]
