@@ -147,6 +147,7 @@ def _jsonl_docs(lines: Iterator[str], name: str, problems: list[str]) -> list[Do
     """BEIR corpus rows: {"_id", "title", "text"}; the title leads the text, as BEIR's dense
     baselines encode title + text."""
     docs = []
+    first_line: dict[str, int] = {}  # an id names one document: the index keys documents by (file, _id)
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -158,11 +159,17 @@ def _jsonl_docs(lines: Iterator[str], name: str, problems: list[str]) -> list[Do
         if not isinstance(row, dict) or "_id" not in row or not isinstance(row.get("text"), str):
             problems.append(f"{name}:{lineno}: expected an object with '_id' and 'text'")
             continue
+        doc_id = str(row["_id"])
+        if doc_id in first_line:
+            problems.append(f"{name}:{lineno}: duplicate _id {doc_id!r} (first on line {first_line[doc_id]}); "
+                            "this row is skipped")
+            continue
+        first_line[doc_id] = lineno
         title = row.get("title") or ""
         title = title if isinstance(title, str) else str(title)
         text = f"{title}\n\n{row['text']}" if title else row["text"]
         if text.strip():
-            docs.append(Document(doc_id=str(row["_id"]), title=title, text=text))
+            docs.append(Document(doc_id=doc_id, title=title, text=text))
     return docs
 
 

@@ -338,6 +338,23 @@ def test_answer_with_local_generator(scifact_slice, tmp_path):
     out = json.loads(res.stdout)
     assert isinstance(out["answer"], str) and out["generator"] == str(gen) and len(out["passages"]) == 2
 
+def test_duplicate_jsonl_ids_keep_the_first_row_and_are_reported(tmp_path):
+    """Two rows with one _id in a corpus .jsonl were an internal error (sqlite UNIQUE constraint)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _write_jsonl(corpus / "rows.jsonl", [{"_id": "d1", "text": "Leeks are sown in early spring."},
+                                         {"_id": "d2", "text": "Tomatoes need a warm greenhouse."},
+                                         {"_id": "d1", "text": "Garlic is planted in autumn."}])
+    res = cli("rag", "index", corpus, "--out", tmp_path / "index", "--json")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["manifest"]["counts"]["documents"] == 2
+    assert [s["reason"] for s in rep["skipped"]] == ["rows.jsonl:3: duplicate _id 'd1' (first on line 1); this row is skipped"]
+    hits = json.loads(cli("rag", "query", tmp_path / "index", "when are leeks sown", "-k", "1", "--mode", "bm25",
+                          "--json").stdout)
+    assert hits[0]["doc_id"] == "d1" and "Leeks" in hits[0]["text"]
+
+
 
 # --- mistakes: one line on stderr, exit 2 ---------------------------------------------------
 _one_line_error = one_line_error
