@@ -1,4 +1,4 @@
-"""Small shared helpers: human-readable numbers and atomic file writes."""
+"""Small shared helpers: human-readable numbers, reading users' text files, atomic file writes."""
 from __future__ import annotations
 
 import os
@@ -23,6 +23,24 @@ def usd(x: float | None) -> str:
     if abs(x) >= 1e6:
         return f"${x / 1e6:,.2f}M"
     return f"${x:,.0f}" if abs(x) >= 10 else f"${x:,.2f}"
+
+
+def read_user_text(path: str | os.PathLike, what: str) -> str:
+    """A user's UTF-8 text file, a leading byte-order mark dropped (Windows editors write one; Python's
+    "utf-8-sig" codec), or one UserError line naming the file and what was expected in it."""
+    from advisor.errors import UserError
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{path}: is a folder, expected {what}")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or type(e).__name__}); expected {what}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); expected {what}") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, mode: int = 0o644) -> Path:

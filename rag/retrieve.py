@@ -10,6 +10,7 @@ from typing import Sequence
 
 from advisor.errors import UserError
 from advisor.retrieval import TOP_K
+from advisor.textio import read_user_text
 from rag import ann, metrics, store
 from rag.bm25 import B as BM25_B, K1 as BM25_K1
 from rag.indexer import read_manifest
@@ -172,14 +173,16 @@ def load_queries(path: str | os.PathLike) -> dict[str, str]:
     if not p.is_file():
         raise UserError(f"--queries {path}: no such file (expected BEIR queries.jsonl)")
     out = {}
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_user_text(p, "BEIR queries.jsonl").splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            out[str(row["_id"])] = str(row["text"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise UserError(f"{path}:{n}: expected a JSON object with '_id' and 'text'") from None
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or "_id" not in row or not isinstance(row.get("text"), str):
+            raise UserError(f"{path}:{n}: expected a JSON object with '_id' and 'text' (a string)")
+        out[str(row["_id"])] = row["text"]
     return out
 
 
@@ -189,7 +192,7 @@ def load_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
     if not p.is_file():
         raise UserError(f"--qrels {path}: no such file (expected BEIR qrels .tsv)")
     out: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_user_text(p, "a BEIR qrels .tsv").splitlines(), 1):
         parts = line.split("\t") if "\t" in line else line.split()
         if not parts or not line.strip() or (n == 1 and parts[0] == "query-id"):
             continue

@@ -99,7 +99,7 @@ def _lines(path: Path) -> list[str]:
         data = path.read_bytes()
         if path.name.endswith(".gz"):
             data = gzip.decompress(data)
-        return data.decode("utf-8").splitlines()
+        return data.decode("utf-8-sig").splitlines()  # -sig: a leading byte-order mark is dropped
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read ({e})") from None
 

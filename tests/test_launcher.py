@@ -132,6 +132,22 @@ def test_run_bad_input(tmp_path, run, args, needle):
     assert needle in r.stderr and "Traceback" not in r.stderr
 
 
+def test_run_questions_file_with_a_bom_or_another_encoding(tmp_path):
+    """run.questions in Latin-1 was an internal UnicodeDecodeError; a BOM made line 1 invalid JSON."""
+    spec = yaml.safe_load((EXAMPLES / "acme-support.yaml").read_text())
+    q = tmp_path / "q.jsonl"
+    spec["run"] = {"output_dir": str(tmp_path / "run"), "documents": [str(EXAMPLES / "corpus" / "docs")],
+                   "questions": str(q)}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    q.write_bytes(b'\xef\xbb\xbf{"question": "How much is the Family plan?"}\n')
+    plan = json.loads(cli("run", tmp_path / "spec.yaml", "--path", "rag", "--dry-run", "--json").stdout)
+    assert "1 sample question" in " ".join(s["description"] for s in plan["steps"])
+    q.write_bytes('{"question": "Qu\u00e9 cuesta?"}\n'.encode("latin-1"))
+    r = cli_subprocess("run", tmp_path / "spec.yaml", "--path", "rag", "--dry-run")
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "q.jsonl: not UTF-8 text (byte 16)" in r.stderr
+
+
 def test_training_summary_carries_the_estimators_prediction(tmp_path, tiny_base_model):
     spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model),
                             "train": {"max_steps": 2}})

@@ -182,6 +182,27 @@ def test_eval_refuses_qrels_whose_ids_name_no_indexed_document(scifact_slice, tm
     assert f"{n} of {n} qrels documents in the index" in " ".join(res.stdout.split())
 
 
+def test_eval_reads_files_with_a_byte_order_mark_and_refuses_other_encodings(scifact_slice, tmp_path):
+    """A BOM (Windows editors) made line 1 'not a JSON object' / the header a bad row; a Latin-1 file was an
+    internal UnicodeDecodeError."""
+    tsv = "query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{s}\n" for q, r in scifact_slice["qrels"].items() for d, s in r.items())
+    plain_q, plain_r = tmp_path / "q.jsonl", tmp_path / "r.tsv"
+    plain_q.write_bytes((SCIFACT / "queries.jsonl").read_bytes())
+    plain_r.write_text(tsv)
+    bom_q, bom_r = tmp_path / "q-bom.jsonl", tmp_path / "r-bom.tsv"
+    bom_q.write_bytes(b"\xef\xbb\xbf" + plain_q.read_bytes())
+    bom_r.write_bytes(b"\xef\xbb\xbf" + plain_r.read_bytes())
+    args = ("rag", "eval", scifact_slice["index"], "--mode", "bm25", "--json")
+    plain = cli(*args, "--queries", plain_q, "--qrels", plain_r)
+    bom = cli(*args, "--queries", bom_q, "--qrels", bom_r)
+    assert plain.exit_code == 0 and bom.exit_code == 0, bom.output
+    assert json.loads(bom.stdout) == json.loads(plain.stdout)
+    latin = tmp_path / "q-latin1.jsonl"
+    latin.write_bytes('{"_id": "1", "text": "caf\u00e9"}\n'.encode("latin-1"))
+    _one_line_error(cli(*args, "--queries", latin, "--qrels", plain_r), "q-latin1.jsonl: not UTF-8 text (byte 25)")
+
+
 def test_incremental_add_change_delete(tmp_path):
     """Changed document re-embedded, unchanged ones not, deleted file's chunks gone."""
     docs = _scifact_docs()[150:180]

@@ -159,6 +159,21 @@ def test_bad_jsonl_pairs_one_line_exit_2(tmp_path, content, needle):
     _one_line_error(cli("rag", "tune", "--pairs", pairs, "--out", tmp_path / "m"), needle)
 
 
+def test_beir_files_with_a_byte_order_mark_read_as_without(tmp_path):
+    """Line 1 of a BOM-prefixed queries.jsonl was 'not valid JSON', its qrels header a bad row."""
+    from rag.tune import load_pairs
+
+    root = _beir(tmp_path, "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    plain = load_pairs(root)
+    for f in (root / "queries.jsonl", root / "corpus.jsonl", root / "qrels" / "train.tsv"):
+        f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    bom = load_pairs(root)
+    assert (bom.queries, bom.docs, bom.qrels) == (plain.queries, plain.docs, plain.qrels)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_bytes(b'\xef\xbb\xbf{"query": "a?", "positive": "b"}\n')
+    assert list(load_pairs(pairs).queries.values()) == ["a?"]
+
+
 def test_tsv_pairs_need_queries_and_documents(tmp_path):
     root = _beir(tmp_path, "q1\td1\t1\n")
     _one_line_error(cli("rag", "tune", "--pairs", root / "qrels" / "train.tsv", "--out", tmp_path / "m"),

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 from conftest import GARDEN_QA, GARDEN_TXT, TINY_LLAMA
-from helpers import cli, cli_subprocess
+from helpers import cli, cli_subprocess, one_line_error
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.torch_one_thread
 
@@ -208,3 +208,10 @@ def test_prompt_tuning_refuses_explicit_packing(tmp_path, tiny_base_model):
     cfg = _sft(tmp_path, tiny_base_model, "peft", adapter={"method": "prompt_tuning"})
     r = cli("train", cfg, "--set", "data.packing=true", "--dry-run")
     assert r.exit_code == 2 and "set data.packing: false" in r.stderr
+
+
+def test_config_that_is_not_utf8_is_one_line(tmp_path):
+    """A Latin-1 comment in a config was an internal UnicodeDecodeError."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes("stage: pretrain  # caf\u00e9\n".encode("latin-1"))
+    one_line_error(cli("train", cfg, "--dry-run"), "c.yaml: not UTF-8 text (byte 22)")

@@ -31,6 +31,16 @@ def test_malformed_jsonl_row_names_file_and_line(tmp_path):
         list(D.read_rows(p))
 
 
+def test_a_byte_order_mark_is_not_part_of_the_data(tmp_path):
+    """Files saved with a BOM: jsonl and .json arrays failed at line 1 ('Unexpected UTF-8 BOM'), .txt kept it as text."""
+    rows = [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": "d"}]
+    for name, body in (("d.jsonl", "".join(json.dumps(r) + "\n" for r in rows)), ("d.json", json.dumps(rows))):
+        (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + body.encode())
+        assert [r for _, r in D.read_rows(str(tmp_path / name))] == rows
+    (tmp_path / "d.txt").write_bytes(b"\xef\xbb\xbfLeeks are sown in spring.\n")
+    assert [r for _, r in D.read_rows(str(tmp_path / "d.txt"))] == [{"text": "Leeks are sown in spring.\n"}]
+
+
 def test_json_array_rows_carry_their_line(tmp_path):
     p = tmp_path / "d.json"
     p.write_text('[\n  {"instruction": "a", "output": "b"},\n\n  {"instruction": "c"}\n]\n')

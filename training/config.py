@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from adapters import AdapterSpec
 from advisor import fields
 from advisor.errors import UserError
+from advisor.textio import read_user_text
 
 Stage = Literal["pretrain", "full", "peft"]
 
@@ -145,7 +146,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         if not p.is_file():
             raise UserError(f"{path}: no such config file")
-        text = p.read_text(encoding="utf-8")
+        text = read_user_text(p, "a YAML training config")
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:

@@ -67,7 +67,7 @@ def read_rows(path: str) -> Iterator[tuple[str, Any]]:
     if not p.is_file():
         raise UserError(f"data.paths: {path} does not exist")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8-sig")  # -sig: a leading byte-order mark is dropped
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     suffix = p.suffix.lower()

@@ -27,7 +27,7 @@ from advisor.estimate import ESTIMABLE_METHODS, GB, TrainSetup
 from advisor.recommend import recommend
 from advisor.retrieval import CHUNK_STRIDE, TOP_K
 from advisor.spec import ProjectSpec, RunSection
-from advisor.textio import atomic_write_text
+from advisor.textio import atomic_write_text, read_user_text
 
 CHARS_PER_TOKEN = 4.0          # English text averages ~4 characters per BPE token (OpenAI tokenizer docs)
 DEFAULT_PRETRAIN_ARCH = {      # a tiny Llama that pretrains in about a minute on 2 CPU cores
@@ -303,9 +303,10 @@ def _questions(run: RunSection, base: Path) -> list[str]:
     if isinstance(q, list):
         return q
     p = Path(_resolve_existing(base, q, "questions"))
+    text = read_user_text(p, "run.questions: a .jsonl of {question} rows or one question per line")
     if p.suffix == ".jsonl":
         out = []
-        for n, line in enumerate(p.read_text().splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     row = json.loads(line)
@@ -316,7 +317,7 @@ def _questions(run: RunSection, base: Path) -> list[str]:
                     raise UserError(f"{p}:{n}: expected a 'question' or 'text' field")
                 out.append(text)
         return out
-    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 # --- execution ----------------------------------------------------------------------------------
