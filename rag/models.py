@@ -113,7 +113,7 @@ class Metrics(_Model):
     mrr_at_10: float
     qrels_docs: int = Field(0, description="distinct document ids the evaluated queries' qrels name")
     qrels_docs_in_index: int = Field(0, description="how many of them are documents of the index")
-    note: str | None = Field(None, description="when some qrels ids are not in the index: how many, with examples")
+    note: str | None = Field(None, description="when some qrels ids are not in the queries file or the index: how many, with examples")
 
 
 class Answer(_Model):

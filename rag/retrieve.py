@@ -138,9 +138,13 @@ class RagIndex:
         qids = [q for q in qrels if q in queries]
         if not qids:
             raise UserError("qrels: no query id in the qrels file appears in the queries file")
+        notes = []
+        if len(qids) < len(qrels):
+            absent = next(q for q in qrels if q not in queries)
+            notes.append(f"{len(qrels) - len(qids)} of {len(qrels)} qrels query ids are not in the queries file "
+                         f"(e.g. {absent!r}): not evaluated")
         judged = sorted({d for q in qids for d in qrels[q]})
         found = store.known_doc_ids(self.con, judged)
-        note = None
         if len(found) < len(judged):
             missing = next(d for d in judged if d not in found)
             in_index = store.some_doc_id(self.con)
@@ -148,9 +152,10 @@ class RagIndex:
                 raise UserError(f"qrels: none of its {len(judged)} document ids is in the index "
                                 f"(qrels e.g. {missing!r}, index e.g. {in_index!r}); qrels must use the "
                                 "index's doc ids (a file's path under the indexed folder, or a JSONL row's _id)")
-            note = (f"{len(found)} of {len(judged)} qrels document ids are in the index (e.g. "
-                    f"{next(iter(sorted(found)))!r}); {len(judged) - len(found)} are not (e.g. {missing!r}; "
-                    f"index ids look like {in_index!r}): they count as relevant documents never retrieved")
+            notes.append(f"{len(found)} of {len(judged)} qrels document ids are in the index (e.g. "
+                         f"{next(iter(sorted(found)))!r}); {len(judged) - len(found)} are not (e.g. {missing!r}; "
+                         f"index ids look like {in_index!r}): they count as relevant documents never retrieved")
+        note = "; ".join(notes) or None
         c = self.manifest.counts
         per_doc = max(1.0, c.chunks / max(c.documents, 1))
         depth = int(math.ceil(100 * per_doc * 2))  # enough chunks for 100 distinct documents
@@ -187,22 +192,35 @@ def load_queries(path: str | os.PathLike) -> dict[str, str]:
 
 
 def load_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
-    """BEIR qrels .tsv: `query-id corpus-id score` per line, header optional."""
+    """BEIR qrels .tsv: `query-id corpus-id score` per line, header optional. Scores are integer
+    relevance grades, as trec_eval and pytrec_eval read them; at least one must be positive."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"--qrels {path}: no such file (expected BEIR qrels .tsv)")
     out: dict[str, dict[str, int]] = {}
+    expected = "expected 'query-id<TAB>corpus-id<TAB>score'"
     for n, line in enumerate(read_user_text(p, "a BEIR qrels .tsv").splitlines(), 1):
-        parts = line.split("\t") if "\t" in line else line.split()
-        if not parts or not line.strip() or (n == 1 and parts[0] == "query-id"):
+        line = line.strip()
+        if not line:
             continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if n == 1 and parts[0] == "query-id":
+            continue
+        if len(parts) != 3:
+            trec = " (a TREC qrels 'query-id 0 corpus-id score': drop the second column)" if len(parts) == 4 else ""
+            raise UserError(f"{path}:{n}: {expected}, got {len(parts)} columns{trec}")
+        qid, did, score = parts
         try:
-            qid, did, score = parts[0], parts[1], int(float(parts[2]))
-        except (IndexError, ValueError):
-            raise UserError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score'") from None
-        out.setdefault(qid, {})[did] = score
+            grade = float(score)
+        except ValueError:
+            raise UserError(f"{path}:{n}: score {score!r} is not a number ({expected})") from None
+        if not math.isfinite(grade) or grade != int(grade):
+            raise UserError(f"{path}:{n}: score {score!r}: expected an integer relevance grade (0, 1, 2, ...)")
+        out.setdefault(qid, {})[did] = int(grade)
     if not out:
         raise UserError(f"--qrels {path}: no judgements found")
+    if not any(g > 0 for r in out.values() for g in r.values()):
+        raise UserError(f"--qrels {path}: no positive judgement (every score is <= 0), so every metric would be 0")
     return out
 
 

@@ -203,6 +203,50 @@ def test_eval_reads_files_with_a_byte_order_mark_and_refuses_other_encodings(sci
     _one_line_error(cli(*args, "--queries", latin, "--qrels", plain_r), "q-latin1.jsonl: not UTF-8 text (byte 25)")
 
 
+@pytest.mark.parametrize("row, needle", [
+    ("{q}\t{d}\tinf", "r.tsv:2: score 'inf': expected an integer relevance grade"),    # was an internal OverflowError
+    ("{q}\t{d}\t1.5", "r.tsv:2: score '1.5': expected an integer relevance grade"),    # was read as 1
+    ("{q}\t{d}\t1\tnote", "r.tsv:2: expected 'query-id<TAB>corpus-id<TAB>score', got 4 columns (a TREC qrels"),
+    ("{q}\t0\t{d}\t1", "r.tsv:2: expected 'query-id<TAB>corpus-id<TAB>score', got 4 columns"),  # TREC layout
+    ("{q}\t{d}", "r.tsv:2: expected 'query-id<TAB>corpus-id<TAB>score', got 2 columns"),
+    ("{q}\t{d}\thigh", "r.tsv:2: score 'high' is not a number"),
+])
+def test_eval_refuses_malformed_qrels_rows(scifact_slice, tmp_path, row, needle):
+    """Extra columns were ignored (a TREC qrels' iteration column was read as the document id) and a
+    non-integer grade truncated; each is now one line naming file:line."""
+    q, r = next(iter(scifact_slice["qrels"].items()))
+    qrels = tmp_path / "r.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\n" + row.format(q=q, d=next(iter(r))) + "\n")
+    _one_line_error(cli("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl",
+                        "--qrels", qrels, "--mode", "bm25"), needle)
+
+
+def test_eval_refuses_all_zero_qrels_and_notes_unknown_query_ids(scifact_slice, tmp_path):
+    """All-zero grades printed a table of zeros; qrels rows of a query missing from the queries file were
+    dropped without a word."""
+    rows = [(q, d, s) for q, r in scifact_slice["qrels"].items() for d, s in r.items()]
+    qrels = tmp_path / "r.tsv"
+    qrels.write_text("".join(f"{q}\t{d}\t0\n" for q, d, _ in rows))
+    _one_line_error(cli("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl",
+                        "--qrels", qrels, "--mode", "bm25"), "no positive judgement")
+    args = ("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl", "--qrels", qrels,
+            "--mode", "bm25", "--json")
+    qrels.write_text("".join(f"{q}\t{d}\t{s}\n" for q, d, s in rows))
+    known = cli(*args)
+    qrels.write_text("".join(f"{q}\t{d}\t{s}\n" for q, d, s in rows) + f"no-such-query\t{rows[0][1]}\t1\n")
+    res = cli(*args)
+    assert res.exit_code == 0, res.output
+    got, want = json.loads(res.stdout)[0], json.loads(known.stdout)[0]
+    assert got["note"].startswith(f"1 of {len(scifact_slice['qrels']) + 1} qrels query ids are not in the queries "
+                                  "file (e.g. 'no-such-query')")
+    assert {k: v for k, v in got.items() if k != "note"} == {k: v for k, v in want.items() if k != "note"}
+    assert "warning: 1 of" in " ".join(res.stderr.split())
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"_id": "1", "text": 5}\n')
+    _one_line_error(cli(*args[:3], "--queries", queries, "--qrels", qrels), "q.jsonl:1: expected a JSON object "
+                    "with '_id' and 'text' (a string)")
+
+
 def test_incremental_add_change_delete(tmp_path):
     """Changed document re-embedded, unchanged ones not, deleted file's chunks gone."""
     docs = _scifact_docs()[150:180]
