@@ -57,6 +57,12 @@ def test_json_array_rows_carry_their_line(tmp_path):
     ([{"messages": [{"role": "user", "content": "hi"}]}], "last message must be the assistant"),
     ([{"messages": [{"role": "bot", "content": "hi"}]}], r"messages\[0\] must be"),
     ([{"instruction": "x", "output": 3}], "field 'output' must be a string"),
+    # a non-string text was an internal IndexError alone and dropped silently beside good rows
+    ([{"text": 5}], r"d\.jsonl:1: field 'text' must be a string, got int"),
+    ([{"text": "ok"}, {"text": None}], r"d\.jsonl:2: missing field 'text'"),
+    ([{"text": "ok"}, {"text": ["a", "b"]}], r"d\.jsonl:2: field 'text' must be a string, got list"),
+    # transformers' "Cannot apply chat template to an empty conversation" was an internal error
+    ([{"messages": [{"role": "assistant", "content": "hi"}]}], r"d\.jsonl:1: messages\[0\] is the assistant's"),
 ])
 def test_bad_rows_are_user_errors(tmp_path, tok, rows, message):
     p = _write(tmp_path / "d.jsonl", rows) if rows else str(tmp_path / "d.jsonl")

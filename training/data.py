@@ -145,6 +145,9 @@ def chat_messages(row: dict, where: str) -> list[dict[str, str]]:
         out.append({"role": m["role"], "content": m["content"]})
     if out[-1]["role"] != "assistant":
         raise UserError(f"{where}: the last message must be the assistant's (it is what the loss trains)")
+    if out[0]["role"] == "assistant":  # chat templates cannot render the empty prompt before it
+        raise UserError(f"{where}: messages[0] is the assistant's; expected a user (or system) message first, "
+                        "the prompt the response answers")
     return out
 
 
@@ -410,8 +413,7 @@ def prepare(tokenizer: Any, paths: list[str], fmt: str = "auto", max_seq_len: in
             stats.warnings.append(f"{stats.dropped_no_response} examples had no response tokens left after "
                                   "truncation and were dropped")
     else:
-        examples = tokenize_text(tokenizer, [r["text"] for _, r in records if isinstance(r.get("text"), str)],
-                                 max_seq_len)
+        examples = tokenize_text(tokenizer, [_str_field(r, "text", w, True) for w, r in records], max_seq_len)
     if not examples:
         raise UserError(f"data.paths: no usable examples in {', '.join(paths)}")
     stats.examples = len(examples)
