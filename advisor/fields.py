@@ -152,8 +152,12 @@ def _above_bound(err: dict, root: type[BaseModel], loc: tuple) -> str:
     ctx = err.get("ctx", {})
     limit = ctx.get("le", ctx.get("lt"))
     got = err.get("input")
-    got = f"{float(got):.4g}" if isinstance(got, (int, float)) and not isinstance(got, bool) else repr(got)
-    return f"{got} is above the upper bound {float(limit):,.4g}{why}"
+
+    def num(x: Any) -> str:  # integers exactly: a seed of 2**32 is not "above the upper bound 4.295e+09" of itself
+        return f"{x:,}" if isinstance(x, int) else f"{float(x):,.4g}"
+
+    got = num(got) if isinstance(got, (int, float)) and not isinstance(got, bool) else repr(got)
+    return f"{got} is above the upper bound {num(limit)}{why}"
 
 
 def format_validation_error(e: ValidationError, source: str, root: type[BaseModel] | None = None, *,

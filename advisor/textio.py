@@ -43,6 +43,25 @@ def read_user_text(path: str | os.PathLike, what: str) -> str:
         raise UserError(f"{path}: not UTF-8 text (byte {e.start}); expected {what}") from None
 
 
+def check_output_dir(path: str | os.PathLike, field: str) -> Path:
+    """`path` as a folder that can be created or written, or one UserError line naming `field`: an empty
+    path (it would be the current folder), a file where the folder or one of its parents should be, or a
+    parent the user cannot write. Checked before any work, so a long run does not fail at its first save."""
+    from advisor.errors import UserError
+
+    if not str(path).strip():
+        raise UserError(f"{field}: empty; expected a folder path")
+    p = Path(path).expanduser().absolute()
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{field} {path}: exists and is not a folder")
+    existing = next(a for a in (p, *p.parents) if a.exists())
+    if not existing.is_dir():
+        raise UserError(f"{field} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{field} {path}: {existing} is not writable")
+    return p
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, mode: int = 0o644) -> Path:
     """Temp file in the same folder + fsync + rename: readers see the old file or the new one, never half.
 

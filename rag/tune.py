@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from advisor.errors import UserError
 from advisor.retrieval import TUNE_EPOCHS, TUNE_LR
+from advisor.textio import check_output_dir
 from rag import bm25, metrics
 
 Method = Literal["full", "lora"]
@@ -398,8 +399,12 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
             raise UserError(f"{name} {v}: expected a finite number > 0")
     if batch_size < 2:
         raise UserError(f"--batch-size {batch_size}: expected at least 2 (in-batch negatives need a batch)")
-    out_dir = Path(out).expanduser().resolve()
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not overwrite)):
+    if max_seq_length is not None and max_seq_length < 8:  # before any progress bar starts
+        raise UserError(f"--max-seq-length {max_seq_length}: expected at least 8")
+    if not 0 <= seed < 2**32:
+        raise UserError(f"--seed {seed}: expected 0 to 2**32-1 (the range numpy's seed takes)")
+    out_dir = check_output_dir(out, "--out").resolve()
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise UserError(f"--out {out}: exists and is not empty (pass --overwrite to replace it)")
     lr = learning_rate or TUNE_LR[method]  # advisor/retrieval.py says how they were chosen
 
@@ -436,8 +441,6 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
     st = _fresh_copy(load_model(base_name))
     model_max = st.max_seq_length
     if max_seq_length is not None:
-        if max_seq_length < 8:
-            raise UserError(f"--max-seq-length {max_seq_length}: expected at least 8")
         st.max_seq_length = min(max_seq_length, int(st.max_seq_length or max_seq_length))
     pool = _eval_pool(p, heldout_q, eval_pool, seed) if heldout_q else []
     report.eval_documents = len(pool)

@@ -125,6 +125,9 @@ def test_calibrate_then_estimates_say_they_use_it(tmp_path, tiny_base_model):
     ({"labeled_data": str(GARDEN_QA), "base_model": "Qwen/Qwen2.5-0.5B"}, [], "add --yes"),
     ({"labeled_data": str(GARDEN_QA), "base_model": "Qwen/Qwen2.5-0.5B"}, ["--yes", "--path", "magic"],
      "--path 'magic'"),
+    # run.output_dir naming a file was an internal FileExistsError once the plan had been shown
+    ({"labeled_data": str(GARDEN_QA), "base_model": "Qwen/Qwen2.5-0.5B", "output_dir": str(GARDEN_QA)},
+     ["--yes"], "run.output_dir " + str(GARDEN_QA) + ": exists and is not a folder"),
 ])
 def test_run_bad_input(tmp_path, run, args, needle):
     r = cli_subprocess("run", _spec(tmp_path, run), *args)

@@ -174,6 +174,23 @@ def test_beir_files_with_a_byte_order_mark_read_as_without(tmp_path):
     assert list(load_pairs(pairs).queries.values()) == ["a?"]
 
 
+def test_bad_out_seed_and_length_fail_first_in_one_line(tmp_path):
+    """--out under a file and a negative --seed were internal errors after the model had loaded;
+    --max-seq-length 3 was refused after the progress bar had started (a blank line before the error)."""
+    from helpers import cli_subprocess
+
+    root = _beir(tmp_path, "q1\td1\t1\nq2\td2\t1\n")
+    (tmp_path / "file").write_text("x")
+    for args, needle in (([ "--out", tmp_path / "file" / "m"], f"--out {tmp_path / 'file' / 'm'}: {tmp_path / 'file'} "
+                                                               "is a file, not a folder"),
+                         (["--out", tmp_path / "file"], "exists and is not a folder"),
+                         (["--out", tmp_path / "m", "--seed", "-1"], "--seed -1: expected 0 to 2**32-1"),
+                         (["--out", tmp_path / "m", "--max-seq-length", "3"], "--max-seq-length 3: expected at least 8")):
+        r = cli_subprocess("rag", "tune", "--pairs", root, *args)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+        assert needle in r.stderr, r.stderr
+
+
 def test_tsv_pairs_need_queries_and_documents(tmp_path):
     root = _beir(tmp_path, "q1\td1\t1\n")
     _one_line_error(cli("rag", "tune", "--pairs", root / "qrels" / "train.tsv", "--out", tmp_path / "m"),

@@ -157,6 +157,11 @@ def test_example_configs_validate(name):
     ({"training": {"warmup": float("inf")}}, "training.warmup: input should be a finite number"),
     ({"adapter": {"method": "lora", "alpha": float("inf")}}, "adapter.alpha: input should be a finite number"),
     ({"adapter": {"method": "lora", "alpha": -5}}, "adapter.alpha: input should be greater than 0"),
+    # numpy's seed range; these were internal ValueErrors from transformers' set_seed
+    ({"seed": -1}, "seed: input should be greater than or equal to 0, got -1"),
+    ({"seed": 2**32}, "seed: 4,294,967,296 is above the upper bound 4,294,967,295"),
+    # an empty output_dir wrote into the current folder before failing
+    ({"output_dir": ""}, "output_dir: string should have at least 1 character"),
 ])
 def test_bad_config_is_one_line_exit_2(tmp_path, tiny_base_model, edit, needle):
     base = yaml.safe_load(_sft(tmp_path, tiny_base_model, "peft").read_text())
@@ -215,3 +220,15 @@ def test_config_that_is_not_utf8_is_one_line(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_bytes("stage: pretrain  # caf\u00e9\n".encode("latin-1"))
     one_line_error(cli("train", cfg, "--dry-run"), "c.yaml: not UTF-8 text (byte 22)")
+
+
+def test_output_dir_that_is_a_file_is_one_line(tmp_path, tiny_base_model):
+    """A file at output_dir, or in its place among the parents, was an internal FileExistsError /
+    NotADirectoryError from TrainingArguments."""
+    (tmp_path / "taken").write_text("a file")
+    cfg = yaml.safe_load(_sft(tmp_path, tiny_base_model, "full").read_text())
+    for out, needle in ((tmp_path / "taken", "taken: exists and is not a folder"),
+                        (tmp_path / "taken" / "run", f"{tmp_path / 'taken'} is a file, not a folder")):
+        r = cli("train", _config(tmp_path, "bad.yaml", **{**cfg, "output_dir": str(out)}))
+        one_line_error(r, "output_dir", needle)
+    assert (tmp_path / "taken").read_text() == "a file"

@@ -101,8 +101,10 @@ class TrainConfig(_Section):
     data: DataSection
     training: TrainingSection = Field(default_factory=TrainingSection)
     adapter: AdapterSpec | None = Field(None, description="stage peft: the method and its settings (adapters/).")  # type: ignore[valid-type]
-    output_dir: str = Field(..., description="Where checkpoints, the final model/adapter, tokenizer and run_summary.json go.")
-    seed: int = Field(42, description="Seeds model init, data split, shuffling and dropout.")
+    output_dir: str = Field(..., min_length=1, description="Where checkpoints, the final model/adapter, tokenizer and "
+                            "run_summary.json go.")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Seeds model init, data split, shuffling and dropout "
+                      "(0 to 2**32-1, the range numpy's seed takes).")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware runs bf16 matmuls natively (CUDA bf16, CPUs with "
         "AMX/AVX512-BF16), else fp32 (fp16 on CUDA without bf16). Weights stay fp32 (mixed precision).")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from advisor.errors import UserError
+from advisor.textio import check_output_dir
 from training.config import TrainConfig, load_config
 from training.summary import RunSummary
 
@@ -119,7 +120,7 @@ def run_on_ray(config: TrainConfig, workers: int, gpus_per_worker: float = 0, ad
             raise UserError(f"--workers {workers}: needs {per * workers:g} {k} in all, the Ray cluster has "
                             f"{have.get(k, 0):g}")
     data = _absolute(config)
-    out = Path(data["output_dir"])
+    out = check_output_dir(data["output_dir"], "output_dir")  # absolute already (_absolute)
     if not force:
         _precheck(load_config(data=data), out, workers, resume)
     out.mkdir(parents=True, exist_ok=True)

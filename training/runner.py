@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from advisor.errors import UserError
-from advisor.textio import atomic_write_text
+from advisor.textio import atomic_write_text, check_output_dir
 from training import checkpoints, data as datamod, tokenizer as tokmod
 from training.config import TrainConfig
 from training.plot import loss_svg
@@ -344,6 +344,7 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()  # "Writing model shards" bars; tunepath shows its own progress
     t0 = time.perf_counter()
+    check_output_dir(config.output_dir, "output_dir")  # before TrainingArguments, which creates it
     precision = resolve_precision(config.precision)
     # A throwaway TrainingArguments first: it initialises torch.distributed under torchrun/accelerate.
     args = training_arguments(config, precision, has_eval=config.data.eval_fraction > 0)

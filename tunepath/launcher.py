@@ -27,7 +27,7 @@ from advisor.estimate import ESTIMABLE_METHODS, GB, TrainSetup
 from advisor.recommend import recommend
 from advisor.retrieval import CHUNK_STRIDE, TOP_K
 from advisor.spec import ProjectSpec, RunSection
-from advisor.textio import atomic_write_text, read_user_text
+from advisor.textio import atomic_write_text, check_output_dir, read_user_text
 
 CHARS_PER_TOKEN = 4.0          # English text averages ~4 characters per BPE token (OpenAI tokenizer docs)
 DEFAULT_PRETRAIN_ARCH = {      # a tiny Llama that pretrains in about a minute on 2 CPU cores
@@ -208,7 +208,8 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Run
     paths.check(chosen)
     run = spec.run or RunSection()
     base = spec_path.resolve().parent
-    out = Path(_resolve(base, run.output_dir) if run.output_dir else Path("runs") / spec.name).resolve()
+    out = check_output_dir(_resolve(base, run.output_dir) if run.output_dir else Path("runs") / spec.name,
+                           "run.output_dir").resolve()
     cal = calibration.load()
     cluster = cluster_scaling(spec)
     steps: list[Step] = []
