@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -76,12 +77,17 @@ def _lock(index_dir: Path) -> Iterator[None]:
         yield
 
 
+# The names a build writes (generation files, their journals and temp files): only these are ever removed,
+# so an --out folder that also holds the user's own files (vectors-notes.md) keeps them.
+_OURS = re.compile(r"(chunks-\d+\.sqlite(-journal)?|vectors-\d+\.faiss(\.tmp-\d+)?|"
+                   + re.escape(MANIFEST) + r"\.tmp-\d+|vectors-migrate\.npy\.tmp-\d+)")
+
+
 def _cleanup(index_dir: Path, keep: set[str]) -> None:
     """Remove files of dead generations and temp files of killed builds."""
     for p in index_dir.iterdir():
         name = p.name
-        ours = name.startswith(("chunks-", "vectors-", f"{MANIFEST}.tmp-"))
-        if ours and name not in keep and p.is_file():
+        if _OURS.fullmatch(name) and name not in keep and p.is_file():
             p.unlink(missing_ok=True)
 
 

@@ -508,6 +508,26 @@ def test_killed_build_leaves_previous_index_usable(tmp_path):
         "chunks-1.sqlite", "manifest.json", "vectors-1.faiss"]
 
 
+def test_build_removes_only_its_own_files_from_out(tmp_path):
+    """The cleanup of dead generations deleted every file named chunks-* or vectors-* in --out, a user's
+    vectors-notes.md included."""
+    docs = _scifact_docs()
+    corpus, index = tmp_path / "c", tmp_path / "i"
+    corpus.mkdir()
+    _write_jsonl(corpus / "a.jsonl", docs[0:3])
+    index.mkdir()
+    mine = {"vectors-notes.md": "my notes", "chunks-2025-report.txt": "q3", "chunks-7.sqlite.bak": "backup"}
+    for name, text in mine.items():
+        (index / name).write_text(text)
+    assert cli("rag", "index", corpus, "--out", index).exit_code == 0
+    _write_jsonl(corpus / "b.jsonl", docs[3:5])
+    rep = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)
+    assert rep["manifest"]["generation"] == 2
+    assert {n: (index / n).read_text() for n in mine} == mine
+    assert sorted(p.name for p in index.iterdir() if not p.name.startswith(".") and p.name not in mine) == [
+        "chunks-2.sqlite", "manifest.json", "vectors-2.faiss"]
+
+
 class _Killed(BaseException):
     """Stands for the process dying at an injected point (BaseException: no handler swallows it)."""
 
