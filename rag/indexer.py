@@ -121,8 +121,8 @@ def build_index(
         raise UserError(f"--overlap {overlap}: expected 0 <= overlap <= chunk_tokens/2 ({chunk_tokens // 2})")
     if index != "auto":
         ann.kind(index)  # refuses an unregistered kind in one line
-    files, roots = loaders.discover(list(paths))
     index_dir = Path(out_dir).expanduser().resolve()
+    files, roots = loaders.discover(list(paths), exclude=index_dir)
     if index_dir.exists() and not index_dir.is_dir():
         raise UserError(f"--out {out_dir}: exists and is not a folder")
     index_dir.mkdir(parents=True, exist_ok=True)

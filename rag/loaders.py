@@ -49,8 +49,9 @@ def suffix_of(path: Path) -> str:
     return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
 
 
-def discover(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
-    """Files under the given paths (sorted, hidden entries skipped) and the roots they came from.
+def discover(paths: list[str | os.PathLike], exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """Files under the given paths (sorted, hidden entries and the `exclude` folder - the index being
+    written, when it lies inside the corpus - skipped) and the roots they came from.
 
     Deletion is scoped to these roots: a file indexed earlier from another root is kept."""
     files: list[Path] = []
@@ -65,7 +66,8 @@ def discover(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
             files.append(p)
             continue
         for dirpath, dirnames, filenames in os.walk(p):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                                 and (exclude is None or Path(dirpath, d) != exclude))
             files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
     seen: set[Path] = set()
     unique = [f for f in files if not (f in seen or seen.add(f))]

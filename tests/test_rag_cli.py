@@ -528,6 +528,20 @@ def test_build_removes_only_its_own_files_from_out(tmp_path):
         "chunks-2.sqlite", "manifest.json", "vectors-2.faiss"]
 
 
+def test_an_index_inside_its_corpus_is_not_indexed(tmp_path):
+    """`rag index docs --out docs/index` read its own manifest.json, chunks and vectors files back as
+    documents on the next run: three 'unsupported type' warnings on every update."""
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "leeks.md").write_text("Leeks are sown in early spring and moved out in June.")
+    (corpus / "garlic.txt").write_text("Garlic is planted in autumn.")
+    assert cli("rag", "index", corpus, "--out", corpus / "index").exit_code == 0
+    res = cli("rag", "index", corpus, "--out", corpus / "index", "--json")
+    assert res.exit_code == 0 and res.stderr == "", res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["up_to_date"] and rep["skipped"] == [] and rep["manifest"]["counts"]["files"] == 2
+
+
 class _Killed(BaseException):
     """Stands for the process dying at an injected point (BaseException: no handler swallows it)."""
 
