@@ -137,6 +137,9 @@ def build_index(
         if old is not None and (old.chunking.chunk_tokens, old.chunking.overlap) != (chunk_tokens, overlap):
             raise UserError(f"--chunk-tokens/--overlap {chunk_tokens}/{overlap}: this index uses "
                             f"{old.chunking.chunk_tokens}/{old.chunking.overlap}; use --rebuild to change them")
+        if Path(model_name).is_absolute() and not Path(model_name).exists():  # a manifest's local model, gone
+            raise UserError(f"{index_dir}: built with the local model {model_name}, which no longer exists; restore "
+                            "it, or pass --model MODEL --rebuild")
         model_hash = model_sha256(model_name)
         if old is not None and old.model_sha256 and model_hash != old.model_sha256:
             raise UserError(f"--model {model_name}: its files changed since this index was built (sha256 "

@@ -63,6 +63,9 @@ class RagIndex:
             from rag.embed import dimension, load_model, model_sha256
 
             m = self.manifest
+            if Path(m.model).is_absolute() and not Path(m.model).exists():
+                raise UserError(f"{self.dir}: built with the local model {m.model}, which no longer exists; restore "
+                                "it, or re-index with --model MODEL --rebuild")
             if m.model_sha256 and model_sha256(m.model) != m.model_sha256:
                 raise UserError(f"{self.dir}: built with {m.model} (sha256 {m.model_sha256[:12]}), whose files "
                                 f"have changed since (now {model_sha256(m.model)[:12]}); re-index with --rebuild")

