@@ -232,3 +232,23 @@ def test_output_dir_that_is_a_file_is_one_line(tmp_path, tiny_base_model):
         r = cli("train", _config(tmp_path, "bad.yaml", **{**cfg, "output_dir": str(out)}))
         one_line_error(r, "output_dir", needle)
     assert (tmp_path / "taken").read_text() == "a file"
+
+
+@pytest.mark.parametrize("arch, needle", [
+    ({"hidden_size": "abc"}, "model.architecture: Validation error for field 'hidden_size'"),   # StrictDataclass error
+    ({"num_attention_heads": 5}, "not a multiple of the number of attention heads (5)"),
+    ({"hidden_size": -64}, "model.architecture: hidden_size -64: expected an integer >= 1"),  # torch RuntimeError
+    ({"num_hidden_layers": 0}, "model.architecture: num_hidden_layers 0: expected an integer >= 1"),
+    ([1, 2], "holds a JSON list, expected an object of config fields"),                        # TypeError
+])
+def test_bad_architecture_fields_are_one_line(tmp_path, arch, needle, torch_one_thread):
+    """Bad values inside model.architecture were internal errors from transformers' config or torch."""
+    if isinstance(arch, dict):
+        arch = {**TINY_LLAMA, **arch}
+    else:
+        (tmp_path / "arch.json").write_text(json.dumps(arch))
+        arch = str(tmp_path / "arch.json")
+    cfg = _config(tmp_path, stage="pretrain", model={"architecture": arch}, tokenizer={"vocab_size": 300},
+                  data={"paths": [str(GARDEN_TXT)], "max_seq_len": 64, "max_examples": 1},
+                  training={"max_steps": 1}, output_dir=str(tmp_path / "o"))
+    one_line_error(cli("train", cfg), needle)

@@ -185,6 +185,9 @@ def architecture_config(config: TrainConfig, tok: Any) -> Any:
             arch = json.loads(Path(arch).read_text())
         except (OSError, ValueError) as e:
             raise UserError(f"model.architecture: cannot read {where} ({e})") from None
+        if not isinstance(arch, dict):
+            raise UserError(f"model.architecture: {where} holds a JSON {type(arch).__name__}, expected an object of "
+                            "config fields (model_type, hidden_size, ...)")
     arch = dict(arch)
     model_type = arch.pop("model_type", None)
     if model_type not in CONFIG_MAPPING:
@@ -198,7 +201,24 @@ def architecture_config(config: TrainConfig, tok: Any) -> Any:
         arch.pop(k, None)
     arch.update(vocab_size=len(tok), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                 bos_token_id=tok.bos_token_id)
-    return AutoConfig.for_model(model_type, **arch)
+    try:
+        from huggingface_hub.errors import StrictDataclassError  # transformers 5 configs validate their fields
+    except ImportError:  # pragma: no cover
+        StrictDataclassError = ValueError
+    try:
+        hf_config = AutoConfig.for_model(model_type, **arch)
+    except (StrictDataclassError, TypeError, ValueError) as e:
+        raise UserError(f"{where}: {' '.join(line.strip() for line in str(e).splitlines())}") from None
+    for name in _SIZES:  # a zero or negative size passes the config and fails inside torch
+        value = getattr(hf_config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise UserError(f"{where}: {name} {value}: expected an integer >= 1")
+    return hf_config
+
+
+# Config fields that size a tensor or a loop in every decoder config transformers ships.
+_SIZES = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+          "head_dim", "max_position_embeddings")
 
 
 def build_model(config: TrainConfig, tok: Any) -> Any:
