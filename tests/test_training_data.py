@@ -78,6 +78,10 @@ def test_unsupported_and_missing_files(tmp_path, tok):
         D.prepare(tok, [str(tmp_path / "d.csv")])
     with pytest.raises(UserError, match="does not exist"):
         D.prepare(tok, [str(tmp_path / "nope.jsonl")])
+    with pytest.raises(UserError, match="is a folder; list its files"):  # it said the folder did not exist
+        D.prepare(tok, [str(tmp_path)])
+    with pytest.raises(UserError, match="is a folder; list its files"):
+        D.files_digest([str(tmp_path)])
 
 
 def test_alpaca_history_and_system_become_messages():

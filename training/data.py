@@ -61,11 +61,17 @@ def _json_array_rows(text: str, path: str) -> Iterator[tuple[int, Any]]:
         raise UserError(f"{path}:{text.count(chr(10), 0, i) + 1}: invalid JSON (expected ',' or ']')")
 
 
+def _check_data_file(p: Path, path: str) -> None:
+    if p.is_dir():
+        raise UserError(f"data.paths: {path} is a folder; list its files (.txt, .jsonl or .json) instead")
+    if not p.is_file():
+        raise UserError(f"data.paths: {path} does not exist")
+
+
 def read_rows(path: str) -> Iterator[tuple[str, Any]]:
     """(where, row) for every row of a .txt / .jsonl / .json file; `where` is 'file:line'."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"data.paths: {path} does not exist")
+    _check_data_file(p, path)
     try:
         text = p.read_bytes().decode("utf-8-sig")  # -sig: a leading byte-order mark is dropped
     except UnicodeDecodeError as e:
@@ -435,8 +441,7 @@ def files_digest(paths: list[str]) -> dict[str, str]:
     """sha256 of each data file: part of the resume fingerprint (changed data refuses a resume)."""
     out = {}
     for p in paths:
-        if not Path(p).is_file():
-            raise UserError(f"data.paths: {p} does not exist")
+        _check_data_file(Path(p), p)
         h = hashlib.sha256()
         with open(p, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
