@@ -76,7 +76,7 @@ def load_model(model: str) -> Any:
     hf_logging.disable_progress_bar()  # the weight-loading bar is noise on every query
     try:
         st = SentenceTransformer(_load_path(model), device="cpu" if _no_cuda() else None)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: a folder without a model ("Unrecognized model in ...")
         raise UserError(f"embedding model {model}: cannot load ({str(e).splitlines()[0]})") from None
     if st.tokenizer is None or not getattr(st.tokenizer, "is_fast", False):
         raise UserError(f"embedding model {model}: needs a fast (Rust) tokenizer for chunk offsets")

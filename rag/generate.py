@@ -56,6 +56,8 @@ def generate(question: str, passages: list[Hit], generator: str, max_new_tokens:
 
 def answer(index_dir: str | os.PathLike, question: str, k: int = TOP_K, mode: Mode = "hybrid",
            generator: str | None = None, max_new_tokens: int = 200) -> Answer:
+    if max_new_tokens < 1:  # checked before the search and the model load (generate() raised a ValueError)
+        raise UserError(f"--max-new-tokens {max_new_tokens}: expected at least 1")
     with RagIndex(index_dir) as idx:
         passages = idx.search(question, k, mode)
     if generator is None:

@@ -561,6 +561,20 @@ def test_index_whose_local_model_is_gone_says_so(tmp_path):
     assert cli("rag", "query", tmp_path / "index", "leeks", "--mode", "bm25").exit_code == 0  # no model needed
 
 
+def test_model_and_generator_mistakes_are_one_line(tmp_path, scifact_slice):
+    """A folder holding no model as --model, --max-new-tokens 0 and a missing --generator folder were an
+    internal ValueError, an internal ValueError after the search, and 'Repo id must be in the form ...'."""
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "not-a-model" / "notes.txt").write_text("x")
+    _one_line_error(cli("rag", "index", ACME / "docs", "--out", tmp_path / "i", "--model", tmp_path / "not-a-model"),
+                    f"embedding model {tmp_path / 'not-a-model'}: cannot load")
+    assert not (tmp_path / "i" / "manifest.json").exists()
+    _one_line_error(cli("rag", "query", scifact_slice["index"], "q", "--answer", "--generator", tmp_path,
+                        "--max-new-tokens", "0", "--json"), "--max-new-tokens 0: expected at least 1")
+    _one_line_error(cli("rag", "query", scifact_slice["index"], "q", "--answer", "--generator", tmp_path / "gone"),
+                    f"--generator {tmp_path / 'gone'}: no such folder")
+
+
 class _Killed(BaseException):
     """Stands for the process dying at an injected point (BaseException: no handler swallows it)."""
 

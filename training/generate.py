@@ -22,7 +22,10 @@ def load(model: str, adapter: str | None = None, trust_remote_code: bool = False
     hf_logging.disable_progress_bar()  # "Loading weights" bars
     if adapter is not None and not Path(adapter).is_dir():
         raise UserError(f"--adapter {adapter}: not a directory")
-    src = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+    local = Path(model).expanduser().exists()
+    src = str(Path(model).expanduser()) if local else model
+    if not local and model.startswith((".", "/", "~")):  # a path, not a hub id: say so, not "Repo id must be..."
+        raise UserError(f"{field} {model}: no such folder (expected a local causal LM folder or a hub id org/name)")
     tok_dir = adapter if adapter and (Path(adapter) / "tokenizer_config.json").is_file() else src
     try:
         tok = AutoTokenizer.from_pretrained(tok_dir, trust_remote_code=trust_remote_code)
