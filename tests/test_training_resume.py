@@ -102,3 +102,30 @@ def test_fingerprint_diff_names_each_change():
     new = {"schedule": {"learning_rate": 0.002, "max_steps": 10}, "data": {"files": {"/a": "y" * 64}}}
     assert checkpoints.diff(old, new) == ["data.files./a changed", "schedule.learning_rate: 0.001 -> 0.002"]
     assert checkpoints.diff(old, old) == []
+
+
+def test_resume_from_a_checkpoint_damaged_after_its_save_is_one_line(tmp_path, tiny_base_model):
+    """A checkpoint truncated or edited after its marker was written (an interrupted copy) made --resume an
+    internal error inside torch.load ('PytorchStreamReader failed') or json; now it is refused by name, and
+    the checkpoint before it still resumes."""
+    out = tmp_path / "run"
+    cfg = _cfg(tmp_path, tiny_base_model, out, GARDEN_QA)
+    data = yaml.safe_load(cfg.read_text())
+    data["training"].update(max_steps=4, save_steps=2)
+    cfg.write_text(yaml.safe_dump(data))
+    assert cli("train", cfg).exit_code == 0
+    ckpt = out / "checkpoint-4"
+    assert json.loads((ckpt / checkpoints.MARKER).read_text())["sizes"]["optimizer.pt"] > 0
+    optimizer = (ckpt / "optimizer.pt").read_bytes()
+    (ckpt / "optimizer.pt").write_bytes(optimizer[:100])
+    r = cli("train", cfg, "--resume")
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"{ckpt} was damaged after it was saved (optimizer.pt is 100 bytes, was {len(optimizer):,})" in r.stderr
+    (ckpt / "optimizer.pt").write_bytes(optimizer)
+    (ckpt / "trainer_state.json").write_text("{")
+    r = cli("train", cfg, "--resume")
+    assert r.exit_code == 2 and "trainer_state.json is not readable JSON" in r.stderr, r.stderr
+    shutil.rmtree(ckpt)
+    r = cli("train", cfg, "--resume", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["resumed_from_step"] == 2

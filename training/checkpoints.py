@@ -52,7 +52,34 @@ def mark_complete(ckpt_dir: Path, step: int) -> None:
         if f.is_file():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-    write_json_atomic(ckpt_dir / MARKER, {"step": step})
+    sizes = {f.relative_to(ckpt_dir).as_posix(): f.stat().st_size for f in sorted(ckpt_dir.rglob("*"))
+             if f.is_file() and f.name != MARKER}
+    write_json_atomic(ckpt_dir / MARKER, {"step": step, "sizes": sizes})
+
+
+def check_intact(ckpt_dir: Path) -> None:
+    """Refuse to resume from a checkpoint damaged after its save finished (a truncated copy, a file
+    deleted by hand): every file the marker lists must still have its size, and trainer_state.json
+    must parse. The Trainer would otherwise fail deep inside torch.load or json with a traceback."""
+    from advisor.errors import UserError
+
+    def damaged(what: str) -> UserError:
+        return UserError(f"--resume: {ckpt_dir} was damaged after it was saved ({what}); delete that folder to "
+                         "resume from the checkpoint before it, or pass --force without --resume to start over")
+
+    parsed = {}
+    for name in (MARKER, "trainer_state.json"):
+        try:
+            parsed[name] = json.loads((ckpt_dir / name).read_text())
+        except (OSError, ValueError):
+            raise damaged(f"{name} is not readable JSON") from None
+    marker = parsed[MARKER] if isinstance(parsed[MARKER], dict) else {}
+    for name, size in (marker.get("sizes") or {}).items():  # markers written before sizes were recorded: none
+        f = ckpt_dir / name
+        if not f.is_file():
+            raise damaged(f"{name} is missing")
+        if f.stat().st_size != size:
+            raise damaged(f"{name} is {f.stat().st_size:,} bytes, was {size:,}")
 
 
 def remove_incomplete(output_dir: str | os.PathLike) -> list[Path]:

@@ -384,8 +384,9 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
         if resume_from is None:
             warnings.append(f"--resume: no complete checkpoint in {out}; starting from step 0")
         else:
+            checkpoints.check_intact(resume_from)
             old = _read_json(out / checkpoints.RUN_FILE)
-            changes = checkpoints.diff(old, fp) if old is not None else ["no fingerprint file"]
+            changes = checkpoints.diff(old, fp) if old is not None else [f"no readable {checkpoints.RUN_FILE}"]
             if changes and not force:
                 raise UserError(f"--resume refused: changed since {resume_from.name}: {'; '.join(changes)}. "
                                 "Revert them, or pass --force to resume anyway")
