@@ -144,6 +144,14 @@ def test_over_long_examples_are_truncated_and_counted(tmp_path, tok):
     assert max(len(r["input_ids"]) for r in prep.train) == 32
 
 
+def test_a_max_seq_len_that_cuts_every_response_says_so(tmp_path, tok):
+    """It said only 'no usable examples', though every row was a good example."""
+    p = _write(tmp_path / "d.jsonl", [{"instruction": "When should I sow leeks in the garden?", "output": "In March."}] * 3)
+    with pytest.raises(UserError, match=r"all 3 examples had no response tokens left within data.max_seq_len=8 "
+                                        r"\(raise it\)"):
+        D.prepare(tok, [p], max_seq_len=8)
+
+
 def test_text_is_concatenated_with_eos_and_cut_into_blocks(tmp_path, tok):
     p = _write(tmp_path / "d.jsonl", [{"text": "the pea is sown in March. " * 20}, {"text": "beans in May"}])
     prep = D.prepare(tok, [p], max_seq_len=16, packing=True)

@@ -421,7 +421,9 @@ def prepare(tokenizer: Any, paths: list[str], fmt: str = "auto", max_seq_len: in
     else:
         examples = tokenize_text(tokenizer, [_str_field(r, "text", w, True) for w, r in records], max_seq_len)
     if not examples:
-        raise UserError(f"data.paths: no usable examples in {', '.join(paths)}")
+        why = (f": all {stats.dropped_no_response} examples had no response tokens left within "
+               f"data.max_seq_len={max_seq_len} (raise it)" if stats.dropped_no_response else "")
+        raise UserError(f"data.paths: no usable examples in {', '.join(paths)}{why}")
     stats.examples = len(examples)
     tr_idx, ev_idx = split(len(examples), eval_fraction, seed)
     train_ex = [examples[i] for i in tr_idx]
