@@ -129,6 +129,21 @@ def test_inspect_data_shows_the_loss_mask(tmp_path, tiny_base_model):
     assert not (tmp_path / "out").exists()  # inspecting writes nothing
 
 
+def test_inspect_data_json_is_json(tmp_path, tiny_base_model):
+    """--inspect-data --json printed the coloured text view, so a script's json.loads failed."""
+    from training.data import IGNORE
+
+    r = cli("train", _sft(tmp_path, tiny_base_model, "full"), "--inspect-data", "--samples", "2", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["stats"]["format"] == "alpaca" and d["stats"]["examples"] > 2 and len(d["samples"]) == 2
+    for s in d["samples"]:
+        assert s["ends_with_eos"] and s["tokens"] == len(s["input_ids"]) == len(s["labels"]) == len(s["pieces"])
+        assert s["loss_tokens"] == sum(1 for lab in s["labels"][1:] if lab != IGNORE) > 0
+        assert s["where"].startswith(str(GARDEN_QA))
+    assert not (tmp_path / "out").exists()
+
+
 def test_dry_run_shows_resolved_config_with_overrides(tmp_path, tiny_base_model):
     r = cli("train", _sft(tmp_path, tiny_base_model, "full"), "--dry-run", "--json",
             "--set", "training.learning_rate=3e-4", "--set", "data.packing=false")

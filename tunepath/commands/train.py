@@ -52,6 +52,19 @@ def _show_plan(p: Any) -> None:
         err.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
 
 
+def _samples_json(prepared: Any, n: int) -> dict[str, Any]:
+    """What --inspect-data shows, for scripts: the data stats and the first n examples token by token."""
+    import dataclasses
+
+    from training.data import IGNORE
+
+    tok = prepared.tokenizer
+    return {"stats": dataclasses.asdict(prepared.stats), "samples": [
+        {"where": e.where, "tokens": len(e.input_ids), "loss_tokens": sum(1 for lab in e.labels[1:] if lab != IGNORE),
+         "ends_with_eos": e.input_ids[-1] == tok.eos_token_id, "input_ids": e.input_ids, "labels": e.labels,
+         "pieces": [tok.decode([t]) for t in e.input_ids]} for e in prepared.examples[:n]]}
+
+
 def _show_samples(prepared: Any, n: int) -> None:
     """Tokens of the first n examples: prompt dim, trained tokens green, EOS marked; then the counts."""
     from rich.markup import escape
@@ -89,7 +102,7 @@ def train(
     inspect_data: bool = typer.Option(False, "--inspect-data", help="Print tokenized samples with the loss mask, then stop."),
     samples: int = typer.Option(3, "--samples", min=1, help="How many samples --inspect-data shows."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config (defaults + overrides) and stop."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run summary (or --dry-run config) as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary (or the --dry-run config, or the --inspect-data samples) as JSON."),
     ray: bool = typer.Option(False, "--ray", help="Train on Ray Train workers (a local Ray cluster unless --ray-address); "
                              "needs tunepath\\[cluster]."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (host:port, "
@@ -122,7 +135,11 @@ def train(
     if inspect_data:
         from training.runner import inspect
 
-        _show_samples(inspect(cfg), samples)
+        prepared = inspect(cfg)
+        if as_json:
+            print(json.dumps(_samples_json(prepared, samples), indent=2))
+        else:
+            _show_samples(prepared, samples)
         return
     if ray or ray_address:
         from training.ray_launch import run_on_ray
