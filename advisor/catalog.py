@@ -279,11 +279,15 @@ def model_config(ref: str) -> tuple[str, dict]:
             raise UserError(f"{ref}: folder has no config.json")
     if p.is_file():
         try:
-            return str(ref), json.loads(p.read_text())
+            cfg = json.loads(p.read_text())
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"{ref}: cannot read ({e})") from None
         except json.JSONDecodeError as e:
             raise UserError(f"{ref}: invalid JSON at line {e.lineno}: {e.msg}") from None
+        if not isinstance(cfg, dict):  # from_config's dict() would raise TypeError on a list
+            raise UserError(f"{ref}: holds a JSON {type(cfg).__name__}, expected a model config object "
+                            "(model_type, hidden_size, ...)")
+        return str(ref), cfg
     table = models()
     lower = {mid.lower(): mid for mid in table}
     for cand in _variant_bases(ref):

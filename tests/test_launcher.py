@@ -151,6 +151,27 @@ def test_run_questions_file_with_a_bom_or_another_encoding(tmp_path):
     assert "q.jsonl: not UTF-8 text (byte 16)" in r.stderr
 
 
+def test_pretraining_architecture_mistakes_show_at_plan_time(tmp_path):
+    """A missing run.architecture file planned fine (the run failed later); a config.json holding a list was
+    an internal TypeError (in `estimate --model` too); a dict the estimator cannot count planned as
+    "{...the whole dict...}, not in the catalog"."""
+    from helpers import one_line_error
+
+    run = {"corpus": [str(GARDEN_TXT)]}
+    spec = _spec(tmp_path, {**run, "architecture": "nope.json"})
+    one_line_error(cli("run", spec, "--path", "pretraining", "--dry-run"), "run.architecture: nope.json does not exist")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    spec = _spec(tmp_path, {**run, "architecture": "list.json"})
+    one_line_error(cli("run", spec, "--path", "pretraining", "--dry-run"), "run.architecture: ", "list.json: holds a "
+                   "JSON list, expected a model config object")
+    one_line_error(cli("estimate", "--model", tmp_path / "list.json", "--method", "lora", "--tokens", "1M",
+                       "--gpu", "A100-80GB"), "holds a JSON list")
+    spec = _spec(tmp_path, {**run, "architecture": {**TINY_ARCH, "hidden_size": "abc"}})
+    plan = json.loads(cli("run", spec, "--path", "pretraining", "--dry-run", "--json").stdout)
+    assert ("pretrain training (model_type 'llama', 'hidden_size' must be a positive integer, got 'abc': "
+            "no estimate)") in plan["steps"][0]["description"]
+
+
 def test_training_summary_carries_the_estimators_prediction(tmp_path, tiny_base_model):
     spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model),
                             "train": {"max_steps": 2}})

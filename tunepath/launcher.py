@@ -248,15 +248,23 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Run
             _needs(run, ["corpus"] if stage == "pretrain" else ["labeled_data", "base_model"], part)
             cfg = _train_config(spec, run, base, stage, out / ("adapter" if stage == "peft" else "model"))
             ref = cfg["model"].get("architecture") or cfg["model"]["name_or_path"]
+            field_name = "run.architecture" if stage == "pretrain" else "run.base_model"
+            no_estimate = "not in the catalog"
             try:
                 arch = _arch_of(ref)
             except UserError as e:
                 if isinstance(ref, str) and Path(ref).exists():
-                    raise UserError(f"run.base_model: {e}") from None
+                    raise UserError(f"{field_name}: {e}") from None
+                if stage == "pretrain" and isinstance(ref, str):  # training reads a config.json path, nothing else
+                    raise UserError(f"run.architecture: {run.architecture} does not exist (expected HF config "
+                                    "fields or a config.json path; relative paths are relative to the spec file)") from None
+                if isinstance(ref, dict):  # the estimator cannot count it: say why in the plan, training checks it
+                    no_estimate = str(e).removeprefix("run.architecture: ")
                 arch = None       # a hub id outside the catalog: it loads at run time, no config to estimate from
             chars = _text_chars(cfg["data"]["paths"])
             est = {} if arch is None else _train_estimate(arch, cfg, _tokens_for(cfg, chars), cal)
-            size = f"{arch.total_params:,} params" if arch else f"{ref}, not in the catalog: no estimate"
+            shown = f"model_type {ref.get('model_type')!r}" if isinstance(ref, dict) else ref
+            size = f"{arch.total_params:,} params" if arch else f"{shown}, {no_estimate}: no estimate"
             steps.append(Step("train", f"{stage} training ({size}) -> {cfg['output_dir']}; "
                                        f"config written to {out / 'train.yaml'}", est, cfg))
             if cluster:
