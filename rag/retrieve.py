@@ -180,7 +180,8 @@ def load_queries(path: str | os.PathLike) -> dict[str, str]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"--queries {path}: no such file (expected BEIR queries.jsonl)")
-    out = {}
+    out: dict[str, str] = {}
+    first: dict[str, int] = {}
     for n, line in enumerate(read_user_text(p, "BEIR queries.jsonl").splitlines(), 1):
         if not line.strip():
             continue
@@ -190,7 +191,11 @@ def load_queries(path: str | os.PathLike) -> dict[str, str]:
             row = None
         if not isinstance(row, dict) or "_id" not in row or not isinstance(row.get("text"), str):
             raise UserError(f"{path}:{n}: expected a JSON object with '_id' and 'text' (a string)")
-        out[str(row["_id"])] = row["text"]
+        qid = str(row["_id"])
+        if qid in first:  # which text would its qrels judge?
+            raise UserError(f"{path}:{n}: duplicate _id {qid!r} (first on line {first[qid]})")
+        first[qid] = n
+        out[qid] = row["text"]
     return out
 
 

@@ -122,24 +122,36 @@ def _json_rows(path: Path, what: str) -> list[tuple[int, dict]]:
     return rows
 
 
+def _unique_id(row: dict, n: int, path: Path, first: dict[str, int]) -> str:
+    """The row's _id as a string; a second row with it is refused (which text would it mean?)."""
+    rid = str(row["_id"])
+    if rid in first:
+        raise UserError(f"{path}:{n}: duplicate _id {rid!r} (first on line {first[rid]})")
+    first[rid] = n
+    return rid
+
+
 def _read_queries(path: Path) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
+    first: dict[str, int] = {}
     for n, row in _json_rows(path, '{"_id", "text"}'):
         if "_id" not in row or not isinstance(row.get("text"), str):
             raise UserError(f"{path}:{n}: expected '_id' and 'text' (got {', '.join(sorted(row)) or 'no keys'})")
-        out[str(row["_id"])] = row["text"]
+        out[_unique_id(row, n, path, first)] = row["text"]
     return out
 
 
 def _read_corpus(path: Path) -> dict[str, str]:
     """BEIR corpus rows, title leading the text exactly as `rag index` embeds them (rag.loaders)."""
-    out = {}
+    out: dict[str, str] = {}
+    first: dict[str, int] = {}
     for n, row in _json_rows(path, '{"_id", "title"?, "text"}'):
         if "_id" not in row or not isinstance(row.get("text"), str):
             raise UserError(f"{path}:{n}: expected '_id' and 'text' (got {', '.join(sorted(row)) or 'no keys'})")
+        rid = _unique_id(row, n, path, first)
         title = row.get("title") or ""
         title = title if isinstance(title, str) else str(title)
-        out[str(row["_id"])] = f"{title}\n\n{row['text']}" if title else row["text"]
+        out[rid] = f"{title}\n\n{row['text']}" if title else row["text"]
     return out
 
 

@@ -242,6 +242,9 @@ def test_eval_refuses_all_zero_qrels_and_notes_unknown_query_ids(scifact_slice, 
     assert {k: v for k, v in got.items() if k != "note"} == {k: v for k, v in want.items() if k != "note"}
     assert "warning: 1 of" in " ".join(res.stderr.split())
     queries = tmp_path / "q.jsonl"
+    queries.write_text('{"_id": "1", "text": "a"}\n{"_id": "1", "text": "b"}\n')  # the second replaced the first
+    _one_line_error(cli(*args[:3], "--queries", queries, "--qrels", qrels), "q.jsonl:2: duplicate _id '1' (first on "
+                    "line 1)")
     queries.write_text('{"_id": "1", "text": 5}\n')
     _one_line_error(cli(*args[:3], "--queries", queries, "--qrels", qrels), "q.jsonl:1: expected a JSON object "
                     "with '_id' and 'text' (a string)")

@@ -191,6 +191,19 @@ def test_bad_out_seed_and_length_fail_first_in_one_line(tmp_path):
         assert needle in r.stderr, r.stderr
 
 
+def test_duplicate_ids_in_beir_files_are_refused(tmp_path):
+    """A second row with an _id silently replaced the first's text (rag index keeps the first row)."""
+    root = _beir(tmp_path, "q1\td1\t1\nq2\td2\t1\n",
+                 queries='{"_id": "q1", "text": "alpha?"}\n{"_id": "q2", "text": "gamma?"}\n{"_id": "q1", "text": "x"}\n')
+    _one_line_error(cli("rag", "tune", "--pairs", root, "--out", tmp_path / "m"),
+                    "queries.jsonl:3: duplicate _id 'q1' (first on line 1)")
+    root = _beir(tmp_path / "b", "q1\td1\t1\nq2\td2\t1\n")
+    with open(root / "corpus.jsonl", "a") as f:
+        f.write('{"_id": "d1", "text": "other"}\n')
+    _one_line_error(cli("rag", "tune", "--pairs", root, "--out", tmp_path / "m"),
+                    "corpus.jsonl:3: duplicate _id 'd1' (first on line 1)")
+
+
 def test_tsv_pairs_need_queries_and_documents(tmp_path):
     root = _beir(tmp_path, "q1\td1\t1\n")
     _one_line_error(cli("rag", "tune", "--pairs", root / "qrels" / "train.tsv", "--out", tmp_path / "m"),
