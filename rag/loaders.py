@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -62,7 +63,7 @@ def discover(paths: list[str | os.PathLike], exclude: Path | None = None) -> tup
             raise UserError(f"{raw}: no such file or directory (expected a file or folder of documents)")
         p = p.resolve()
         roots.append(p)
-        if p.is_file():
+        if not p.is_dir():  # a file, or a pipe or device that read_bytes reports as skipped
             files.append(p)
             continue
         for dirpath, dirnames, filenames in os.walk(p):
@@ -85,6 +86,8 @@ def doc_id_for(path: Path, roots: list[Path]) -> str:
 
 def read_bytes(path: Path) -> bytes:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # reading a named pipe would wait for a writer forever
+            raise SkipFile("not a regular file (a pipe, socket or device)")
         return path.read_bytes()
     except OSError as e:
         raise SkipFile(f"unreadable ({e.strerror or type(e).__name__})") from None

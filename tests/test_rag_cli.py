@@ -578,6 +578,22 @@ def test_model_and_generator_mistakes_are_one_line(tmp_path, scifact_slice):
                     f"--generator {tmp_path / 'gone'}: no such folder")
 
 
+def test_a_named_pipe_in_the_corpus_is_skipped_not_waited_on(tmp_path):
+    """read_bytes() on a FIFO blocks until a writer comes: the build hung for ever."""
+    from helpers import cli_subprocess
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "leeks.md").write_text("Leeks are sown in early spring.")
+    os.mkfifo(corpus / "pipe.txt")
+    r = cli_subprocess("rag", "index", corpus, "--out", tmp_path / "index", "--json", timeout=120)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert [(Path(s["path"]).name, s["reason"]) for s in rep["skipped"]] == [
+        ("pipe.txt", "not a regular file (a pipe, socket or device)")]
+    assert rep["manifest"]["counts"]["documents"] == 1
+
+
 class _Killed(BaseException):
     """Stands for the process dying at an injected point (BaseException: no handler swallows it)."""
 
