@@ -267,3 +267,20 @@ def test_bad_architecture_fields_are_one_line(tmp_path, arch, needle, torch_one_
                   data={"paths": [str(GARDEN_TXT)], "max_seq_len": 64, "max_examples": 1},
                   training={"max_steps": 1}, output_dir=str(tmp_path / "o"))
     one_line_error(cli("train", cfg), needle)
+
+
+def test_rows_longer_than_the_models_positions(tmp_path, torch_one_thread):
+    """GPT-2 learns one embedding per position: rows past n_positions were torch's internal 'index out of
+    range' in the first step. A RoPE model computes them: a warning says it trains past its context."""
+    def cfg(name, arch, seq):
+        return _config(tmp_path, f"{name}.yaml", stage="pretrain", model={"architecture": arch},
+                       tokenizer={"vocab_size": 300}, data={"paths": [str(GARDEN_TXT)], "max_seq_len": seq,
+                                                             "eval_fraction": 0.0, "max_examples": 1},
+                       training={"max_steps": 1, "micro_batch_size": 2}, output_dir=str(tmp_path / name))
+
+    gpt2 = {"model_type": "gpt2", "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 32}
+    one_line_error(cli("train", cfg("gpt2", gpt2, 64)), "data.max_seq_len 64: rows of up to 64 tokens, but the "
+                   "model has 32 positions", "lower data.max_seq_len to 32")
+    r = cli("train", cfg("llama", {**TINY_LLAMA, "max_position_embeddings": 32}, 64))
+    assert r.exit_code == 0, r.output
+    assert "warning: data.max_seq_len 64: rows of up to 64 tokens, but the model has 32 positions" in r.stderr

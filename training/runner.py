@@ -419,6 +419,7 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
         warnings.append("too little data for an eval split: no eval loss/perplexity")
     args = training_arguments(config, precision, has_eval=bool(prepared.eval), grouped=batching == "length_grouped")
     model = build_model(config, tok)
+    warnings += _check_positions(model, config, prepared)
     trainable, total = adapters.count_parameters(model)
 
     t = config.training
@@ -460,6 +461,20 @@ def _model_label(config: TrainConfig) -> str:
     if config.model.name_or_path:
         return config.model.name_or_path
     return f"{arch.get('model_type')} (from config)" if isinstance(arch, dict) else str(arch)
+
+
+def _check_positions(model: Any, config: TrainConfig, prepared: datamod.Prepared) -> list[str]:
+    """Rows longer than the model's positions: an error where it learns one embedding per position (GPT-2's
+    wpe: torch's 'index out of range' mid-step otherwise), a warning where positions are computed (RoPE)."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    longest = max((len(r["input_ids"]) for r in prepared.train + prepared.eval), default=0)
+    if not isinstance(limit, int) or limit <= 0 or longest <= limit:
+        return []
+    what = (f"data.max_seq_len {config.data.max_seq_len}: rows of up to {longest} tokens, but the model has "
+            f"{limit} positions (max_position_embeddings)")
+    if any(isinstance(m, torch.nn.Embedding) and m.num_embeddings == limit for m in model.modules()):
+        raise UserError(f"{what} and learns one embedding per position; lower data.max_seq_len to {limit}")
+    return [f"{what}; longer rows train past the context the model was built for"]
 
 
 def _read_json(path: Path) -> dict | None:
