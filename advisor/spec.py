@@ -57,11 +57,12 @@ class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~1
         if len(raw) > MAX_NUMBER_DIGITS + 10:
             raise UserError(f"{self._where(node)}: number {raw[:20]}... is too long")
         value = float(raw.replace("_", "")) if _SCIENTIFIC.match(raw) else super().construct_yaml_float(node)
-        if not math.isfinite(value):
+        if self.finite_numbers and not math.isfinite(value):
             raise UserError(f"{self._where(node)}: {raw} is not a finite number")
         return value
 
     spec_source = "spec"
+    finite_numbers = True
 
 
 _SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
@@ -69,10 +70,12 @@ _SpecLoader.add_constructor("tag:yaml.org,2002:float", _SpecLoader.construct_yam
 _SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", _SCIENTIFIC, list("-+0123456789"))
 
 
-def load_yaml(text: str, source: str = "spec") -> Any:
-    """Parse YAML text with the spec rules (duplicate keys, scientific notation, finite numbers)."""
+def load_yaml(text: str, source: str = "spec", finite_numbers: bool = True) -> Any:
+    """Parse YAML text with the spec rules (duplicate keys, scientific notation, finite numbers).
+    finite_numbers=False leaves inf/nan to a model that refuses them by field name (allow_inf_nan=False)."""
     loader = _SpecLoader(text)
     loader.spec_source = source
+    loader.finite_numbers = finite_numbers
     try:
         return loader.get_single_data()
     finally:

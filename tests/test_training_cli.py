@@ -284,3 +284,13 @@ def test_rows_longer_than_the_models_positions(tmp_path, torch_one_thread):
     r = cli("train", cfg("llama", {**TINY_LLAMA, "max_position_embeddings": 32}, 64))
     assert r.exit_code == 0, r.output
     assert "warning: data.max_seq_len 64: rows of up to 64 tokens, but the model has 32 positions" in r.stderr
+
+
+def test_a_duplicated_key_in_a_config_is_one_line(tmp_path):
+    """yaml.safe_load keeps the last of two keys: a second `training:` block silently dropped the first's
+    learning_rate and max_steps."""
+    cfg = tmp_path / "dup.yaml"
+    cfg.write_text("stage: pretrain\noutput_dir: o\nmodel: {architecture: {model_type: llama}}\n"
+                   "data: {paths: [x.txt]}\ntraining:\n  learning_rate: 1.0e-3\n  max_steps: 5\n"
+                   "training:\n  epochs: 2\n")
+    one_line_error(cli("train", cfg, "--dry-run"), "dup.yaml:8: duplicate key 'training' (first at line 5)")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from adapters import AdapterSpec
 from advisor import fields
 from advisor.errors import UserError
+from advisor.spec import load_yaml
 from advisor.textio import read_user_text
 
 Stage = Literal["pretrain", "full", "peft"]
@@ -150,7 +151,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise UserError(f"{path}: no such config file")
         text = read_user_text(p, "a YAML training config")
         try:
-            data = yaml.safe_load(text)
+            # the spec's YAML rules: a duplicated key is an error, not "last wins"; inf/nan are refused by
+            # the field they are in (the sections' allow_inf_nan=False), which names it
+            data = load_yaml(text, where, finite_numbers=False)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
