@@ -26,6 +26,7 @@ from typing import Callable, Iterator, Sequence
 
 from advisor.errors import UserError
 from advisor.retrieval import CHUNK_OVERLAP, CHUNK_TOKENS, EMBED_BATCH
+from advisor.textio import check_output_dir
 from rag import ann, loaders, store
 from rag.chunking import chunk_texts, effective_chunk_tokens
 from rag.embed import dimension, encode, load_model, model_sha256, n_special_tokens, resolve_model
@@ -121,10 +122,9 @@ def build_index(
         raise UserError(f"--overlap {overlap}: expected 0 <= overlap <= chunk_tokens/2 ({chunk_tokens // 2})")
     if index != "auto":
         ann.kind(index)  # refuses an unregistered kind in one line
-    index_dir = Path(out_dir).expanduser().resolve()
+    # str, not Path: Path("") is ".", and an empty --out (an unset shell variable) would index into the current folder
+    index_dir = check_output_dir(out_dir, "--out").resolve()
     files, roots = loaders.discover(list(paths), exclude=index_dir)
-    if index_dir.exists() and not index_dir.is_dir():
-        raise UserError(f"--out {out_dir}: exists and is not a folder")
     index_dir.mkdir(parents=True, exist_ok=True)
 
     with _lock(index_dir):

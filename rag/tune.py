@@ -416,8 +416,12 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
     if not 0 <= seed < 2**32:
         raise UserError(f"--seed {seed}: expected 0 to 2**32-1 (the range numpy's seed takes)")
     out_dir = check_output_dir(out, "--out").resolve()
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(f"--out {out}: exists and is not empty (pass --overwrite to replace it)")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise UserError(f"--out {out}: exists and is not empty (pass --overwrite to replace it)")
+        if not (out_dir / REPORT_FILE).is_file():  # --overwrite deletes the folder: only ever a model tune wrote
+            raise UserError(f"--out {out}: --overwrite replaces only a folder written by rag tune (it holds "
+                            f"{REPORT_FILE}); {out_dir} does not, so it is left alone - choose another --out")
     lr = learning_rate or TUNE_LR[method]  # advisor/retrieval.py says how they were chosen
 
     p = load_pairs(pairs, queries, documents, split)

@@ -594,6 +594,19 @@ def test_a_named_pipe_in_the_corpus_is_skipped_not_waited_on(tmp_path):
     assert rep["manifest"]["counts"]["documents"] == 1
 
 
+def test_index_out_that_is_empty_or_under_a_file(tmp_path):
+    """--out "" (an unset shell variable, quoted) indexed into the current folder; --out under a file was an
+    internal NotADirectoryError."""
+    from helpers import cli_subprocess
+
+    (tmp_path / "file").write_text("x")
+    r = cli_subprocess("rag", "index", ACME / "docs" / "pricing.md", "--out", "", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr == "error: --out: empty; expected a folder path\n", r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    _one_line_error(cli("rag", "index", ACME / "docs" / "pricing.md", "--out", tmp_path / "file" / "i"),
+                    f"--out {tmp_path / 'file' / 'i'}: {tmp_path / 'file'} is a file, not a folder")
+
+
 class _Killed(BaseException):
     """Stands for the process dying at an injected point (BaseException: no handler swallows it)."""
 

@@ -204,6 +204,22 @@ def test_duplicate_ids_in_beir_files_are_refused(tmp_path):
                     "corpus.jsonl:3: duplicate _id 'd1' (first on line 1)")
 
 
+def test_overwrite_replaces_only_a_tuned_model_folder(tmp_path):
+    """--overwrite deleted whatever --out named once training ended: `--out "$DIR" --overwrite` with DIR unset
+    was the current folder, and any folder of the user's went the same way."""
+    from helpers import cli_subprocess
+
+    root = _beir(tmp_path, "q1\td1\t1\nq2\td2\t1\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "code.py").write_text("precious")
+    _one_line_error(cli("rag", "tune", "--pairs", root, "--out", project, "--overwrite"),
+                    f"--out {project}: --overwrite replaces only a folder written by rag tune (it holds tune.json)")
+    r = cli_subprocess("rag", "tune", "--pairs", root, "--out", "", "--overwrite", cwd=project)
+    assert r.returncode == 2 and r.stderr == "error: --out: empty; expected a folder path\n", r.stderr
+    assert sorted(p.name for p in project.iterdir()) == ["code.py"] and (project / "code.py").read_text() == "precious"
+
+
 def test_tsv_pairs_need_queries_and_documents(tmp_path):
     root = _beir(tmp_path, "q1\td1\t1\n")
     _one_line_error(cli("rag", "tune", "--pairs", root / "qrels" / "train.tsv", "--out", tmp_path / "m"),

@@ -29,7 +29,7 @@ def _check_mode(mode: str) -> str:
 @app.command("index")
 def index_cmd(
     paths: List[Path] = typer.Argument(..., help="files or folders (.txt .md .html .jsonl[.gz] .pdf)"),
-    out: Path = typer.Option(..., "--out", "-o", help="index folder (created, or updated in place)"),
+    out: str = typer.Option(..., "--out", "-o", help="index folder (created, or updated in place)"),
     model: Optional[str] = typer.Option(None, help="sentence-transformers model: local path or hub id "
                                         "(default: all-MiniLM-L6-v2, bundled)"),
     chunk_tokens: int = typer.Option(retrieval.CHUNK_TOKENS, help="chunk length in embedding-model tokens (capped at what the model reads)"),
@@ -218,7 +218,7 @@ def eval_cmd(
 def tune_cmd(
     pairs: Path = typer.Option(..., help="BEIR folder (queries.jsonl, qrels/<split>.tsv, corpus.jsonl), a BEIR "
                                "qrels .tsv (with --queries, --documents), or a .jsonl of {query, positive, negative?}"),
-    out: Path = typer.Option(..., "--out", "-o", help="folder for the tuned model (loads with SentenceTransformer(DIR))"),
+    out: str = typer.Option(..., "--out", "-o", help="folder for the tuned model (loads with SentenceTransformer(DIR))"),
     base: Optional[str] = typer.Option(None, help="model to tune: local path or hub id (default: all-MiniLM-L6-v2, bundled)"),
     method: str = typer.Option("full", help="full (all weights) or lora (adapters/ registry, merged on save)"),
     epochs: float = typer.Option(retrieval.TUNE_EPOCHS, help="passes over the training pairs (default chosen on SciFact "
