@@ -10,6 +10,7 @@ from torch import nn
 
 from adapters.base import AdapterConfig
 from advisor.errors import UserError
+from advisor.textio import check_output_dir
 
 
 def linear_module_names(model: nn.Module) -> list[str]:
@@ -92,8 +93,15 @@ def load_with_adapter(adapter_dir: str | os.PathLike, base: str | None = None, d
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    given = base is not None
     base = base or adapter_base_path(adapter_dir)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=trust_remote_code)
+    where = "--base" if given else f"{adapter_dir}: the adapter's base_model_name_or_path"
+    if str(base).startswith((".", "/", "~")) and not Path(base).expanduser().exists():  # a path, not a hub id
+        raise UserError(f"{where} {base}: no such folder (moved? pass --base with its new location)")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{where} {base}: cannot load ({str(e).splitlines()[0]})") from None
     return PeftModel.from_pretrained(model, str(adapter_dir))
 
 
@@ -109,12 +117,13 @@ def merge(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, base: str 
     if method in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING"):
         raise UserError(f"{adapter_dir}: {method.lower()} adds virtual tokens and cannot be merged into the "
                         "weights; load it with PeftModel.from_pretrained instead")
-    model = load_with_adapter(adapter_dir, base, trust_remote_code=trust_remote_code)
-    merged = model.merge_and_unload()
-    merged.config.use_cache = True
+    check_output_dir(out_dir, "--out")  # before the model loads: a file there, or under it, is one line
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out}: exists and is not empty")
+    model = load_with_adapter(adapter_dir, base, trust_remote_code=trust_remote_code)
+    merged = model.merge_and_unload()
+    merged.config.use_cache = True
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

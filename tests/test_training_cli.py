@@ -294,3 +294,21 @@ def test_a_duplicated_key_in_a_config_is_one_line(tmp_path):
                    "data: {paths: [x.txt]}\ntraining:\n  learning_rate: 1.0e-3\n  max_steps: 5\n"
                    "training:\n  epochs: 2\n")
     one_line_error(cli("train", cfg, "--dry-run"), "dup.yaml:8: duplicate key 'training' (first at line 5)")
+
+
+def test_merge_out_mistakes_fail_before_the_model_loads(tmp_path):
+    """merge --out naming a file (or a path under one) was an internal NotADirectoryError, after the base
+    model and adapter had loaded; an empty --out was the current folder."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA",
+                                                              "base_model_name_or_path": str(tmp_path / "gone")}))
+    (tmp_path / "file").write_text("x")
+    one_line_error(cli("merge", adapter, "--out", tmp_path / "file"), "exists and is not a folder")
+    one_line_error(cli("merge", adapter, "--out", tmp_path / "file" / "m"), f"{tmp_path / 'file'} is a file, not a folder")
+    one_line_error(cli("merge", adapter, "--out", ""), "--out: empty; expected a folder path")
+    # the base the adapter records was moved: it was an internal "Repo id must be in the form ..." OSError
+    one_line_error(cli("merge", adapter, "--out", tmp_path / "m"), "the adapter's base_model_name_or_path "
+                   f"{tmp_path / 'gone'}: no such folder (moved? pass --base")
+    one_line_error(cli("merge", adapter, "--out", tmp_path / "m", "--base", tmp_path / "file"), "--base "
+                   f"{tmp_path / 'file'}: cannot load")

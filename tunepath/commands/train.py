@@ -171,7 +171,7 @@ def train(
 @app.command()
 def merge(
     adapter_dir: Path = typer.Argument(..., help="A peft adapter directory (from stage peft)."),
-    out_dir: Path = typer.Option(..., "--out", help="Where to write the merged model (must not exist or be empty)."),
+    out_dir: str = typer.Option(..., "--out", help="Where to write the merged model (must not exist or be empty)."),
     base: Optional[str] = typer.Option(None, "--base", help="Base model (default: the one recorded in the adapter)."),
 ) -> None:
     """Merge a LoRA/DoRA/IA3 adapter into its base (merge_and_unload) and save a plain transformers model."""
