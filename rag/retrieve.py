@@ -199,13 +199,14 @@ def load_queries(path: str | os.PathLike) -> dict[str, str]:
     return out
 
 
-def load_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
-    """BEIR qrels .tsv: `query-id corpus-id score` per line, header optional. Scores are integer
-    relevance grades, as trec_eval and pytrec_eval read them; at least one must be positive."""
+def qrels_rows(path: str | os.PathLike, flag: str = "--qrels") -> list[tuple[int, str, str, int]]:
+    """BEIR qrels .tsv rows as (line, query-id, corpus-id, grade): `query-id corpus-id score` per line, header
+    optional, scores integer relevance grades as trec_eval and pytrec_eval read them. The one qrels reader (rag
+    eval and rag tune); `flag` names the option the file came from in errors."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"--qrels {path}: no such file (expected BEIR qrels .tsv)")
-    out: dict[str, dict[str, int]] = {}
+        raise UserError(f"{flag} {path}: no such file (expected BEIR qrels .tsv)")
+    rows = []
     expected = "expected 'query-id<TAB>corpus-id<TAB>score'"
     for n, line in enumerate(read_user_text(p, "a BEIR qrels .tsv").splitlines(), 1):
         line = line.strip()
@@ -224,11 +225,19 @@ def load_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
             raise UserError(f"{path}:{n}: score {score!r} is not a number ({expected})") from None
         if not math.isfinite(grade) or grade != int(grade):
             raise UserError(f"{path}:{n}: score {score!r}: expected an integer relevance grade (0, 1, 2, ...)")
-        out.setdefault(qid, {})[did] = int(grade)
-    if not out:
-        raise UserError(f"--qrels {path}: no judgements found")
-    if not any(g > 0 for r in out.values() for g in r.values()):
-        raise UserError(f"--qrels {path}: no positive judgement (every score is <= 0), so every metric would be 0")
+        rows.append((n, qid, did, int(grade)))
+    if not rows:
+        raise UserError(f"{flag} {path}: no judgements found")
+    if not any(g > 0 for *_, g in rows):
+        raise UserError(f"{flag} {path}: no positive judgement (every score is <= 0), so every metric would be 0")
+    return rows
+
+
+def load_qrels(path: str | os.PathLike, flag: str = "--qrels") -> dict[str, dict[str, int]]:
+    """{query-id: {corpus-id: grade}} from a BEIR qrels .tsv (qrels_rows)."""
+    out: dict[str, dict[str, int]] = {}
+    for _, qid, did, grade in qrels_rows(path, flag):
+        out.setdefault(qid, {})[did] = grade
     return out
 
 

@@ -182,31 +182,18 @@ def _read_index_docs(index_dir: Path) -> dict[str, str]:
 
 
 def _read_qrels(path: Path, queries: dict[str, str], docs: dict[str, str]) -> dict[str, dict[str, int]]:
-    """BEIR qrels: `query-id<TAB>corpus-id<TAB>score`, header optional; every id must resolve."""
+    """BEIR qrels, read as rag eval reads them (integer grades: rag.retrieve.qrels_rows); every id must resolve,
+    and the positive judgements are the training pairs."""
+    from rag.retrieve import qrels_rows
+
     out: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(_lines(path), 1):
-        if not line.strip():
-            continue
-        parts = line.split("\t") if "\t" in line else line.split()
-        if n == 1 and parts[0] == "query-id":
-            continue
-        if len(parts) != 3:
-            raise UserError(f"{path}:{n}: expected 3 columns 'query-id<TAB>corpus-id<TAB>score', got {len(parts)}")
-        qid, did, score = parts
-        try:
-            grade = float(score)
-        except ValueError:
-            raise UserError(f"{path}:{n}: score {score!r} is not a number") from None
-        if not math.isfinite(grade):
-            raise UserError(f"{path}:{n}: score {score!r} is not finite")
+    for n, qid, did, grade in qrels_rows(path, "--pairs"):
         if qid not in queries:
             raise UserError(f"{path}:{n}: query id {qid!r} is not in the queries file")
         if did not in docs:
             raise UserError(f"{path}:{n}: corpus id {did!r} is not in the documents")
         if grade > 0:
-            out.setdefault(qid, {})[did] = int(round(grade))
-    if not out:
-        raise UserError(f"{path}:1: no positive judgements (expected 'query-id<TAB>corpus-id<TAB>score' rows, score > 0)")
+            out.setdefault(qid, {})[did] = grade
     return out
 
 

@@ -130,10 +130,13 @@ def _beir(tmp_path: Path, qrels: str, queries: str | None = None) -> Path:
 @pytest.mark.parametrize("qrels, needle", [
     ("query-id\tcorpus-id\tscore\nq1\td1\t1\nq9\td2\t1\n", "train.tsv:3: query id 'q9' is not in the queries"),
     ("q1\td1\t1\nq2\td7\t1\n", "train.tsv:2: corpus id 'd7' is not in the documents"),
-    ("q1\td1\n", "train.tsv:1: expected 3 columns"),
+    ("q1\td1\n", "train.tsv:1: expected 'query-id<TAB>corpus-id<TAB>score', got 2 columns"),
     ("q1\td1\tyes\n", "train.tsv:1: score 'yes' is not a number"),
-    ("q1\td1\tnan\n", "train.tsv:1: score 'nan' is not finite"),
-    ("", "train.tsv:1: no positive judgements"),
+    ("q1\td1\tnan\n", "train.tsv:1: score 'nan': expected an integer relevance grade"),
+    # rag eval's reader: a fractional grade was rounded here (0.4 -> a positive pair of grade 0)
+    ("q1\td1\t0.4\n", "train.tsv:1: score '0.4': expected an integer relevance grade"),
+    ("q1\td1\t0\n", "no positive judgement"),
+    ("", "train.tsv: no judgements found"),
 ])
 def test_bad_beir_pairs_one_line_exit_2(tmp_path, qrels, needle):
     root = _beir(tmp_path, qrels)
