@@ -161,8 +161,10 @@ def _jsonl_docs(lines: Iterator[str], name: str, problems: list[str]) -> list[Do
         except json.JSONDecodeError:
             problems.append(f"{name}:{lineno}: not valid JSON")
             continue
-        if not isinstance(row, dict) or "_id" not in row or not isinstance(row.get("text"), str):
-            problems.append(f"{name}:{lineno}: expected an object with '_id' and 'text'")
+        if (not isinstance(row, dict) or not isinstance(row.get("_id"), (str, int)) or isinstance(row["_id"], bool)
+                or not str(row["_id"]).strip() or not isinstance(row.get("text"), str)):
+            # a null, empty or non-scalar _id would become a document id like 'None' that no qrels can name
+            problems.append(f"{name}:{lineno}: expected an object with a string or integer '_id' and a 'text' string")
             continue
         doc_id = str(row["_id"])
         if doc_id in first_line:

@@ -696,3 +696,19 @@ def test_help_names_the_cluster_extra(command):
     """Rich reads '[cluster]' as markup unless escaped; the help must show the extra to install."""
     r = cli(*command, "--help")
     assert r.exit_code == 0 and "tunepath[cluster]" in r.stdout
+
+
+def test_jsonl_rows_without_a_usable_id_are_reported(tmp_path):
+    """`_id: null` became the document id 'None' (and a list its repr), which no qrels row can name."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _write_jsonl(corpus / "rows.jsonl", [{"_id": None, "text": "Leeks are sown in early spring."},
+                                         {"_id": 7, "text": "Tomatoes need a warm greenhouse."},
+                                         {"_id": ["a"], "text": "Garlic is planted in autumn."},
+                                         {"_id": " ", "text": "Beans climb."}])
+    res = cli("rag", "index", corpus, "--out", tmp_path / "index", "--json")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["manifest"]["counts"]["documents"] == 1
+    assert [s["reason"].split(":")[1] for s in rep["skipped"]] == ["1", "3", "4"]
+    assert all("'_id'" in s["reason"] for s in rep["skipped"])
