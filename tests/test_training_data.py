@@ -63,6 +63,9 @@ def test_json_array_rows_carry_their_line(tmp_path):
     ([{"text": "ok"}, {"text": ["a", "b"]}], r"d\.jsonl:2: field 'text' must be a string, got list"),
     # transformers' "Cannot apply chat template to an empty conversation" was an internal error
     ([{"messages": [{"role": "assistant", "content": "hi"}]}], r"d\.jsonl:1: messages\[0\] is the assistant's"),
+    # an empty reply trained only the end-of-turn token
+    ([{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": " "}]}],
+     r"d\.jsonl:1: messages\[1\] \(the assistant's reply the loss trains\) is empty"),
 ])
 def test_bad_rows_are_user_errors(tmp_path, tok, rows, message):
     p = _write(tmp_path / "d.jsonl", rows) if rows else str(tmp_path / "d.jsonl")
@@ -82,6 +85,11 @@ def test_unsupported_and_missing_files(tmp_path, tok):
         D.prepare(tok, [str(tmp_path)])
     with pytest.raises(UserError, match="is a folder; list its files"):
         D.files_digest([str(tmp_path)])
+    # the same file twice (here once through '..') trained its examples twice without a word
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.jsonl").write_text('{"text": "one"}\n')
+    with pytest.raises(UserError, match=r"listed twice \(items 1 and 2\)"):
+        D.prepare(tok, [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / ".." / "a.jsonl")])
 
 
 def test_alpaca_history_and_system_become_messages():

@@ -154,6 +154,8 @@ def chat_messages(row: dict, where: str) -> list[dict[str, str]]:
     if out[0]["role"] == "assistant":  # chat templates cannot render the empty prompt before it
         raise UserError(f"{where}: messages[0] is the assistant's; expected a user (or system) message first, "
                         "the prompt the response answers")
+    if not out[-1]["content"].strip():   # as an alpaca row's empty output: only the end-of-turn token would train
+        raise UserError(f"{where}: messages[{len(out) - 1}] (the assistant's reply the loss trains) is empty")
     return out
 
 
@@ -366,6 +368,13 @@ class Prepared:
 
 def load_records(paths: list[str], fmt: str, max_examples: int | None) -> tuple[str, list[tuple[str, Any]]]:
     """All rows of all files with one format (auto: decided per file from its first row; must agree)."""
+    first: dict[Path, int] = {}
+    for i, path in enumerate(paths, 1):       # a file listed twice would train its examples twice, unannounced
+        key = Path(path).resolve()
+        if key in first:
+            raise UserError(f"data.paths: {path} is listed twice (items {first[key]} and {i}); list each file once "
+                            "(to weight a file, repeat its rows in it)")
+        first[key] = i
     records: list[tuple[str, Any]] = []
     formats = set()
     for path in paths:
