@@ -62,6 +62,10 @@ class GPU(BaseModel):
     fp32_tflops: float | None = Field(None, gt=0, allow_inf_nan=False,
                                       description="fp32 peak on CUDA cores, TFLOP/s: fp32 matmuls run there (PyTorch "
                                                   "keeps TF32 off by default). None: bf16_tflops / 8 (assumed).")
+    interconnect_gbs: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                           description="GPU-to-GPU bandwidth each way, GB/s (NVLink or PCIe), which "
+                                                       "multi-GPU collectives share. None: PCIe Gen4 x16's 32 "
+                                                       "(assumed).")
     bf16: bool = Field(True, description="Whether the GPU computes in bf16 (T4 does not: fp16 mixed precision).")
     caveat: str = Field("", description="What a recommendation on this GPU must say besides its cost (e.g. a "
                                         "consumer card's licence terms).")

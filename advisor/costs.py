@@ -294,15 +294,20 @@ def serving_options(spec: ProjectSpec, model: str, input_tokens: float, cached_t
 
 # --- training ------------------------------------------------------------------------------
 
+# Micro-batches tried on several GPUs: a larger one moves the same parameters and gradients for more tokens
+# (ZeRO-3 gathers every parameter per micro-batch), where memory allows.
+MULTI_GPU_MICRO_BATCHES = (1, 2, 4, 8)
+
+
 @lru_cache(maxsize=8192)
 def _train_est(model: str, gpu_id: str, count: int, method: str, tokens: float,
-               ckpt: bool | None, seq_len: int = SFT_SEQ_LEN) -> TrainEstimate:
+               ckpt: bool | None, seq_len: int = SFT_SEQ_LEN, micro_batch: int = 1) -> TrainEstimate:
     arch = catalog.architecture(model)
     window = context_window(model) or seq_len
     seq = min(seq_len, window)
     rows = PRETRAIN_GLOBAL_BATCH_TOKENS // seq if method == "pretrain" else SFT_GLOBAL_BATCH_ROWS
-    setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=seq, gpus=count,
-                       grad_accum=max(1, math.ceil(rows / count)),
+    setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=seq, gpus=count, micro_batch=micro_batch,
+                       grad_accum=max(1, math.ceil(rows / (count * micro_batch))),
                        zero=3 if count > 1 and method in ("full", "pretrain") else 0,
                        grad_checkpointing=ckpt, target_modules="all-linear")
     return estimate_training(arch, catalog.gpu(gpu_id), setup)
@@ -342,8 +347,11 @@ def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: 
                 # (the QLoRA paper trained Guanaco 65B on one 48 GB GPU with 512-token examples, Dettmers et
                 # al. 2023, App. B)
                 for seq in seqs:
-                    est = _train_est(model, gid, count, m, tokens, ckpt, seq)
-                    if est.fits and est.memory.total <= limit:
+                    ests = [_train_est(model, gid, count, m, tokens, ckpt, seq, mb)
+                            for mb in (MULTI_GPU_MICRO_BATCHES if count > 1 else (1,))]
+                    ok = [e for e in ests if e.fits and e.memory.total <= limit]
+                    if ok:
+                        est = min(ok, key=lambda e: e.hours)
                         return _TrainChoice(est, gid, count, est.grad_checkpointing)
     return None
 
@@ -450,7 +458,8 @@ def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _T
     setup = {"model": model, "params": arch.total_params, "context_window": context_window(model),
              "serving": srv.how, "serving_precision": srv.precision, "hosted": srv.hosted, "serving_gpu": srv.gpu,
              "train_gpu": train.gpu if train else None, "train_gpus": train.count if train else None,
-             "grad_checkpointing": train.ckpt if train else None, "train_seq_len": est.seq_len if est else None}
+             "grad_checkpointing": train.ckpt if train else None, "train_seq_len": est.seq_len if est else None,
+             "train_micro_batch": est.micro_batch if est else None}
     cost = PathCost(
         path=path, one_off_usd=one_off, monthly_usd=monthly, time_to_first_result_days=ttfr,
         gpu_hours=(run_hours(est) * train.count if est else extra.get("gpu_hours", 0.0)),

@@ -224,8 +224,10 @@ class TrainEstimate:
     optimizer: str = "adamw"
     recompute_flops: float = 0.0
     seq_len: int = 0          # tokens per (packed) row the estimate assumed
+    micro_batch: int = 1      # rows per GPU per forward pass
     optimizer_update_hours: float = 0.0   # of `hours`: the bandwidth-bound update after each step
     dequant_hours: float = 0.0            # of `hours`: QLoRA's NF4 dequantisation
+    communication_hours: float = 0.0      # data-parallel traffic, overlapped with the compute
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -593,6 +595,34 @@ def fp32_matmul_flops(arch: Architecture, setup: TrainSetup) -> tuple[float, flo
     return attention_flops(arch, eager, passes), attention_flops(arch, setup, passes)
 
 
+# NCCL's ring collectives reach about this share of a link's bandwidth on large messages (assumed, as the "busbw"
+# nccl-tests reports against the link's rate).
+COMM_EFFICIENCY = 0.8
+PCIE4_GBS = 32.0           # PCIe Gen4 x16 each way: GPUs without an interconnect_gbs of their own (assumed)
+
+
+def communication_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> float:
+    """Data-parallel traffic per GPU over the GPU-to-GPU link (interconnect_gbs). ZeRO 0-2 all-reduce the gradients
+    once per optimizer step, 2 x their bytes x (G-1)/G; ZeRO-3 also all-gathers every parameter for each
+    micro-batch's forward and backward and reduce-scatters its gradients - 3 x where data parallelism moves 2 x
+    (Rajbhandari et al. 2020, ZeRO §7). Frameworks overlap it with compute, so the step takes the longer of the
+    two (estimate_training); over NVLink it hides, over PCIe - above all without peer-to-peer - it can dominate."""
+    G = setup.gpus
+    if G <= 1 or setup.device != "cuda":
+        return 0.0
+    w, g, _ = _state_bytes(setup.precision, setup.optim)
+    share = (G - 1) / G
+    trainable = trainable_params(arch, setup)
+    if setup.zero >= 3:
+        frozen_bytes = QLORA_BITS / 8 if setup.method == "qlora" else 2
+        weights = trainable * w + (arch.total_params - trainable) * frozen_bytes
+        micro_batches = setup.tokens / (setup.seq_len * setup.micro_batch * G)
+        moved = micro_batches * (2 * weights + trainable * g) * share
+    else:
+        moved = optimizer_steps(setup) * 2 * trainable * g * share
+    return moved / ((gpu.interconnect_gbs or PCIE4_GBS) * 1e9 * COMM_EFFICIENCY)
+
+
 def optimizer_steps(setup: TrainSetup) -> float:
     return setup.tokens / (setup.seq_len * setup.micro_batch * setup.grad_accum * setup.gpus)
 
@@ -626,10 +656,17 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
     update = optimizer_update_seconds(arch, gpu, setup)
     fp32, fp32_flops = fp32_matmul_flops(arch, setup)
     fp32_peak = gpu.fp32_tflops or gpu.bf16_tflops / 8
-    seconds = ((flops + extra - fp32_flops) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu)
-               + fp32 / (setup.gpus * fp32_peak * 1e12 * mfu) + dequant + update)
+    compute = ((flops + extra - fp32_flops) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu)
+               + fp32 / (setup.gpus * fp32_peak * 1e12 * mfu) + dequant)
+    comm = communication_seconds(arch, gpu, setup)
+    seconds = max(compute, comm) + update      # communication overlaps the compute; the update follows both
     hours = seconds / 3600
     notes = []
+    if comm > compute:
+        link = gpu.interconnect_gbs or PCIE4_GBS
+        notes.append(f"communication ({'ZeRO-3 parameter gathers and ' if setup.zero >= 3 else ''}gradient reduction "
+                     f"over {link:g} GB/s links) takes {comm / compute:.1f}x the compute, so it sets the time: "
+                     "larger micro-batches, fewer GPUs or NVLink GPUs (`tunepath gpus`) shorten it")
     if update > 0.1 * seconds:
         notes.append(f"the optimizer update after each of {optimizer_steps(setup):,.0f} steps adds {update / seconds:.0%} "
                      f"of the time (bandwidth-bound, {setup.micro_batch * setup.grad_accum * setup.gpus:,} rows a "
@@ -680,8 +717,8 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         memory_per_gpu_gb=per_gpu / GB, gpu_memory_gb=gpu.memory_bytes / GB, fits=per_gpu <= gpu.memory_bytes,
         mfu=mfu, mfu_source=src, hours=hours, gpu_hours=hours * setup.gpus,
         cost_usd=hours * setup.gpus * gpu.usd_per_hour, notes=notes, grad_checkpointing=setup.checkpointing,
-        optimizer=setup.optim, recompute_flops=extra, seq_len=setup.seq_len,
-        optimizer_update_hours=update / 3600, dequant_hours=dequant / 3600)
+        optimizer=setup.optim, recompute_flops=extra, seq_len=setup.seq_len, micro_batch=setup.micro_batch,
+        optimizer_update_hours=update / 3600, dequant_hours=dequant / 3600, communication_hours=comm / 3600)
 
 
 def chinchilla_tokens(params: int) -> float:

@@ -140,7 +140,8 @@ def setup_sentence(cost: PathCost) -> str:
     if s.get("train_gpu"):
         how = [cost.method] if cost.method else []
         if s.get("train_seq_len"):
-            how.append(f"{s['train_seq_len']:,}-token rows")
+            how.append(f"{s['train_seq_len']:,}-token rows" + (f" x {s['train_micro_batch']} per GPU"
+                                                                 if (s.get("train_micro_batch") or 1) > 1 else ""))
         if s.get("grad_checkpointing"):
             how.append("gradient checkpointing")
         parts.append(f"trained on {s['train_gpus']} x {s['train_gpu']}" + (f" ({', '.join(how)})" if how else ""))

@@ -560,3 +560,22 @@ def test_fp32_matmuls_are_timed_on_cuda_cores():
     assert sdpa["hours"] > 3 * flash["hours"]
     [note] = [n for n in sdpa["notes"] if "math kernel" in n]
     assert "fp32 on CUDA cores" in note and "% of the time" in note
+
+
+def test_data_parallel_communication_sets_the_time_where_links_are_slow():
+    """ZeRO-3 gathers every parameter for each micro-batch's forward and backward (3x data parallelism's traffic,
+    ZeRO §7). Over NVLink it hides under the compute; over PCIe without peer-to-peer (RTX 4090) it sets the time,
+    less so with larger micro-batches; adapters all-reduce only their own gradients."""
+    args = ["estimate", "--model", "meta-llama/Llama-3.1-8B", "--tokens", "100M", "--gpus", "8", "--json"]
+    full = [*args, "--method", "full", "--zero", "3", "--grad-checkpointing"]
+    pcie = json.loads(cli(*full, "--gpu", "RTX-4090").stdout)
+    nvlink = json.loads(cli(*full, "--gpu", "A100-80GB").stdout)
+    assert pcie["communication_hours"] > pcie["hours"] * 0.9 and any("16 GB/s links" in n for n in pcie["notes"])
+    assert nvlink["communication_hours"] < 0.5 * nvlink["hours"]
+    assert not any("communication" in n for n in nvlink["notes"])
+    bigger = json.loads(cli(*full, "--gpu", "RTX-4090", "--micro-batch", "4").stdout)
+    assert bigger["communication_hours"] == pytest.approx(pcie["communication_hours"] / 4, rel=0.05)
+    lora = json.loads(cli(*args, "--method", "lora", "--gpu", "RTX-4090").stdout)
+    assert lora["communication_hours"] < 0.05 * lora["hours"]
+    one = json.loads(cli(*args[:-3], "--method", "full", "--gpu", "RTX-4090", "--json").stdout)
+    assert one["communication_hours"] == 0
