@@ -606,7 +606,8 @@ def communication_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> fl
     once per optimizer step, 2 x their bytes x (G-1)/G; ZeRO-3 also all-gathers every parameter for each
     micro-batch's forward and backward and reduce-scatters its gradients - 3 x where data parallelism moves 2 x
     (Rajbhandari et al. 2020, ZeRO §7). Frameworks overlap it with compute, so the step takes the longer of the
-    two (estimate_training); over NVLink it hides, over PCIe - above all without peer-to-peer - it can dominate."""
+    two (estimate_training); over NVLink it hides, over PCIe - above all without peer-to-peer - it can dominate.
+    Beyond one node (8 GPUs) the network between nodes is usually slower than NVLink; it is not modelled."""
     G = setup.gpus
     if G <= 1 or setup.device != "cuda":
         return 0.0
