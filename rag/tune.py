@@ -441,6 +441,8 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
 
     base_name = resolve_model(base)
     report.base = base_name
+    if note := causal_lm_base_note(base_name):
+        report.notes.append(note)
     st = _fresh_copy(load_model(base_name))
     model_max = st.max_seq_length
     if max_seq_length is not None:
@@ -518,6 +520,24 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
+
+
+def causal_lm_base_note(base: str) -> str | None:
+    """A local folder holding a causal LM and no sentence-transformers modules.json: sentence-transformers wraps it
+    with mean pooling, which a decoder's token states were never trained for (Muennighoff 2022, SGPT; Wang et al.
+    2024, E5-Mistral: decoders embed after contrastive training, with last-token pooling). Said, not refused."""
+    folder = Path(base)
+    if not folder.is_dir() or (folder / "modules.json").exists():
+        return None
+    try:
+        archs = json.loads((folder / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    if any(str(a).endswith("ForCausalLM") for a in archs):
+        return (f"--base {base} is a causal language model ({archs[0]}), not a sentence-embedding model: it is "
+                "mean-pooled, which its token states were not trained for; an embedding model (the default "
+                "all-MiniLM-L6-v2, bge, e5) is the usual base")
+    return None
 
 
 def _fresh_copy(st):

@@ -278,3 +278,32 @@ def test_run_tunes_the_embedder_when_the_spec_names_pairs(tmp_path):
     assert tune["detail"]["ndcg_at_10_before"] is not None and tune["detail"]["ndcg_at_10_after"] is not None
     manifest = json.loads((tmp_path / "run" / "index" / "manifest.json").read_text())
     assert manifest["model"] == tune["detail"]["out"] == str(tmp_path / "run" / "embedder")
+
+
+def test_a_causal_lm_base_is_named_in_the_notes(tmp_path):
+    """sentence-transformers mean-pools any transformers folder without modules.json; a causal LM given as --base
+    was tuned that way without a word."""
+    from rag.tune import causal_lm_base_note
+
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    (lm / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
+    assert "causal language model (LlamaForCausalLM)" in causal_lm_base_note(str(lm))
+    (lm / "modules.json").write_text("[]")                 # a sentence-transformers folder: its own pooling
+    assert causal_lm_base_note(str(lm)) is None
+    enc = tmp_path / "enc"
+    enc.mkdir()
+    (enc / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    assert causal_lm_base_note(str(enc)) is None
+    assert causal_lm_base_note("sentence-transformers/all-MiniLM-L6-v2") is None
+
+
+def test_tuning_a_causal_lm_base_says_so(tmp_path, tiny_base_model):
+    """End to end: the project's own tiny pretrained Llama as --base tunes, and the report names what it is."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"query": f"when to sow {v}", "positive": f"Sow {v} in spring."}) + "\n"
+                             for v in ("leeks", "beans", "peas", "kale", "chard", "onions")))
+    res = cli("rag", "tune", "--pairs", pairs, "--out", tmp_path / "m", "--base", tiny_base_model, "--holdout", "0",
+              "--hard-negatives", "none", "--epochs", "1", *FAST, "--json")
+    assert res.exit_code == 0, res.output
+    assert any("causal language model (LlamaForCausalLM)" in n for n in json.loads(res.stdout)["notes"])
