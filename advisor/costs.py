@@ -476,6 +476,11 @@ def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _T
     return cost, _misses(spec, cash, monthly, ttfr, cost.fits, window_miss)
 
 
+def setup_gpus(setup: dict) -> list[str]:
+    """The catalog ids of the GPUs a priced setup trains and serves on, once each."""
+    return list(dict.fromkeys(g for g in (setup.get("train_gpu"), setup.get("serving_gpu")) if g))
+
+
 def _choose(cands: list[tuple[PathCost, list[tuple[float, str]]]]) -> PathCost:
     """Cheapest feasible setup over the horizon; if none is feasible, the nearest miss (smallest overshoot)."""
     def key(c):

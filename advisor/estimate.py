@@ -563,6 +563,14 @@ def training_memory(arch: Architecture, setup: TrainSetup) -> MemoryBreakdown:
 
 # --- time and money ---------------------------------------------------------------------------
 
+def micro_batches_per_gpu(setup: TrainSetup) -> float:
+    return setup.tokens / (setup.seq_len * setup.micro_batch * setup.gpus)
+
+
+def optimizer_steps(setup: TrainSetup) -> float:
+    return micro_batches_per_gpu(setup) / setup.grad_accum
+
+
 def qlora_dequant_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> float:
     """bitsandbytes dequantises every NF4 weight to bf16 on each pass that uses it (QLoRA paper §3: "we
     dequantize the storage data type to the computation data type to perform the forward and backward
@@ -571,21 +579,19 @@ def qlora_dequant_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> fl
     if setup.method != "qlora" or setup.device != "cuda":
         return 0.0
     linear = arch.num_layers * sum(lin.count * lin.in_features * lin.out_features for lin in arch.layer_linears)
-    micro_batches = setup.tokens / (setup.seq_len * setup.micro_batch) / setup.gpus
     passes = 3 if setup.checkpointing else 2
     bw = gpu.bandwidth_gbs * 1e9 * gpu.decode_bandwidth_efficiency
-    return micro_batches * passes * linear * QLORA_DEQUANT_BYTES / bw
+    return micro_batches_per_gpu(setup) * passes * linear * QLORA_DEQUANT_BYTES / bw
 
 
-def fp32_matmul_flops(arch: Architecture, setup: TrainSetup) -> tuple[float, float]:
+def fp32_matmul_flops(arch: Architecture, setup: TrainSetup, total: float) -> tuple[float, float]:
     """(FLOPs that run in fp32 on CUDA cores, the 16-bit FLOPs they replace). fp32 training runs every matmul in
     fp32 (PyTorch keeps TF32 off by default: torch.backends.cuda.matmul.allow_tf32); sdpa's math kernel (QLoRA's
     fp32 residual stream with grouped KV heads, sdpa_math_path) runs the attention's score and value matmuls in
     fp32 over the whole s x s product, masked half included - the time of a tensor-core estimate would be far
-    too short."""
+    too short. `total`: the training and recomputation FLOPs of the setup."""
     if setup.device != "cuda":
         return 0.0, 0.0
-    total = training_flops(arch, setup) + recompute_flops(arch, setup)
     if setup.precision == "fp32":
         return total, total
     if not sdpa_math_path(arch, setup):
@@ -617,15 +623,10 @@ def communication_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> fl
     if setup.zero >= 3:
         frozen_bytes = QLORA_BITS / 8 if setup.method == "qlora" else 2
         weights = trainable * w + (arch.total_params - trainable) * frozen_bytes
-        micro_batches = setup.tokens / (setup.seq_len * setup.micro_batch * G)
-        moved = micro_batches * (2 * weights + trainable * g) * share
+        moved = micro_batches_per_gpu(setup) * (2 * weights + trainable * g) * share
     else:
         moved = optimizer_steps(setup) * 2 * trainable * g * share
     return moved / ((gpu.interconnect_gbs or PCIE4_GBS) * 1e9 * COMM_EFFICIENCY)
-
-
-def optimizer_steps(setup: TrainSetup) -> float:
-    return setup.tokens / (setup.seq_len * setup.micro_batch * setup.grad_accum * setup.gpus)
 
 
 def optimizer_update_seconds(arch: Architecture, gpu: GPU, setup: TrainSetup) -> float:
@@ -655,10 +656,10 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         mfu, src = default_mfu(gpu.generation, arch.active_params, setup.method)
     dequant = qlora_dequant_seconds(arch, gpu, setup)
     update = optimizer_update_seconds(arch, gpu, setup)
-    fp32, fp32_flops = fp32_matmul_flops(arch, setup)
+    fp32, fp32_replaced = fp32_matmul_flops(arch, setup, flops + extra)
     fp32_peak = gpu.fp32_tflops or gpu.bf16_tflops / 8
-    compute = ((flops + extra - fp32_flops) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu)
-               + fp32 / (setup.gpus * fp32_peak * 1e12 * mfu) + dequant)
+    fp32_s = fp32 / (setup.gpus * fp32_peak * 1e12 * mfu)
+    compute = (flops + extra - fp32_replaced) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu) + fp32_s + dequant
     comm = communication_seconds(arch, gpu, setup)
     seconds = max(compute, comm) + update      # communication overlaps the compute; the update follows both
     hours = seconds / 3600
@@ -669,13 +670,12 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
                      f"over {link:g} GB/s links) takes {comm / compute:.1f}x the compute, so it sets the time: "
                      "larger micro-batches, fewer GPUs or NVLink GPUs (`tunepath gpus`) shorten it")
     if update > 0.1 * seconds:
-        notes.append(f"the optimizer update after each of {optimizer_steps(setup):,.0f} steps adds {update / seconds:.0%} "
-                     f"of the time (bandwidth-bound, {setup.micro_batch * setup.grad_accum * setup.gpus:,} rows a "
+        notes.append(f"the optimizer update after each of {optimizer_steps(setup):,.0f} steps adds "
+                     f"{update / seconds:.0%} of the time (bandwidth-bound, {setup.micro_batch * setup.grad_accum * setup.gpus:,} rows a "
                      "step): --grad-accum takes fewer, larger steps")
-    fp32_s = fp32 / (setup.gpus * fp32_peak * 1e12 * mfu)
     if setup.precision == "fp32" and setup.device == "cuda":
-        notes.append(f"fp32 training runs every matmul on CUDA cores ({fp32_peak:g} TFLOP/s against {gpu.bf16_tflops:g} "
-                     "for bf16 tensor cores; PyTorch keeps TF32 off by default): --precision mixed is the usual choice")
+        notes.append(f"fp32 training runs every matmul on CUDA cores ({fp32_peak:g} TFLOP/s against "
+                     f"{gpu.bf16_tflops:g} for bf16 tensor cores; PyTorch keeps TF32 off by default): --precision mixed is the usual choice")
     if dequant >= 0.01 * seconds:
         notes.append(f"qlora: NF4 dequantisation adds {dequant / seconds:.0%} of the time (per micro-batch, "
                      "bandwidth-bound)")

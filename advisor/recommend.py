@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from advisor import catalog
 from advisor.paths import label
-from advisor.costs import PATHS, PathCost, path_costs
+from advisor.costs import PATHS, PathCost, path_costs, setup_gpus
 from advisor.rules import HARD, RULES, Context
 from advisor.spec import ProjectSpec
 from advisor.textio import usd
@@ -151,7 +151,7 @@ def setup_sentence(cost: PathCost) -> str:
     prec = s.get("serving_precision", "")
     if "(" in prec:
         out += f" Caveat: {prec}."
-    for gid in dict.fromkeys(g for g in (s.get("train_gpu"), s.get("serving_gpu")) if g):
+    for gid in setup_gpus(s):
         if catalog.gpu(gid).caveat:
             out += f" {gid}: {catalog.gpu(gid).caveat}."
     return out

@@ -22,6 +22,7 @@ from advisor.costs import (
     SFT_MAX_EXAMPLES,
     SFT_SEQ_LEN,
     econ,
+    setup_gpus,
 )
 from advisor.errors import UserError
 from advisor.estimate import MEMORY_MARGIN, MFU_SOURCE, PREFILL_MFU
@@ -268,7 +269,7 @@ def assumptions(spec: ProjectSpec, advice: Advice | None = None) -> list[dict]:
     replace the spec's GPU), then the model-wide assumptions."""
     ids = [spec.constraints.gpu]
     for r in advice.paths if advice else []:
-        ids += [g for g in (r.cost.setup.get("train_gpu"), r.cost.setup.get("serving_gpu")) if g]
+        ids += setup_gpus(r.cost.setup)
     gpus = [catalog.gpu(g) for g in dict.fromkeys(ids)]
     gpu = gpus[0]
     prices = catalog.api_prices()

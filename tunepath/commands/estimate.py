@@ -77,7 +77,8 @@ def estimate(
 
     # every numeric option is text until advisor.options says it is a finite number in range (one line, exit 2)
     n = check_options({"--tokens": tokens, "--gpus": gpus_, "--rank": rank, "--virtual-tokens": virtual_tokens,
-                       "--seq-len": seq_len, "--micro-batch": micro_batch, "--grad-accum": grad_accum, "--zero": zero, "--mfu": mfu,
+                       "--seq-len": seq_len, "--micro-batch": micro_batch, "--grad-accum": grad_accum,
+                       "--zero": zero, "--mfu": mfu,
                        "--prompt-tokens": prompt_tokens, "--output-tokens": output_tokens,
                        "--requests-per-month": requests, "--weight-bits": weight_bits,
                        "--concurrency": concurrency}, ESTIMATE_LIMITS)
@@ -89,7 +90,8 @@ def estimate(
     given = {p.opts[0] for p in ctx.command.params
              if p.name and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"}
     train_only = {"--tokens", "--gpus", "--zero", "--rank", "--virtual-tokens", "--target-modules", "--seq-len",
-                  "--micro-batch", "--grad-accum", "--grad-checkpointing", "--precision", "--optimizer", "--mfu", "--attention"}
+                  "--micro-batch", "--grad-accum", "--grad-checkpointing", "--precision", "--optimizer", "--mfu",
+                  "--attention"}
     serve_only = {"--prompt-tokens", "--output-tokens", "--requests-per-month", "--weight-bits", "--concurrency"}
     ignored = sorted(given & (train_only if method == INFERENCE else serve_only), key=[p.opts[0] for p in
                                                                                     ctx.command.params].index)
@@ -133,7 +135,8 @@ def estimate(
                             f"matrix needs r <= min(d, k)), got {n['--rank']:,}")
     try:
         setup = TrainSetup(method=method, tokens=n_tokens, seq_len=n["--seq-len"], micro_batch=n["--micro-batch"],
-                           grad_accum=n["--grad-accum"], gpus=n["--gpus"], zero=n["--zero"], grad_checkpointing=grad_checkpointing,
+                           grad_accum=n["--grad-accum"], gpus=n["--gpus"], zero=n["--zero"],
+                           grad_checkpointing=grad_checkpointing,
                            precision=precision, optimizer=optimizer, lora_rank=n["--rank"], target_modules=targets,
                            mfu=n["--mfu"], virtual_tokens=n["--virtual-tokens"], attention=attention)
     except ValidationError as e:
