@@ -5,9 +5,12 @@ reported in GB (1e9 bytes) to match GPU data sheets.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -108,6 +111,30 @@ MFU_SOURCE = ("per GPU generation and model size, interpolated between published
               + f"; hopper, every method but pretraining: the higher of hopper's anchor and ampere's {_STEP_SOURCE}"
               + "; ada/turing use ampere's (assumed); adapters x "
               + ", ".join(f"{k} {v}" for k, v in METHOD_MFU_FACTOR.items() if v != 1.0) + " (assumed)")
+
+
+# How the estimator held against published figures nothing was fitted to, per kind of estimate: written by
+# `python bench/estimator_published.py --docs` from bench/results/estimator_published.json (tests check they agree),
+# quoted beside every estimate and in reports so that a reader knows how far to trust the number.
+ACCURACY_FILE = Path(__file__).parent / "data" / "estimate_accuracy.json"
+
+
+@functools.cache
+def _accuracy() -> dict:
+    return json.loads(ACCURACY_FILE.read_text(encoding="utf-8"))
+
+
+def accuracy_source() -> str:
+    return _accuracy()["source"]
+
+
+def accuracy_sentence(kind: str) -> str:
+    """One line for a kind of estimate ("pretraining time", "fine-tuning time", "memory", "serving")."""
+    g = _accuracy()["groups"].get(kind)
+    if not g:
+        return ""
+    return (f"{kind}: within 25 % for {g['within_25pct']} of {g['rows']} published figures nothing was fitted to, "
+            f"within 2x for {g['within_2x']} (docs/validation.md)")
 
 
 def _interpolate(rows: list[tuple[float, float, str]], params: float) -> tuple[float, str]:
@@ -228,6 +255,7 @@ class TrainEstimate:
     optimizer_update_hours: float = 0.0   # of `hours`: the bandwidth-bound update after each step
     dequant_hours: float = 0.0            # of `hours`: QLoRA's NF4 dequantisation
     communication_hours: float = 0.0      # data-parallel traffic, overlapped with the compute
+    accuracy: list[str] = field(default_factory=list)   # how such estimates held against published figures
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -719,7 +747,9 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         mfu=mfu, mfu_source=src, hours=hours, gpu_hours=hours * setup.gpus,
         cost_usd=hours * setup.gpus * gpu.usd_per_hour, notes=notes, grad_checkpointing=setup.checkpointing,
         optimizer=setup.optim, recompute_flops=extra, seq_len=setup.seq_len, micro_batch=setup.micro_batch,
-        optimizer_update_hours=update / 3600, dequant_hours=dequant / 3600, communication_hours=comm / 3600)
+        optimizer_update_hours=update / 3600, dequant_hours=dequant / 3600, communication_hours=comm / 3600,
+        accuracy=[accuracy_sentence("pretraining time" if setup.method == "pretrain" else "fine-tuning time"),
+                  accuracy_sentence("memory")])
 
 
 def chinchilla_tokens(params: int) -> float:
@@ -747,6 +777,7 @@ class InferenceEstimate:
     max_batch: int = 1
     engine: str = ("a vLLM-class server: continuous batching, paged KV cache, CUDA graphs (Kwon et al. 2023); "
                    "transformers' generate() or a server without CUDA graphs decodes several times slower")
+    accuracy: str = field(default_factory=lambda: accuracy_sentence("serving"))
 
     def to_dict(self) -> dict:
         return asdict(self)

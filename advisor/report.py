@@ -25,7 +25,7 @@ from advisor.costs import (
     setup_gpus,
 )
 from advisor.errors import UserError
-from advisor.estimate import MEMORY_MARGIN, MFU_SOURCE, PREFILL_MFU
+from advisor.estimate import MEMORY_MARGIN, MFU_SOURCE, PREFILL_MFU, accuracy_sentence, accuracy_source
 from advisor.paths import label
 from advisor.recommend import DECISION_RULE, Advice, recommend
 from advisor.spec import ProjectSpec, set_dotted, spec_from_dict
@@ -287,6 +287,10 @@ def assumptions(spec: ProjectSpec, advice: Advice | None = None) -> list[dict]:
                    "(README: TUNEPATH_CATALOG)"}]) + [
         {"what": "Training MFU", "value": "per GPU generation and model size, from published runs",
          "source": MFU_SOURCE},
+        {"what": "How far to trust the estimates",
+         "value": "; ".join(filter(None, (accuracy_sentence(k).replace(" (docs/validation.md)", "") for k in
+                                          ("pretraining time", "fine-tuning time", "memory", "serving")))),
+         "source": accuracy_source()},
         {"what": "Serving efficiency", "value": f"prefill MFU {PREFILL_MFU}, decode at "
                                                 f"{gpu.decode_bandwidth_efficiency:.0%} of memory bandwidth, continuous "
                                                 "batching up to what memory holds, replicas at <= 50 % load",

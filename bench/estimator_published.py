@@ -9,7 +9,8 @@ v2 - one MFU of 0.45 for every GPU (0.35 LoRA, 0.25 QLoRA), DeepSpeed's ZeRO est
 checkpointing default for QLoRA, one bandwidth efficiency of 0.7, the input embedding streamed.
 
 Targets: >= 90 % of rows within 25 %, every row within 2x.
-Usage: python bench/estimator_published.py [--no-record] | --docs (writes docs/validation.md from the results)
+Usage: python bench/estimator_published.py [--no-record] | --docs (writes docs/validation.md and
+advisor/data/estimate_accuracy.json, what the CLI and reports quote, from the results)
 """
 from __future__ import annotations
 
@@ -170,28 +171,28 @@ LF_LONG_TABLE = ((1024, 2_295), (2048, 2_741), (4096, 2_926), (8192, 3_128), (16
 
 ROWS: list[Row] = [
     # --- pretraining GPU-hours on A100 (Llama 2 / LLaMA papers) ---
-    Row("train time", "Llama 2 7B, 2T tokens, s=4096, A100-80GB", 184_320, "GPU-h",
+    Row("pretraining time", "Llama 2 7B, 2T tokens, s=4096, A100-80GB", 184_320, "GPU-h",
         "Touvron et al. 2023 (Llama 2), Table 2",
         lambda: pretrain_gpu_hours(arch("meta-llama/Llama-2-7b-hf"), "A100-80GB", 2e12, 4096),
         fitted="ampere MFU anchor",
         baseline=lambda: old_gpu_hours(arch("meta-llama/Llama-2-7b-hf"), "A100-80GB", 2e12, 4096)),
-    Row("train time", "Llama 2 13B, 2T tokens, s=4096, A100-80GB", 368_640, "GPU-h",
+    Row("pretraining time", "Llama 2 13B, 2T tokens, s=4096, A100-80GB", 368_640, "GPU-h",
         "Touvron et al. 2023 (Llama 2), Table 2",
         lambda: pretrain_gpu_hours(arch("meta-llama/Llama-2-13b-hf"), "A100-80GB", 2e12, 4096),
         baseline=lambda: old_gpu_hours(arch("meta-llama/Llama-2-13b-hf"), "A100-80GB", 2e12, 4096)),
-    Row("train time", "Llama 2 70B, 2T tokens, s=4096, A100-80GB", 1_720_320, "GPU-h",
+    Row("pretraining time", "Llama 2 70B, 2T tokens, s=4096, A100-80GB", 1_720_320, "GPU-h",
         "Touvron et al. 2023 (Llama 2), Table 2",
         lambda: pretrain_gpu_hours(arch("meta-llama/Llama-2-70b-hf"), "A100-80GB", 2e12, 4096),
         fitted="ampere MFU anchor",
         baseline=lambda: old_gpu_hours(arch("meta-llama/Llama-2-70b-hf"), "A100-80GB", 2e12, 4096)),
-    *[Row("train time", f"LLaMA {k}, {t / 1e12:g}T tokens, s=2048, A100-80GB", h, "GPU-h",
+    *[Row("pretraining time", f"LLaMA {k}, {t / 1e12:g}T tokens, s=2048, A100-80GB", h, "GPU-h",
           "Touvron et al. 2023 (LLaMA), Table 15",
           (lambda k=k, t=t: pretrain_gpu_hours(LLAMA1[k], "A100-80GB", t, 2048)),
           reason="LLaMA 13B ran at a higher MFU (0.54) than Llama 2 7B/70B (0.45/0.46), the anchors",
           baseline=(lambda k=k, t=t: old_gpu_hours(LLAMA1[k], "A100-80GB", t, 2048)))
       for k, t, h in (("7B", 1e12, 82_432), ("13B", 1e12, 135_168), ("33B", 1.4e12, 530_432),
                       ("65B", 1.4e12, 1_022_362))],
-    Row("train time", "TinyLlama 1.1B, s=2048, 16x A100-40GB: tokens/s per GPU", 24_000, "tok/s/GPU",
+    Row("pretraining time", "TinyLlama 1.1B, s=2048, 16x A100-40GB: tokens/s per GPU", 24_000, "tok/s/GPU",
         "TinyLlama README (jzhang38/TinyLlama): 24k tokens/s/A100-40G, 56 % MFU",
         lambda: 1 / (pretrain_gpu_hours(arch("TinyLlama/TinyLlama-1.1B-Chat-v1.0"), "A100-40GB", 1.0, 2048,
                                        batch_tokens=2e6) * 3600),
@@ -199,26 +200,26 @@ ROWS: list[Row] = [
         baseline=lambda: 1 / (old_gpu_hours(arch("TinyLlama/TinyLlama-1.1B-Chat-v1.0"), "A100-40GB", 1.0, 2048)
                               * 3600)),
     # --- pretraining GPU-hours on H100 (Llama 3 / 3.1 model cards, Llama 3 paper) ---
-    Row("train time", "Llama 3 8B, 15T tokens, s=8192, H100-80GB", 1.3e6, "GPU-h", "Meta Llama 3 model card (2024)",
+    Row("pretraining time", "Llama 3 8B, 15T tokens, s=8192, H100-80GB", 1.3e6, "GPU-h", "Meta Llama 3 model card (2024)",
         lambda: pretrain_gpu_hours(arch("meta-llama/Meta-Llama-3-8B"), "H100-SXM", 15e12, 8192),
         fitted="hopper MFU anchor",
         baseline=lambda: old_gpu_hours(arch("meta-llama/Meta-Llama-3-8B"), "H100-SXM", 15e12, 8192)),
-    Row("train time", "Llama 3 70B, 15T tokens, s=8192, H100-80GB", 6.4e6, "GPU-h", "Meta Llama 3 model card (2024)",
+    Row("pretraining time", "Llama 3 70B, 15T tokens, s=8192, H100-80GB", 6.4e6, "GPU-h", "Meta Llama 3 model card (2024)",
         lambda: pretrain_gpu_hours(LLAMA3_70B, "H100-SXM", 15e12, 8192), fitted="hopper MFU anchor",
         baseline=lambda: old_gpu_hours(LLAMA3_70B, "H100-SXM", 15e12, 8192)),
-    Row("train time", "Llama 3.1 8B, 15T tokens, s=8192, H100-80GB", 1.46e6, "GPU-h",
+    Row("pretraining time", "Llama 3.1 8B, 15T tokens, s=8192, H100-80GB", 1.46e6, "GPU-h",
         "Meta Llama 3.1 model card (2024)",
         lambda: pretrain_gpu_hours(arch("meta-llama/Llama-3.1-8B"), "H100-SXM", 15e12, 8192),
         baseline=lambda: old_gpu_hours(arch("meta-llama/Llama-3.1-8B"), "H100-SXM", 15e12, 8192)),
-    Row("train time", "Llama 3.1 70B, 15T tokens, s=8192, H100-80GB", 7.0e6, "GPU-h",
+    Row("pretraining time", "Llama 3.1 70B, 15T tokens, s=8192, H100-80GB", 7.0e6, "GPU-h",
         "Meta Llama 3.1 model card (2024)", lambda: pretrain_gpu_hours(LLAMA3_70B, "H100-SXM", 15e12, 8192),
         baseline=lambda: old_gpu_hours(LLAMA3_70B, "H100-SXM", 15e12, 8192)),
-    Row("train time", "Llama 3.1 405B, 15.6T tokens, s=8192, H100-80GB", 30.84e6, "GPU-h",
+    Row("pretraining time", "Llama 3.1 405B, 15.6T tokens, s=8192, H100-80GB", 30.84e6, "GPU-h",
         "Meta Llama 3.1 model card (2024); tokens: Dubey et al. 2024 (Llama 3 paper) §3",
         lambda: pretrain_gpu_hours(LLAMA31_405B, "H100-SXM", 15.6e12, 8192),
         fitted="hopper MFU anchor",
         baseline=lambda: old_gpu_hours(LLAMA31_405B, "H100-SXM", 15.6e12, 8192)),
-    Row("train time", "SmolLM3 3B, 11.2T tokens, s=4096, 384x H100 for 24 days", 384 * 24 * 24, "GPU-h",
+    Row("pretraining time", "SmolLM3 3B, 11.2T tokens, s=4096, 384x H100 for 24 days", 384 * 24 * 24, "GPU-h",
         "Hugging Face blog 'SmolLM3: smol, multilingual, long-context reasoner' (2025-07-08): 384 H100s, 24 days; "
         "HuggingFaceTB/SmolLM3-3B-checkpoints: 2,359,296-token batches",
         lambda: pretrain_gpu_hours(SMOLLM3_3B, "H100-SXM", 11.2e12, 4096, batch_tokens=2_359_296),
@@ -226,23 +227,23 @@ ROWS: list[Row] = [
                "reached about 0.29: whole-run efficiency of small models differs 1.7x between the two published "
                "runs, and the default keeps Meta's",
         baseline=lambda: old_gpu_hours(SMOLLM3_3B, "H100-SXM", 11.2e12, 4096)),
-    Row("train time", "Llama 3 405B, 16,384 H100, s=8192: TFLOP/s per GPU", 400, "TFLOP/s",
+    Row("pretraining time", "Llama 3 405B, 16,384 H100, s=8192: TFLOP/s per GPU", 400, "TFLOP/s",
         "Dubey et al. 2024 (Llama 3 paper), Table 4 (41 % BF16 MFU)",
         lambda: default_mfu("hopper", LLAMA31_405B.active_params)[0] * gpu("H100-SXM").bf16_tflops,
         reason="Table 4 is steady-state step throughput; the default comes from whole-run GPU-hours, which "
                "also pay for 466 job interruptions and restarts (Llama 3 paper §3.3.4)",
         baseline=lambda: 0.45 * gpu("H100-SXM").bf16_tflops),
     # --- fine-tuning throughput (LLaMA-Factory wiki) ---
-    Row("train time", f"{LF_SETUP}, 16-bit LoRA, HF (sdpa), A100: tokens/s/GPU", 2_392, "tok/s/GPU", LF,
+    Row("fine-tuning time", f"{LF_SETUP}, 16-bit LoRA, HF (sdpa), A100: tokens/s/GPU", 2_392, "tok/s/GPU", LF,
         lambda: train_tokens_per_s(arch("meta-llama/Llama-2-7b-hf"), "A100-80GB", "lora", 1024, 4, True),
         baseline=lambda: old_train_tokens_per_s(arch("meta-llama/Llama-2-7b-hf"), "A100-80GB", "lora", 1024, 4,
                                                 True)),
-    Row("train time", f"{LF_SETUP}, QLoRA 4-bit, HF, A100: tokens/s/GPU", 2_415, "tok/s/GPU", LF,
+    Row("fine-tuning time", f"{LF_SETUP}, QLoRA 4-bit, HF, A100: tokens/s/GPU", 2_415, "tok/s/GPU", LF,
         lambda: train_tokens_per_s(arch("meta-llama/Llama-2-7b-hf"), "A100-80GB", "qlora", 1024, 4, True),
         reason="the LoRA MFU factor (0.78 of full) is an assumption",
         baseline=lambda: old_train_tokens_per_s(arch("meta-llama/Llama-2-7b-hf"), "A100-80GB", "qlora", 1024, 4,
                                                 True)),
-    *[Row("train time", f"{LF_LONG}, length {s:,}: tokens/s/GPU", tgs, "tok/s/GPU", LF,
+    *[Row("fine-tuning time", f"{LF_LONG}, length {s:,}: tokens/s/GPU", tgs, "tok/s/GPU", LF,
           (lambda s=s: train_tokens_per_s(arch("meta-llama/Llama-2-7b-hf"), "A100-40GB", "qlora", s, 1, True)),
           reason="the published tokens/s rises with length (2,295 at 1k to 3,542 at 16k) where one utilisation "
                  "for every length makes it fall: short rows pay per-step costs (Python, kernel launches), long "
@@ -772,8 +773,34 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
     print(f"wrote {path}")
 
 
+ACCURACY = Path(__file__).resolve().parents[1] / "advisor" / "data" / "estimate_accuracy.json"
+
+
+def accuracy_by_group(pub: dict) -> dict:
+    """How the estimator held against published figures nothing was fitted to - the table's held-out rows and the
+    blind check - per kind of estimate: what `tunepath estimate` and the report quote beside an estimate."""
+    rows = [r for r in pub["figures"]["rows"] if not r["fitted"]]
+    rows += pub["figures"].get("blind_check_2", {}).get("rows", [])
+    out = {}
+    for g in sorted({r["group"] for r in rows}):
+        rs = [r["ratio"] for r in rows if r["group"] == g]
+        out[g] = {"rows": len(rs), "within_25pct": sum(1 for x in rs if 0.8 <= x <= 1.25),
+                  "within_2x": sum(1 for x in rs if 0.5 <= x <= 2.0)}
+    return {"source": f"docs/validation.md (bench/estimator_published.py, run {pub['date']}, commit {pub['commit']}): "
+                      "held-out rows of the published table and the blind check", "groups": out}
+
+
+def write_accuracy(path: Path = ACCURACY) -> None:
+    import json
+
+    pub = json.loads((Path(__file__).resolve().parent / "results" / "estimator_published.json").read_text())
+    path.write_text(json.dumps(accuracy_by_group(pub), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {path}")
+
+
 if __name__ == "__main__":
     if "--docs" in sys.argv:
         write_docs()
+        write_accuracy()
     else:
         main()

@@ -99,7 +99,7 @@ HEAD = "; lora_head=true in the config: the output head's adapter is not express
 
 ROWS: list[dict] = [
     # --- pretraining: whole runs ---------------------------------------------------------------------------
-    {"group": "train time", "setup": "BLOOM-176B, 366B tokens, s=2048, 384x A100-80GB, batch 2048 rows, ZeRO-1",
+    {"group": "pretraining time", "setup": "BLOOM-176B, 366B tokens, s=2048, 384x A100-80GB, batch 2048 rows, ZeRO-1",
      "published": 1_082_990, "unit": "GPU-h",
      "source": "genci.fr/en/news/bloom-one-largest-open-multilingual-nlp-models-awarded-best-hpc-collaboration-"
                "hpc-wire-readers: 3.5 months, 1,082,990 hours of computation on 48 Jean Zay nodes; Le Scao et al. "
@@ -111,7 +111,7 @@ ROWS: list[dict] = [
      "metric": "gpu_hours",
      "note": "Megatron-DeepSpeed TP4 x PP12 x DP8 with ZeRO-1: tensor/pipeline parallelism is not expressible; "
              "grad-accum 5 (2048 rows / 384 GPUs = 5.3)"},
-    {"group": "train time", "setup": "OPT-175B, 180B tokens, s=2048, 992x A100-80GB, 2M-token batch, FSDP + TP: "
+    {"group": "pretraining time", "setup": "OPT-175B, 180B tokens, s=2048, 992x A100-80GB, 2M-token batch, FSDP + TP: "
                                      "TFLOP/s per GPU",
      "published": 147, "unit": "TFLOP/s",
      "source": "Zhang et al. 2022 (OPT, arXiv 2205.01068): 992 80GB A100 GPUs, up to 147 TFLOP/s per GPU, "
@@ -121,7 +121,7 @@ ROWS: list[dict] = [
               "--seq-len", "2048", "--gpus", "992", "--micro-batch", "1", "--grad-accum", "1", "--zero", "3"],
      "metric": "tflops_per_gpu",
      "note": "FSDP (ZeRO-3) with Megatron TP8: TP not expressible; 'up to' 147 is a peak, not a whole-run mean"},
-    {"group": "train time", "setup": "StarCoderBase 15.5B (MQA), 1T tokens, s=8192, 512x A100-80GB, 4M-token batch",
+    {"group": "pretraining time", "setup": "StarCoderBase 15.5B (MQA), 1T tokens, s=8192, 512x A100-80GB, 4M-token batch",
      "published": 512 * 24 * 24, "unit": "GPU-h",
      "source": "bigcode/starcoder model card, Hardware: 512 A100, training time 24 days (= 294,912 GPU-h; as "
                "quoted in huggingface.co/bigcode/starcoder/discussions/37); Li et al. 2023 (StarCoder) hardware "
@@ -133,7 +133,7 @@ ROWS: list[dict] = [
      "metric": "gpu_hours",
      "note": "Megatron-LM TP4 x PP4 x DP32: not expressible (ZeRO stage not stated: 0); the card's 24 days may "
              "include StarCoder's 35B-token Python fine-tune (+3.5 % tokens)"},
-    {"group": "train time", "setup": "MPT-7B, 1T tokens, s=2048, 440x A100-40GB, FSDP, LION",
+    {"group": "pretraining time", "setup": "MPT-7B, 1T tokens, s=2048, 440x A100-40GB, FSDP, LION",
      "published": 440 * 9.5 * 24, "unit": "GPU-h",
      "source": "databricks.com/blog/mpt-7b: 1T tokens in 9.5 days; 440 A100-40GB, FSDP, LION: the mosaicml/mpt-7b "
                "card's Training Configuration (not readable in the stored corpus; its sentence appears, mis-copied, "
@@ -144,7 +144,7 @@ ROWS: list[dict] = [
      "metric": "gpu_hours",
      "note": "LION not in tunepath (adamw given: a smaller state, an update ~0.5 % of the time); 4 rows per GPU "
              "per step assumed (batch not read)"},
-    {"group": "train time", "setup": "Phi-2 2.7B, 1.4T tokens, s=2048, 96x A100-80GB for 14 days",
+    {"group": "pretraining time", "setup": "Phi-2 2.7B, 1.4T tokens, s=2048, 96x A100-80GB for 14 days",
      "published": 96 * 14 * 24, "unit": "GPU-h",
      "source": "microsoft/phi-2 model card, Training: 1.4T tokens, GPUs 96xA100-80G, training time 14 days "
                "(= 32,256 GPU-h)",
@@ -153,7 +153,7 @@ ROWS: list[dict] = [
      "metric": "gpu_hours",
      "note": "batch not published: ~3.9M tokens assumed (grad-accum 20); the 1.4T tokens are several epochs of a "
              "250B-token set"},
-    {"group": "train time", "setup": "GPT-NeoX-20B, 150k steps x 1538 x 2048 (472B tokens), 96x A100-40GB, ZeRO-1",
+    {"group": "pretraining time", "setup": "GPT-NeoX-20B, 150k steps x 1538 x 2048 (472B tokens), 96x A100-40GB, ZeRO-1",
      "published": 96 * 1830, "unit": "GPU-h",
      "source": "Black et al. 2022 (GPT-NeoX-20B, arXiv 2204.06745): 96 A100-SXM4-40GB, 150,000 steps of 1,538 "
                "contexts x 2,048 (ai-papers.xuzou.cn/papers/gpt_neox_2022); training time 1,830 hours "
@@ -164,7 +164,7 @@ ROWS: list[dict] = [
      "metric": "gpu_hours",
      "note": "TP2 x PP4 x DP12 not expressible; fp16 (same peak as bf16 on A100); the hours figure is from a "
              "secondary summary of the paper"},
-    {"group": "train time", "setup": "StarCoder2-3B (GQA, 2 KV heads), s=16384, A100-80GB, Fast-LLM: tokens/s per GPU",
+    {"group": "pretraining time", "setup": "StarCoder2-3B (GQA, 2 KV heads), s=16384, A100-80GB, Fast-LLM: tokens/s per GPU",
      "published": 10_000, "unit": "tok/s/GPU",
      "source": "servicenow.github.io/Fast-LLM/success-stories/starcoder-2: each A100-80GB sustained 10,000 tokens "
                "per second, 16,384-token context",
@@ -175,7 +175,7 @@ ROWS: list[dict] = [
      "note": "steady-state step throughput (no restarts), where the pretraining default is a whole-run MFU; GPU "
              "count and batch not published (8 GPUs, 1M-token batch assumed; per-GPU throughput barely depends on "
              "them here)"},
-    {"group": "train time", "setup": "DeepSeek LLM 67B (dense, GQA), per 1T tokens, s=4096, H800 cluster, ZeRO-1",
+    {"group": "pretraining time", "setup": "DeepSeek LLM 67B (dense, GQA), per 1T tokens, s=4096, H800 cluster, ZeRO-1",
      "published": 300_600, "unit": "GPU-h",
      "source": "DeepSeek-AI 2024, DeepSeek-V2 paper (arXiv 2405.04434) p. 16, 'Training Costs': on the H800 "
                "cluster DeepSeek 67B requires 300.6K GPU hours per trillion tokens",
@@ -185,7 +185,7 @@ ROWS: list[dict] = [
      "metric": "gpu_hours",
      "note": "H800 = H100-SXM compute and memory (NVLink 400 GB/s instead of 900; not binding here); GPU count not "
              "published (1024 assumed, batch 4096 x 4096)"},
-    {"group": "train time", "setup": "DeepSeek-V2 (MoE 236B, 21B active, MLA), per 1T tokens, s=4096, H800, ZeRO-1",
+    {"group": "pretraining time", "setup": "DeepSeek-V2 (MoE 236B, 21B active, MLA), per 1T tokens, s=4096, H800, ZeRO-1",
      "published": 172_800, "unit": "GPU-h",
      "source": "DeepSeek-AI 2024, DeepSeek-V2 paper (arXiv 2405.04434) p. 16, 'Training Costs': 172.8K GPU hours "
                "per trillion tokens on H800; 16-way pipeline, 8-way expert parallelism, ZeRO-1",

@@ -36,3 +36,13 @@ def test_recorded_result_becomes_a_docs_table(tmp_path, monkeypatch):
     assert "**index_vs_raw:** 0.971" in md and "| chunks | 1,234 |" in md
     assert "| runs[0].order | raw, index |" in md and "| nested.recall | 0.9876 |" in md
     assert f"commit {data['commit']}" in md and data["cpu"] in md
+
+
+def test_quoted_estimate_accuracy_agrees_with_the_recorded_bench():
+    """advisor/data/estimate_accuracy.json (what `tunepath estimate` and reports quote) is what the recorded
+    estimator_published results say: rerunning the bench without `--docs` would leave it stale."""
+    mod = _load("estimator_published")
+    recorded = json.loads((REPO / "bench" / "results" / "estimator_published.json").read_text())
+    assert json.loads(mod.ACCURACY.read_text()) == mod.accuracy_by_group(recorded)
+    groups = json.loads(mod.ACCURACY.read_text())["groups"]
+    assert {"pretraining time", "fine-tuning time", "memory", "serving"} <= set(groups)

@@ -595,3 +595,18 @@ def test_blind_check_rows_run_through_the_cli_and_explain_their_misses():
     # held out of the fit, these memory rows come from a stack (litgpt) close to tunepath's for 7B LoRA
     [llama2] = [r for r in rows if r["setup"].startswith("litgpt llama-2-7b/lora.yaml")]
     assert 0.8 <= llama2["ratio"] <= 1.25
+
+
+def test_every_estimate_says_how_far_to_trust_it():
+    """Beside each estimate, how such estimates held against published figures nothing was fitted to - by kind."""
+    from advisor.estimate import accuracy_sentence
+
+    base = ["estimate", "--model", "meta-llama/Llama-2-7b-hf", "--gpu", "A100-80GB"]
+    lora = json.loads(cli(*base, "--method", "lora", "--tokens", "20M", "--json").stdout)
+    pre = json.loads(cli(*base, "--method", "pretrain", "--tokens", "1B", "--json").stdout)
+    serve = json.loads(cli(*base, "--method", "inference", "--json").stdout)
+    assert lora["accuracy"] == [accuracy_sentence("fine-tuning time"), accuracy_sentence("memory")]
+    assert pre["accuracy"][0].startswith("pretraining time: within 25 % for ")
+    assert serve["accuracy"].startswith("serving: within 25 % for ")
+    text = cli(*base, "--method", "lora", "--tokens", "20M").stdout
+    assert "fine-tuning time: within 25 %" in " ".join(text.split())

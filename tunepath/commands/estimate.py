@@ -114,6 +114,8 @@ def estimate(
         from tunepath.render import inference_table
 
         out.print(inference_table(inf, g.id))
+        if inf.accuracy:
+            out.print(f"[dim]accuracy: {inf.accuracy}[/]")
         return
     if tokens is None:
         if method != "pretrain":
@@ -154,5 +156,7 @@ def estimate(
 
     out.print(train_table(est, g.id, n["--gpus"]))
     out.print(f"[dim]MFU: {est.mfu_source}[/]")
+    for line in filter(None, est.accuracy):
+        out.print(f"[dim]accuracy: {line}[/]")
     for note in est.notes:
         out.print(f"[yellow]note:[/] {note}")
