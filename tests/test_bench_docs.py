@@ -10,6 +10,7 @@ from helpers import REPO
 def _load(name):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod           # dataclasses resolve annotations through sys.modules
     sys.path.insert(0, str(REPO / "bench"))
     try:
         spec.loader.exec_module(mod)
