@@ -115,6 +115,8 @@ class PathCost:
     training_tokens: float | None = None
     prompt_tokens_per_request: float = 0
     cash_one_off_usd: float = 0.0  # what the one-off budget pays: compute, labels, evaluation (not salaries)
+    cash_monthly_usd: float = 0.0  # what the monthly budget pays: serving, re-indexing and retraining compute,
+                                   # evaluation (not salaries, like the one-off budget)
     horizon_months: int = 12
     breakdown: dict[str, float] = field(default_factory=dict)
     setup: dict[str, Any] = field(default_factory=dict)
@@ -410,7 +412,7 @@ def _train_options(spec: ProjectSpec, path: str, model: str, methods: tuple[str,
 STRUCTURAL_MISS = 1000.0   # a setup that cannot run at all is farther than any budget or deadline overshoot
 
 
-def _misses(spec: ProjectSpec, cash: float, monthly: float, days: float, fits: bool,
+def _misses(spec: ProjectSpec, cash: float, cash_monthly: float, days: float, fits: bool,
             window_miss: str | None) -> list[tuple[float, str]]:
     """Constraints a setup misses, each with how far (relative overshoot) - the nearest miss is the smallest."""
     c = spec.constraints
@@ -421,9 +423,9 @@ def _misses(spec: ProjectSpec, cash: float, monthly: float, days: float, fits: b
         out.append((STRUCTURAL_MISS, "GPU memory"))
     if cash > c.budget_usd + 0.01:          # below a cent is rounding
         out.append(((cash - c.budget_usd) / max(c.budget_usd, 1.0), f"one-off budget by {_usd(cash - c.budget_usd)}"))
-    if c.monthly_budget_usd is not None and monthly > c.monthly_budget_usd + 0.01:
-        out.append(((monthly - c.monthly_budget_usd) / max(c.monthly_budget_usd, 1.0),
-                    f"monthly budget by {_usd(monthly - c.monthly_budget_usd)}"))
+    if c.monthly_budget_usd is not None and cash_monthly > c.monthly_budget_usd + 0.01:
+        out.append(((cash_monthly - c.monthly_budget_usd) / max(c.monthly_budget_usd, 1.0),
+                    f"monthly budget by {_usd(cash_monthly - c.monthly_budget_usd)}"))
     if c.deadline_days is not None and days > c.deadline_days:
         out.append(((days - c.deadline_days) / c.deadline_days, f"deadline by {days - c.deadline_days:,.1f} days"))
     return out
@@ -446,11 +448,12 @@ def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _T
     compute_all = compute_usd * (1 + e["experiments"][path])
     one_off = compute_all + people + labels + e["eval_usd"]
     cash = compute_all + labels + e["eval_usd"]
-    upkeep = 0.0
+    upkeep = upkeep_cash = 0.0
     if path == "rag":
-        upkeep = extra.pop("reindex_usd_per_month", 0.0)
+        upkeep = upkeep_cash = extra.pop("reindex_usd_per_month", 0.0)
     elif path in ("peft", "full_finetuning") and e["retrain_per_year"]:
-        upkeep = e["retrain_per_year"] / 12 * (compute_usd + RETRAIN_DAYS * e["engineer_day_usd"] + e["eval_usd"])
+        upkeep_cash = e["retrain_per_year"] / 12 * (compute_usd + e["eval_usd"])
+        upkeep = upkeep_cash + e["retrain_per_year"] / 12 * RETRAIN_DAYS * e["engineer_day_usd"]
     monthly = srv.monthly_usd + upkeep
     ttfr = days + first_days_compute
     est = train.est if train else None
@@ -466,14 +469,14 @@ def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _T
         memory_gb_per_gpu=est.memory_per_gpu_gb if est else None, gpu_memory_gb=est.gpu_memory_gb if est else None,
         fits=est.fits if est else True, serving=srv.how, method=est.method if est else None,
         training_tokens=tokens if est else None, prompt_tokens_per_request=extra.pop("prompt_tokens", 0),
-        cash_one_off_usd=cash, horizon_months=e["horizon_months"],
+        cash_one_off_usd=cash, cash_monthly_usd=srv.monthly_usd + upkeep_cash, horizon_months=e["horizon_months"],
         breakdown={"compute": compute_all, "people": people, "labels": labels, "evaluation": e["eval_usd"],
                    "serving_per_month": srv.monthly_usd, "upkeep_per_month": upkeep},
         setup=setup,
         details={**extra, "per_request_usd": srv.per_request_usd, "window_miss": window_miss,
                  **({"flops": est.flops, "trainable_params": est.trainable_params, "mfu": est.mfu,
                      "_est": est, "training_hours": run_hours(est)} if est else {})})
-    return cost, _misses(spec, cash, monthly, ttfr, cost.fits, window_miss)
+    return cost, _misses(spec, cash, cost.cash_monthly_usd, ttfr, cost.fits, window_miss)
 
 
 def setup_gpus(setup: dict) -> list[str]:

@@ -106,7 +106,10 @@ def _combined_cost(spec: ProjectSpec, rag: PathCost, peft: PathCost) -> PathCost
         serving=rag.serving if rag.breakdown.get("serving_per_month", 0.0) >= peft.breakdown.get(
             "serving_per_month", 0.0) else peft.serving, method=peft.method,
         training_tokens=peft.training_tokens, prompt_tokens_per_request=rag.prompt_tokens_per_request,
-        cash_one_off_usd=rag.cash_one_off_usd + peft.cash_one_off_usd, horizon_months=peft.horizon_months,
+        cash_one_off_usd=rag.cash_one_off_usd + peft.cash_one_off_usd,
+        cash_monthly_usd=b["serving_per_month"] + (rag.cash_monthly_usd - rag.breakdown.get("serving_per_month", 0.0))
+        + (peft.cash_monthly_usd - peft.breakdown.get("serving_per_month", 0.0)),
+        horizon_months=peft.horizon_months,
         breakdown=b, setup={**peft.setup, "rag_serving": rag.serving},
         details={"rag": rag.details, "peft": peft.details})
 
@@ -114,7 +117,7 @@ def _combined_cost(spec: ProjectSpec, rag: PathCost, peft: PathCost) -> PathCost
 def _within_constraints(spec: ProjectSpec, cost: PathCost) -> bool:
     c = spec.constraints
     return (cost.cash_one_off_usd <= c.budget_usd
-            and (c.monthly_budget_usd is None or cost.monthly_usd <= c.monthly_budget_usd)
+            and (c.monthly_budget_usd is None or cost.cash_monthly_usd <= c.monthly_budget_usd)
             and (c.deadline_days is None or cost.time_to_first_result_days <= c.deadline_days))
 
 

@@ -131,9 +131,10 @@ def _budget(c: Context, p: str, cost: PathCost) -> str | None:
 
 def _monthly(c: Context, p: str, cost: PathCost) -> str | None:
     b = c.spec.constraints.monthly_budget_usd
-    if b is None or cost.monthly_usd <= b + CENT:
+    if b is None or cost.cash_monthly_usd <= b + CENT:
         return None
-    return f"monthly cost {usd(cost.monthly_usd)} exceeds the monthly budget of {usd(b)}"
+    return (f"monthly spend {usd(cost.cash_monthly_usd)} (serving, re-indexing or retraining compute, evaluation) "
+            f"exceeds the monthly budget of {usd(b)}")
 
 
 def _deadline(c: Context, p: str, cost: PathCost) -> str | None:
@@ -328,7 +329,8 @@ RULES: list[Rule] = [
          _per_path(_memory, ("peft", "full_finetuning", "pretraining"))),
     Rule("constraint.budget", "The one-off spend (compute of every run, labels, evaluation) must fit the budget.",
          {p: HARD for p in PATHS}, EVIDENCE["constraints"], _per_path(_budget)),
-    Rule("constraint.monthly_budget", "The monthly serving cost must fit the monthly budget.",
+    Rule("constraint.monthly_budget", "The monthly spend (serving, re-indexing or retraining compute, evaluation; "
+                                      "not salaries) must fit the monthly budget.",
          {p: HARD for p in PATHS}, EVIDENCE["constraints"], _per_path(_monthly)),
     Rule("constraint.deadline", "The first result must arrive before the deadline.",
          {p: HARD for p in PATHS}, EVIDENCE["constraints"], _per_path(_deadline)),

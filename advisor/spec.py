@@ -223,7 +223,7 @@ class Traffic(_Strict):
 
 class Constraints(_Strict):
     budget_usd: Number = Field(10_000, ge=0, **_bound("usd"), description="One-off budget (training, indexing, setup compute), USD.")
-    monthly_budget_usd: Number | None = Field(None, ge=0, **_bound("usd"), description="Monthly serving budget, USD (none = no limit).")
+    monthly_budget_usd: Number | None = Field(None, ge=0, **_bound("usd"), description="Monthly cash budget, USD: serving, re-indexing and retraining compute, evaluation; not salaries, like budget_usd (none = no limit).")
     gpu: str = Field("A100-80GB", description="GPU catalog id (`tunepath gpus`).")
     gpu_count: Count = Field(1, ge=1, **_bound("gpus"), description="GPUs available for training.")
     deadline_days: Number | None = Field(None, gt=0, **_bound("days"), description="Days until a first result is needed (none = no limit).")

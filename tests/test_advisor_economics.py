@@ -248,3 +248,32 @@ def test_a_consumer_card_in_the_setup_carries_its_caveat():
     assert any("RTX-4090: a consumer GeForce card" in line for line in out["recommendation"]["rationale"])
     out, _ = _json(EXAMPLES / "contracts-assistant.yaml", "constraints.gpu_fixed=true", "constraints.gpu=L40S")
     assert not any("GeForce" in line for line in out["recommendation"]["rationale"])
+
+
+MEDICAL_ON_ONE_CARD = """
+name: medical-summariser
+task: {kind: summarization, complexity: medium, style_consistency: high}
+knowledge: {corpus_tokens: 20_000_000, in_base_model: partial, domain_shift: moderate}
+data: {labeled_examples: 3000, avg_example_tokens: 2500}
+model: {base: meta-llama/Llama-3.1-8B}
+traffic: {requests_per_month: 20000, prompt_tokens: 2000, output_tokens: 300}
+constraints: {budget_usd: 3000, monthly_budget_usd: 500, gpu: RTX-4090, gpu_count: 1, gpu_fixed: true,
+              deadline_days: 30, data_may_leave: false}
+"""
+
+
+def test_the_monthly_budget_caps_cash_not_the_salaries_of_retraining(tmp_path):
+    """Like budget_usd, monthly_budget_usd pays for GPUs (serving, retraining compute), not engineer-days: the
+    self-hosted card costs $438/month, so PEFT (best fit) fits a $500 budget whatever an engineer-day costs."""
+    spec = tmp_path / "medical.yaml"
+    spec.write_text(MEDICAL_ON_ONE_CARD)
+    for day_rate in ("720", "0"):
+        out, paths = _json(spec, f"economics.engineer_day_usd={day_rate}")
+        peft = paths["peft"]
+        assert peft["feasible"], peft["reasons"]
+        assert peft["cost"]["cash_monthly_usd"] <= 500 < peft["cost"]["monthly_usd"] or day_rate == "0"
+        assert out["recommendation"]["path"] == "peft"
+    # the budget still binds the cash: below the card's monthly rent every self-hosted path misses it
+    _, tight = _json(spec, "constraints.monthly_budget_usd=300")
+    assert not tight["peft"]["feasible"]
+    assert any("monthly spend" in r and "constraint.monthly_budget" in r for r in tight["peft"]["reasons"])
