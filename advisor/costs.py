@@ -484,15 +484,17 @@ def setup_gpus(setup: dict) -> list[str]:
     return list(dict.fromkeys(g for g in (setup.get("train_gpu"), setup.get("serving_gpu")) if g))
 
 
-def _choose(cands: list[tuple[PathCost, list[tuple[float, str]]]]) -> PathCost:
-    """Cheapest feasible setup over the horizon; if none is feasible, the nearest miss (smallest overshoot)."""
+def _choose(cands: list[tuple[PathCost, list[tuple[float, str]]]], held=lambda cost: 0) -> PathCost:
+    """Cheapest feasible setup over the horizon; if none is feasible, the nearest miss (smallest overshoot).
+    `held` ranks before cost what a setup gives the task (prompting: the few-shot examples its window holds), so
+    that a setup is never chosen for being cheaper only because it holds less."""
     def key(c):
         cost, misses = c
         # among setups whose context window is too short, the nearest miss is the longest window (the reason then
         # names the model that came closest, not the cheapest one)
         short = any(m[1].startswith("context window") for m in misses)
         return (bool(misses), sum(m[0] for m in misses), -(cost.setup.get("context_window") or 0) if short else 0,
-                round(cost.total_usd(), 2), cost.setup["params"], cost.setup.get("train_gpus") or 0)
+                -held(cost), round(cost.total_usd(), 2), cost.setup["params"], cost.setup.get("train_gpus") or 0)
     ranked = sorted(cands, key=key)
     best, misses = ranked[0]
     best.misses = [m[1] for m in misses]
@@ -551,7 +553,9 @@ def _prompting(spec: ProjectSpec) -> PathCost:
             cands.append(cand)
             if not any(m[1].startswith("monthly budget") for m in cand[1]):
                 break
-    best = _choose(cands)
+    # A model whose shorter window holds fewer examples is cheaper per request only because it is shown less of
+    # the task (Brown et al. 2020: few-shot accuracy grows with the examples shown): more examples rank first.
+    best = _choose(cands, held=lambda cost: cost.details["few_shot_examples"])
     if kb:
         # What the few-shot examples cost is what every tuned model saves by dropping them; it is priced on the
         # deployment prompting would choose without the knowledge base, so a corpus too large for any window

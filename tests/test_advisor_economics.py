@@ -277,3 +277,25 @@ def test_the_monthly_budget_caps_cash_not_the_salaries_of_retraining(tmp_path):
     _, tight = _json(spec, "constraints.monthly_budget_usd=300")
     assert not tight["peft"]["feasible"]
     assert any("monthly spend" in r and "constraint.monthly_budget" in r for r in tight["peft"]["reasons"])
+
+
+def test_prompting_does_not_trade_few_shot_examples_for_a_shorter_window(tmp_path):
+    """An invoice extractor with 800-token examples: Llama-3.1-8B's 128K window holds the 5 few-shot examples;
+    a 4K-window model of the ladder holds 2 and so costs less per request - that is not a cheaper equivalent."""
+    spec = tmp_path / "extract.yaml"
+    spec.write_text("""
+name: invoice-field-extraction
+task: {kind: extraction, complexity: low, style_consistency: high}
+data: {labeled_examples: 2500, avg_example_tokens: 800}
+model: {base: meta-llama/Llama-3.1-8B}
+traffic: {requests_per_month: 150000, prompt_tokens: 700, output_tokens: 80}
+constraints: {budget_usd: 10000, monthly_budget_usd: 3000, deadline_days: 21}
+""")
+    _, fixed = _json(spec, "model.fixed=true")
+    _, searched = _json(spec)
+    held = fixed["prompting"]["cost"]["details"]["few_shot_examples"]
+    assert held == 5
+    assert searched["prompting"]["cost"]["details"]["few_shot_examples"] == held
+    # still the cheapest among the setups that hold them all
+    assert searched["prompting"]["cost"]["one_off_usd"] + 12 * searched["prompting"]["cost"]["monthly_usd"] <= \
+        fixed["prompting"]["cost"]["one_off_usd"] + 12 * fixed["prompting"]["cost"]["monthly_usd"] + 0.01
