@@ -178,7 +178,8 @@ def _break_even(c: Context) -> str | None:
     if n * horizon < volume[p]:
         saving, one_off = savings[p]
         return (f"at today's per-request costs the cheapest tuned path ({p}) breaks even after {human(volume[p])} "
-                f"requests ({usd(one_off)} one-off / {usd(saving)} saved per request); {human(n * horizon)} "
+                f"requests ({usd(one_off)} one-off / {usd(saving * 1000)} saved per 1,000 requests); "
+                f"{human(n * horizon)} "
                 f"requests in {horizon} months is below it")
     return None
 

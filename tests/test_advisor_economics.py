@@ -279,18 +279,21 @@ def test_the_monthly_budget_caps_cash_not_the_salaries_of_retraining(tmp_path):
     assert any("monthly spend" in r and "constraint.monthly_budget" in r for r in tight["peft"]["reasons"])
 
 
-def test_prompting_does_not_trade_few_shot_examples_for_a_shorter_window(tmp_path):
-    """An invoice extractor with 800-token examples: Llama-3.1-8B's 128K window holds the 5 few-shot examples;
-    a 4K-window model of the ladder holds 2 and so costs less per request - that is not a cheaper equivalent."""
-    spec = tmp_path / "extract.yaml"
-    spec.write_text("""
+INVOICE_EXTRACTION = """
 name: invoice-field-extraction
 task: {kind: extraction, complexity: low, style_consistency: high}
 data: {labeled_examples: 2500, avg_example_tokens: 800}
 model: {base: meta-llama/Llama-3.1-8B}
 traffic: {requests_per_month: 150000, prompt_tokens: 700, output_tokens: 80}
 constraints: {budget_usd: 10000, monthly_budget_usd: 3000, deadline_days: 21}
-""")
+"""
+
+
+def test_prompting_does_not_trade_few_shot_examples_for_a_shorter_window(tmp_path):
+    """An invoice extractor with 800-token examples: Llama-3.1-8B's 128K window holds the 5 few-shot examples;
+    a 4K-window model of the ladder holds 2 and so costs less per request - that is not a cheaper equivalent."""
+    spec = tmp_path / "extract.yaml"
+    spec.write_text(INVOICE_EXTRACTION)
     _, fixed = _json(spec, "model.fixed=true")
     _, searched = _json(spec)
     held = fixed["prompting"]["cost"]["details"]["few_shot_examples"]
@@ -299,3 +302,25 @@ constraints: {budget_usd: 10000, monthly_budget_usd: 3000, deadline_days: 21}
     # still the cheapest among the setups that hold them all
     assert searched["prompting"]["cost"]["one_off_usd"] + 12 * searched["prompting"]["cost"]["monthly_usd"] <= \
         fixed["prompting"]["cost"]["one_off_usd"] + 12 * fixed["prompting"]["cost"]["monthly_usd"] + 0.01
+
+
+def _amount(text: str) -> float:
+    m = re.fullmatch(r"\$([\d,.]+)([MK]?)", text)
+    return float(m.group(1).replace(",", "")) * {"": 1, "K": 1e3, "M": 1e6}[m.group(2)]
+
+
+def test_the_break_even_sentence_states_a_saving_that_gives_its_volume(tmp_path):
+    """Savings of a fraction of a cent per request were printed as '$0 saved per request' next to a finite
+    break-even volume: the printed one-off / saving must give the printed volume."""
+    spec = tmp_path / "extract.yaml"
+    spec.write_text(INVOICE_EXTRACTION)
+    out, paths = _json(spec)
+    rule = next(r for r in paths["prompting"]["rules"] if r["id"] == "traffic.below_break_even")
+    m = re.search(r"breaks even after ([\d.]+)([KMB]?) requests \((\$[\d,.]+[MK]?) one-off / (\$[\d,.]+) saved "
+                  r"per ([\d,]+ )?requests?\)", rule["detail"])
+    assert m, rule["detail"]
+    volume = float(m.group(1)) * {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}[m.group(2)]
+    per = int(m.group(5).replace(",", "")) if m.group(5) else 1
+    saving = _amount(m.group(4)) / per
+    assert saving > 0, rule["detail"]
+    assert _amount(m.group(3)) / saving == pytest.approx(volume, rel=0.03), rule["detail"]
