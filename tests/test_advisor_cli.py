@@ -178,3 +178,19 @@ def test_missing_backend_names_the_extra_to_install(tmp_path, blocked, args, ext
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
     assert r.returncode == 2, r.stderr
     assert f"pip install 'tunepath[{extra}]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_rule_evidence_and_details_read_as_sentences():
+    """Evidence is forwarded as written: none may stop mid-clause on a bare number ('(LIMA): 1,000'), and the
+    knowledge detail must not say 'base model knows partial of them'."""
+    r = cli("rules", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    rows = data if isinstance(data, list) else data["rules"]
+    for row in rows:
+        assert not re.search(r"[:,]\s*[\d,.~]+$", row["evidence"]), (row["id"], row["evidence"])
+    r = cli("recommend", EXAMPLES / "faq-bot.yaml", "--json", "--set", "knowledge.in_base_model=partial",
+            "--set", "knowledge.source_documents=120")
+    assert r.exit_code == 0, r.output
+    details = [f["detail"] for p in json.loads(r.stdout)["paths"] for f in p["rules"] if f["id"] == "knowledge.injection"]
+    assert details and all("knows part of them" in d for d in details), details
