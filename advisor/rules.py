@@ -328,6 +328,11 @@ RULES: list[Rule] = [
                     and c.spec.knowledge.in_base_model.value == "none" else None)),
     Rule("pretrain.data", "Pretraining needs ~20 tokens per parameter of unlabeled text.",
          {"pretraining": HARD}, EVIDENCE["chinchilla"], _pretrain_data),
+    Rule("knowledge.nothing_to_retrieve", "RAG retrieves passages from a document index: with no documents and no "
+                                          "corpus there is nothing to index.",
+         {"rag": HARD}, EVIDENCE["lewis"],
+         lambda c: ("knowledge.source_documents and knowledge.corpus_tokens are 0: no index to retrieve from"
+                    if not (c.spec.knowledge.source_documents or c.spec.knowledge.corpus_tokens) else None)),
     Rule("context.window", "Prompt, in-context knowledge or retrieved passages and the answer must fit the "
                            "model's context window.",
          {"prompting": HARD, "rag": HARD}, EVIDENCE["window"], _per_path(_window, ("prompting", "rag"))),

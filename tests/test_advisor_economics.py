@@ -324,3 +324,16 @@ def test_the_break_even_sentence_states_a_saving_that_gives_its_volume(tmp_path)
     saving = _amount(m.group(4)) / per
     assert saving > 0, rule["detail"]
     assert _amount(m.group(3)) / saving == pytest.approx(volume, rel=0.03), rule["detail"]
+
+
+def test_rag_with_nothing_to_retrieve_is_not_a_path():
+    """A classifier with no documents and no corpus: RAG's index would be empty (top-0 passages), so it is not a
+    cheaper alternative to name in the rationale; it becomes one as soon as there is something to index."""
+    out, paths = _json(EXAMPLES / "ticket-classifier.yaml")
+    assert not paths["rag"]["feasible"]
+    assert any("knowledge.nothing_to_retrieve" in r for r in paths["rag"]["reasons"])
+    assert not any(line.startswith("RAG would cost") for line in out["recommendation"]["rationale"])
+    _, with_docs = _json(EXAMPLES / "ticket-classifier.yaml", "knowledge.source_documents=200",
+                         "knowledge.corpus_tokens=300000")
+    assert with_docs["rag"]["feasible"], with_docs["rag"]["reasons"]
+    assert with_docs["rag"]["cost"]["details"]["top_k"] > 0
