@@ -274,7 +274,7 @@ def assumptions(spec: ProjectSpec, advice: Advice | None = None) -> list[dict]:
     gpu = gpus[0]
     prices = catalog.api_prices()
     return [
-        {"what": f"GPU {g.id}", "value": f"{g.bf16_tflops:g} TFLOP/s, {g.memory_gb:g} GB, "
+        {"what": f"GPU {g.id}", "value": f"{g.bf16_tflops:g} TFLOP/s, {g.memory_gb:g} GiB, "
                                          f"{g.bandwidth_gbs:,.0f} GB/s, ${g.usd_per_hour:.2f}/h",
          "source": f"{g.spec_source}; price: {g.price_source}" + (f" ({g.price_date})" if g.price_date else "")}
         for g in gpus

@@ -337,3 +337,22 @@ def test_rag_with_nothing_to_retrieve_is_not_a_path():
                          "knowledge.corpus_tokens=300000")
     assert with_docs["rag"]["feasible"], with_docs["rag"]["reasons"]
     assert with_docs["rag"]["cost"]["details"]["top_k"] > 0
+
+
+def test_a_card_s_memory_is_named_in_the_catalog_s_unit(tmp_path):
+    """`tunepath gpus` lists an RTX-4090 at 24 (GiB); the memory reason said '1 x RTX-4090 has 26 GB' and the
+    report's assumptions '24 GB' - one card, two sizes. The reason now names the GiB the catalog lists, and the
+    report's row says GiB."""
+    spec = tmp_path / "medical.yaml"
+    spec.write_text(MEDICAL_ON_ONE_CARD)
+    r = cli("gpus", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    rows = rows if isinstance(rows, list) else rows["gpus"]
+    gib = next(g["memory_gb"] for g in rows if g["id"] == "RTX-4090")
+    _, paths = _json(spec)
+    why = " ".join(paths["full_finetuning"]["reasons"])
+    assert f"1 x RTX-4090 has 25.8 GB ({gib:g} GiB) each" in why, why
+    out = tmp_path / "r.md"
+    assert cli("report", spec, "-o", out).exit_code == 0
+    assert f"| GPU RTX-4090 | 165 TFLOP/s, {gib:g} GiB," in out.read_text()

@@ -75,7 +75,7 @@ def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
     classes = catalog.PRICE_CLASSES
     short = {"gpu_cloud": "cloud $/h", "hyperscaler": "hyper $/h", "marketplace": "market $/h"}
     t = new_table("GPU catalog ($/GPU-hour; * = the price costs use)")
-    cols = ["id", "GB", "bf16 TFLOP/s", "GB/s", *(short[c] for c in classes)] + (["read", "spec source"] if wide else [])
+    cols = ["id", "GiB", "bf16 TFLOP/s", "GB/s", *(short[c] for c in classes)] + (["read", "spec source"] if wide else [])
     for col in cols:
         t.add_column(col, justify="left" if col in ("id", "read", "spec source") else "right",
                      no_wrap=col != "spec source")
