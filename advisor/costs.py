@@ -493,8 +493,12 @@ def _choose(cands: list[tuple[PathCost, list[tuple[float, str]]]], held=lambda c
         # among setups whose context window is too short, the nearest miss is the longest window (the reason then
         # names the model that came closest, not the cheapest one)
         short = any(m[1].startswith("context window") for m in misses)
+        # a setup at 80-100 % of its cards' memory is chosen only when none leaves the margin (MEMORY_MARGIN:
+        # published runs at a card's limit peaked above the estimate), on any GPU type, not just on its own
+        tight = bool(cost.memory_gb_per_gpu and cost.gpu_memory_gb
+                     and cost.memory_gb_per_gpu > MEMORY_MARGIN * cost.gpu_memory_gb)
         return (bool(misses), sum(m[0] for m in misses), -(cost.setup.get("context_window") or 0) if short else 0,
-                -held(cost), round(cost.total_usd(), 2), cost.setup["params"], cost.setup.get("train_gpus") or 0)
+                tight, -held(cost), round(cost.total_usd(), 2), cost.setup["params"], cost.setup.get("train_gpus") or 0)
     ranked = sorted(cands, key=key)
     best, misses = ranked[0]
     best.misses = [m[1] for m in misses]
