@@ -484,10 +484,18 @@ def setup_gpus(setup: dict) -> list[str]:
     return list(dict.fromkeys(g for g in (setup.get("train_gpu"), setup.get("serving_gpu")) if g))
 
 
-def _choose(cands: list[tuple[PathCost, list[tuple[float, str]]]], held=lambda cost: 0) -> PathCost:
+# Costs within a dollar or 0.5 % of each other are one cost: the estimate cannot tell them apart (the report's
+# break-even rounding; the estimator's own error is tens of %, docs/validation.md)
+SAME_COST_USD, SAME_COST_REL = 1.0, 0.005
+
+
+def _choose(cands: list[tuple[PathCost, list[tuple[float, str]]]], held=lambda cost: 0,
+            base: str | None = None) -> PathCost:
     """Cheapest feasible setup over the horizon; if none is feasible, the nearest miss (smallest overshoot).
     `held` ranks before cost what a setup gives the task (prompting: the few-shot examples its window holds), so
-    that a setup is never chosen for being cheaper only because it holds less."""
+    that a setup is never chosen for being cheaper only because it holds less. A setup on another model than the
+    spec's `base` must be cheaper by more than rounding (SAME_COST_*): the search does not swap the model the user
+    named (say Llama-3.1-8B for the older Llama-2-7b of its ladder) to save $5 a year."""
     def key(c):
         cost, misses = c
         # among setups whose context window is too short, the nearest miss is the longest window (the reason then
@@ -500,6 +508,14 @@ def _choose(cands: list[tuple[PathCost, list[tuple[float, str]]]], held=lambda c
         return (bool(misses), sum(m[0] for m in misses), -(cost.setup.get("context_window") or 0) if short else 0,
                 tight, -held(cost), round(cost.total_usd(), 2), cost.setup["params"], cost.setup.get("train_gpus") or 0)
     ranked = sorted(cands, key=key)
+    if base is not None and not ranked[0][1] and ranked[0][0].setup["model"] != base:
+        top = ranked[0][0]
+        limit = top.total_usd() + max(SAME_COST_USD, SAME_COST_REL * top.total_usd())
+        same = [c for c in ranked if c[0].setup["model"] == base and key(c)[:5] == key(ranked[0])[:5]
+                and c[0].total_usd() <= limit]
+        if same:
+            ranked.remove(same[0])
+            ranked.insert(0, same[0])
     best, misses = ranked[0]
     best.misses = [m[1] for m in misses]
     best.details["miss_score"] = sum(m[0] for m in misses)
@@ -559,7 +575,7 @@ def _prompting(spec: ProjectSpec) -> PathCost:
                 break
     # A model whose shorter window holds fewer examples is cheaper per request only because it is shown less of
     # the task (Brown et al. 2020: few-shot accuracy grows with the examples shown): more examples rank first.
-    best = _choose(cands, held=lambda cost: cost.details["few_shot_examples"])
+    best = _choose(cands, held=lambda cost: cost.details["few_shot_examples"], base=spec.model.base)
     if kb:
         # What the few-shot examples cost is what every tuned model saves by dropping them; it is priced on the
         # deployment prompting would choose without the knowledge base, so a corpus too large for any window
@@ -602,7 +618,7 @@ def _rag(spec: ProjectSpec) -> PathCost:
              "reindexes_per_month": reindex, "reindex_usd_per_month": reindex * embed_usd,
              "embedder_tuning_pairs": pairs, "embedder_tuning_hours": tune_hours,
              "gpu_hours": (embed_hours + tune_hours) * G, "prompt_tokens": t.prompt_tokens + context}, miss))
-    return _choose(cands)
+    return _choose(cands, base=spec.model.base)
 
 
 def _tuned(spec: ProjectSpec, path: str, methods: tuple[str, ...], tokens_for) -> PathCost:
@@ -621,7 +637,7 @@ def _tuned(spec: ProjectSpec, path: str, methods: tuple[str, ...], tokens_for) -
                 extra["continued_pretraining_tokens"] = cpt_tokens(spec)
             cands.append(_candidate(spec, path, model, srv, ch, tokens, run_usd(ch.est, ch.gpu, ch.count),
                                     run_hours(ch.est) / 24, extra, None, e))
-    return _choose(cands)
+    return _choose(cands, base=spec.model.base)
 
 
 @lru_cache(maxsize=256)

@@ -368,3 +368,24 @@ def test_the_search_prefers_a_memory_margin_on_any_gpu_type(tmp_path):
     _, paths = _json(spec)
     c = paths["full_finetuning"]["cost"]
     assert c["fits"] and c["memory_gb_per_gpu"] <= MEMORY_MARGIN * c["gpu_memory_gb"], c["setup"]
+
+
+def test_the_search_keeps_the_named_model_when_another_saves_only_rounding(tmp_path):
+    """A chat model on Llama-3.1-8B: PEFT was priced on the older Llama-2-7b of its ladder, $5 cheaper over a
+    year of $8,000 - not a saving the estimate can tell from zero. The named model stays; the other is listed."""
+    spec = tmp_path / "chat.yaml"
+    spec.write_text("""
+name: regional-chatbot
+task: {kind: chat, complexity: medium}
+knowledge: {corpus_tokens: 300_000_000, in_base_model: none, domain_shift: large}
+data: {labeled_examples: 8000, avg_example_tokens: 500}
+model: {base: meta-llama/Llama-3.1-8B}
+traffic: {requests_per_month: 100000, prompt_tokens: 400, output_tokens: 250}
+constraints: {budget_usd: 30000, monthly_budget_usd: 3000, gpu: A100-80GB, gpu_count: 8, deadline_days: 90}
+""")
+    _, paths = _json(spec)
+    c = paths["peft"]["cost"]
+    assert c["setup"]["model"] == "meta-llama/Llama-3.1-8B"
+    total = c["one_off_usd"] + c["horizon_months"] * c["monthly_usd"]
+    others = [a for a in c["alternatives"] if a["model"] != "meta-llama/Llama-3.1-8B" and not a["misses"]]
+    assert others and min(a["total_usd"] for a in others) < total <= 1.005 * min(a["total_usd"] for a in others)
