@@ -303,14 +303,17 @@ MULTI_GPU_MICRO_BATCHES = (1, 2, 4, 8)
 
 @lru_cache(maxsize=8192)
 def _train_est(model: str, gpu_id: str, count: int, method: str, tokens: float,
-               ckpt: bool | None, seq_len: int = SFT_SEQ_LEN, micro_batch: int = 1) -> TrainEstimate:
+               ckpt: bool | None, seq_len: int = SFT_SEQ_LEN, micro_batch: int = 1,
+               zero: int | None = None) -> TrainEstimate:
+    """One priced run. ZeRO-3 (FSDP full sharding) by default for full fine-tuning and pretraining on several GPUs;
+    adapters choose (`zero`): data-parallel copies of the frozen weights, or ZeRO-3 shards of them."""
     arch = catalog.architecture(model)
     window = context_window(model) or seq_len
     seq = min(seq_len, window)
     rows = PRETRAIN_GLOBAL_BATCH_TOKENS // seq if method == "pretrain" else SFT_GLOBAL_BATCH_ROWS
     setup = TrainSetup(method=method, tokens=max(tokens, 1.0), seq_len=seq, gpus=count, micro_batch=micro_batch,
                        grad_accum=max(1, math.ceil(rows / (count * micro_batch))),
-                       zero=3 if count > 1 and method in ("full", "pretrain") else 0,
+                       zero=(zero if zero is not None else 3 if method in ("full", "pretrain") else 0) if count > 1 else 0,
                        grad_checkpointing=ckpt, target_modules="all-linear")
     return estimate_training(arch, catalog.gpu(gpu_id), setup)
 
@@ -330,6 +333,7 @@ class _TrainChoice:
     gpu: str
     count: int
     ckpt: bool
+    zero: int = 0
 
 
 def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: float,
@@ -349,12 +353,16 @@ def _fit_at(model: str, gid: str, count: int, methods: tuple[str, ...], tokens: 
                 # (the QLoRA paper trained Guanaco 65B on one 48 GB GPU with 512-token examples, Dettmers et
                 # al. 2023, App. B)
                 for seq in seqs:
-                    ests = [_train_est(model, gid, count, m, tokens, ckpt, seq, mb)
-                            for mb in (MULTI_GPU_MICRO_BATCHES if count > 1 else (1,))]
-                    ok = [e for e in ests if e.fits and e.memory.total <= limit]
+                    # 16-bit LoRA over several GPUs may shard its frozen weights (FSDP / ZeRO-3, as peft's
+                    # FSDP guide: SFT of Llama-70B with LoRA and FSDP on 8 x H100 80GB) instead of falling back to QLoRA
+                    zeros = (0, 3) if count > 1 and m in ("lora", "dora") else (None,)
+                    ests = [(_train_est(model, gid, count, m, tokens, ckpt, seq, mb, z), z)
+                            for mb in (MULTI_GPU_MICRO_BATCHES if count > 1 else (1,)) for z in zeros]
+                    ok = [(e, z) for e, z in ests if e.fits and e.memory.total <= limit]
                     if ok:
-                        est = min(ok, key=lambda e: e.hours)
-                        return _TrainChoice(est, gid, count, est.grad_checkpointing)
+                        est, z = min(ok, key=lambda ez: ez[0].hours)
+                        zero = (z if z is not None else 3 if m in ("full", "pretrain") else 0) if count > 1 else 0
+                        return _TrainChoice(est, gid, count, est.grad_checkpointing, zero)
     return None
 
 
@@ -462,6 +470,7 @@ def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _T
              "serving": srv.how, "serving_precision": srv.precision, "hosted": srv.hosted, "serving_gpu": srv.gpu,
              "train_gpu": train.gpu if train else None, "train_gpus": train.count if train else None,
              "grad_checkpointing": train.ckpt if train else None, "train_seq_len": est.seq_len if est else None,
+             "train_zero": train.zero if train else None,
              "train_micro_batch": est.micro_batch if est else None}
     cost = PathCost(
         path=path, one_off_usd=one_off, monthly_usd=monthly, time_to_first_result_days=ttfr,

@@ -147,6 +147,8 @@ def setup_sentence(cost: PathCost) -> str:
                                                                  if (s.get("train_micro_batch") or 1) > 1 else ""))
         if s.get("grad_checkpointing"):
             how.append("gradient checkpointing")
+        if s.get("train_zero") == 3:
+            how.append("weights sharded with FSDP / ZeRO-3")
         parts.append(f"trained on {s['train_gpus']} x {s['train_gpu']}" + (f" ({', '.join(how)})" if how else ""))
     parts.append("no traffic to serve" if cost.serving == "no traffic" else
                  f"served {cost.serving.replace('self-hosted: ', 'self-hosted on ')}")

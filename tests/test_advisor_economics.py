@@ -389,3 +389,26 @@ constraints: {budget_usd: 30000, monthly_budget_usd: 3000, gpu: A100-80GB, gpu_c
     total = c["one_off_usd"] + c["horizon_months"] * c["monthly_usd"]
     others = [a for a in c["alternatives"] if a["model"] != "meta-llama/Llama-3.1-8B" and not a["misses"]]
     assert others and min(a["total_usd"] for a in others) < total <= 1.005 * min(a["total_usd"] for a in others)
+
+
+def test_lora_on_several_gpus_may_shard_the_frozen_weights(tmp_path):
+    """A 70B model on 8 x H100: 16-bit LoRA does not fit when every GPU holds all 138 GB of frozen weights, and
+    the search fell back to QLoRA (slower: NF4 dequantisation, quantised weights). FSDP / ZeRO-3 shards them
+    (peft's FSDP guide runs LoRA on Llama-70B on 8 x H100 80GB): LoRA it is, and the setup says so."""
+    spec = tmp_path / "big.yaml"
+    spec.write_text("""
+name: analyst-70b
+task: {kind: generation, complexity: high, style_consistency: high}
+data: {labeled_examples: 60000, avg_example_tokens: 1500}
+model: {base: meta-llama/Llama-2-70b-hf, fixed: true}
+traffic: {requests_per_month: 400000, prompt_tokens: 1500, output_tokens: 600}
+constraints: {budget_usd: 250000, gpu: H100-SXM, gpu_count: 8, gpu_fixed: true, data_may_leave: false}
+""")
+    out, paths = _json(spec)
+    c = paths["peft"]["cost"]
+    assert c["fits"] and c["method"] == "lora" and c["setup"]["train_zero"] == 3, (c["method"], c["setup"])
+    r = cli("estimate", "--model", "meta-llama/Llama-2-70b-hf", "--method", "qlora", "--tokens",
+            str(int(c["training_tokens"])), "--gpu", "H100-SXM", "--gpus", "8", "--json")
+    assert r.exit_code == 0, r.output
+    assert c["details"]["training_hours"] < json.loads(r.stdout)["hours"]
+    assert any("FSDP / ZeRO-3" in line for line in out["recommendation"]["rationale"])
