@@ -282,7 +282,8 @@ def serving_options(spec: ProjectSpec, model: str, input_tokens: float, cached_t
                 full = "fp16 weights (this GPU has no bf16)"
             prec = full.split(" (")[0]
             out.append(Serving(monthly_usd=inf.monthly_usd, per_request_usd=inf.monthly_usd / n,
-                               how=f"self-hosted: {inf.replicas} replica(s) x {inf.gpus_per_replica} {gid}, {prec}",
+                               how=f"self-hosted: {inf.replicas} replica{'s' * (inf.replicas != 1)} x "
+                                   f"{inf.gpus_per_replica} {gid}, {prec}",
                                precision=full, gpu=gid))
     if spec.constraints.data_may_leave and hosted_allowed:
         arch = catalog.architecture(model)

@@ -137,7 +137,8 @@ def setup_sentence(cost: PathCost) -> str:
     s = cost.setup
     parts = [f"base model {s.get('model')}"]
     if "few_shot_examples" in cost.details:
-        parts.append(f"{cost.details['few_shot_examples']} few-shot example(s)"
+        n = cost.details["few_shot_examples"]
+        parts.append(f"{n} few-shot example{'s' * (n != 1)}"
                      + (f" and {cost.details['in_context_knowledge_tokens']:,} knowledge tokens in a cached prompt"
                         if cost.details.get("in_context_knowledge_tokens") else ""))
     if s.get("train_gpu"):

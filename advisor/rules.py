@@ -229,7 +229,8 @@ def _continued_pretraining(c: Context) -> str | None:
 
 RULES: list[Rule] = [
     Rule("baseline.prompt_first", "Prompting is the cheapest path to try and the baseline any tuned model must beat.",
-         {"prompting": 1.0}, EVIDENCE["prompt_first"], lambda c: "always applies"),
+         {"prompting": 1.0}, EVIDENCE["prompt_first"],
+         lambda c: "prompting is the baseline any tuned model must beat (this rule always applies)"),
     Rule("task.simple", "Simple tasks are served by prompts, RAG or workflow constraints, not by tuning.",
          {"prompting": 2.0, "rag": 0.5, "peft": -0.5, "full_finetuning": -1.0, "pretraining": -1.0},
          EVIDENCE["prompt_first"], lambda c: "task.complexity is low" if c.spec.task.complexity.value == "low" else None),

@@ -412,3 +412,18 @@ constraints: {budget_usd: 250000, gpu: H100-SXM, gpu_count: 8, gpu_fixed: true, 
     assert r.exit_code == 0, r.output
     assert c["details"]["training_hours"] < json.loads(r.stdout)["hours"]
     assert any("FSDP / ZeRO-3" in line for line in out["recommendation"]["rationale"])
+
+
+def test_setup_sentences_are_forwardable_english(tmp_path):
+    """'1 replica(s)', '5 few-shot example(s)' and 'Because always applies' were in every setup an architect
+    would forward; counts take their plural, and the baseline rule gives its reason."""
+    med, ext = tmp_path / "medical.yaml", tmp_path / "extract.yaml"
+    med.write_text(MEDICAL_ON_ONE_CARD)
+    ext.write_text(INVOICE_EXTRACTION)
+    m, _ = _json(med)
+    e, _ = _json(ext)
+    lines = m["recommendation"]["rationale"] + e["recommendation"]["rationale"]
+    assert not [x for x in lines if "(s)" in x or "Because always applies" in x]
+    assert any("self-hosted on 1 replica x 1 RTX-4090" in x for x in m["recommendation"]["rationale"])
+    assert any("5 few-shot examples" in x for x in e["recommendation"]["rationale"])
+    assert any("prompting is the baseline any tuned model must beat" in x for x in e["recommendation"]["rationale"])
