@@ -563,7 +563,10 @@ def _prompting(spec: ProjectSpec) -> PathCost:
         miss = None
         if fixed > window:
             what = "the knowledge base in the prompt" if kb else "the prompt and answer"
-            miss = f"{what} needs {fixed:,} tokens, {model}'s context window is {window:,}"
+            # to the token near the window; ~1.2B, not 1,200,002,100, when it is many windows over
+            from advisor.textio import human
+            need = f"{fixed:,}" if fixed < 10 * window else f"~{human(fixed)}"
+            miss = f"{what} needs {need} tokens, {model}'s context window is {window:,}"
         in_context = 0 if miss else kb     # what does not fit is not sent (nor priced): the path is infeasible
         # ... and the knowledge base comes first: examples fill what it leaves
         n_kb_shots = min(n_shots, max(0, window - fixed) // avg) if in_context else n_shots

@@ -149,7 +149,8 @@ def _deadline(c: Context, p: str, cost: PathCost) -> str | None:
     d = c.spec.constraints.deadline_days
     if d is None or cost.time_to_first_result_days <= d:
         return None
-    return f"first result in ~{cost.time_to_first_result_days:,.1f} days, deadline is {d:g} days"
+    days = cost.time_to_first_result_days
+    return f"first result in ~{days:,.{1 if days < 100 else 0}f} days, deadline is {d:g} days"
 
 
 def _pretrain_data(c: Context) -> str | None:

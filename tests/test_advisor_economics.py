@@ -427,3 +427,21 @@ def test_setup_sentences_are_forwardable_english(tmp_path):
     assert any("self-hosted on 1 replica x 1 RTX-4090" in x for x in m["recommendation"]["rationale"])
     assert any("5 few-shot examples" in x for x in e["recommendation"]["rationale"])
     assert any("prompting is the baseline any tuned model must beat" in x for x in e["recommendation"]["rationale"])
+
+
+def test_infeasibility_reasons_round_what_is_far_off(tmp_path):
+    """'needs 1,200,002,100 tokens' for a window of 131,072 and 'first result in ~3,865.9 days': digits nobody
+    reads. Far over the window the need is rounded (~1.2B); near it, exact; long spans drop the tenths."""
+    spec = tmp_path / "legal.yaml"
+    spec.write_text(MEDICAL_ON_ONE_CARD)
+    _, far = _json(spec, "knowledge.source_documents=2000000", "knowledge.corpus_tokens=1200000000",
+                   "knowledge.in_base_model=none")
+    why = " ".join(far["prompting"]["reasons"])
+    assert "needs ~1.2B tokens" in why and "context window is 131,072" in why, why
+    deadline = " ".join(r for r in far["pretraining"]["reasons"] if "constraint.deadline" in r)
+    m = re.search(r"first result in ~([\d,.]+) days", deadline)
+    assert m and float(m.group(1).replace(",", "")) > 100 and "." not in m.group(1), deadline
+    _, near = _json(spec, "knowledge.source_documents=100", "knowledge.corpus_tokens=140000",
+                    "knowledge.in_base_model=none", "model.fixed=true")
+    why = " ".join(near["prompting"]["reasons"])
+    assert re.search(r"needs 1\d\d,\d\d\d tokens", why), why
