@@ -246,7 +246,10 @@ def recommend(spec: ProjectSpec) -> Advice:
                          + f", {a['serving']}: {usd(a['total_usd'])} over {horizon} months"
                          + (f" ({a['total_usd'] / best.cost.total_usd():.1f}x this setup's)"
                             if best.cost.total_usd() > 0 and a["total_usd"] > 1.5 * best.cost.total_usd() else "")
-                         + (f" (misses the {', '.join(a['misses'])})" if a["misses"] else "") + ".")
+                         + (f" (misses the {', '.join(a['misses'])})" if a["misses"] else "")
+                         + (f" ({usd(best.cost.total_usd() - a['total_usd'])} less, within rounding: the spec's "
+                            f"model {spec.model.base} is kept)"
+                            if not a["misses"] and a["total_usd"] < best.cost.total_usd() - 0.005 else "") + ".")
     runner = sorted((r for r in feasible if r.path != best.path), key=lambda r: (-r.fit, r.cost.total_usd()))
     if runner:
         r = runner[0]

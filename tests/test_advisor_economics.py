@@ -445,3 +445,16 @@ def test_infeasibility_reasons_round_what_is_far_off(tmp_path):
                     "knowledge.in_base_model=none", "model.fixed=true")
     why = " ".join(near["prompting"]["reasons"])
     assert re.search(r"needs 1\d\d,\d\d\d tokens", why), why
+
+
+def test_a_cheaper_next_best_setup_says_why_it_was_not_taken(tmp_path):
+    """With the spec's model kept within rounding, the 'next-best' setup can be a few dollars cheaper; the
+    rationale must say why it lost rather than list a cheaper setup as worse."""
+    spec = tmp_path / "medical.yaml"
+    spec.write_text(MEDICAL_ON_ONE_CARD)
+    out, paths = _json(spec)
+    alt = paths["peft"]["cost"]["alternatives"][0]
+    c = paths["peft"]["cost"]
+    assert alt["total_usd"] < c["one_off_usd"] + c["horizon_months"] * c["monthly_usd"]
+    line = next(x for x in out["recommendation"]["rationale"] if x.startswith("Next-best setup"))
+    assert "within rounding: the spec's model meta-llama/Llama-3.1-8B is kept" in line, line
