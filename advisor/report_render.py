@@ -189,9 +189,13 @@ def _alternative_lines(report: dict) -> list[str]:
         alts = p.get("alternatives") or []
         if not alts:
             continue
+        # a setup cheaper than the chosen one lost only by rounding, to the spec's own model: say so
         shown = "; ".join(f"{a['model']}" + (f", train {a['train']}" if a["train"] else "") + f", {a['serving']}: "
                           f"{fmt_usd(a['total_usd'])}" + (f" (misses the {', '.join(a['misses'])})" if a["misses"]
-                                                          else "") for a in alts)
+                                                          else " (within rounding of the chosen setup, which keeps "
+                                                               "the spec's model)"
+                                                          if a["total_usd"] < p["total_horizon_usd"] - 0.005 else "")
+                          for a in alts)
         out.append(f"{p['label']}: {shown}")
     return out
 

@@ -458,3 +458,14 @@ def test_a_cheaper_next_best_setup_says_why_it_was_not_taken(tmp_path):
     assert alt["total_usd"] < c["one_off_usd"] + c["horizon_months"] * c["monthly_usd"]
     line = next(x for x in out["recommendation"]["rationale"] if x.startswith("Next-best setup"))
     assert "within rounding: the spec's model meta-llama/Llama-3.1-8B is kept" in line, line
+
+
+def test_the_report_says_why_a_cheaper_setup_was_not_taken(tmp_path):
+    spec = tmp_path / "medical.yaml"
+    spec.write_text(MEDICAL_ON_ONE_CARD)
+    for ext in ("md", "html"):
+        out = tmp_path / f"r.{ext}"
+        assert cli("report", spec, "-o", out).exit_code == 0
+        text = out.read_text()
+        at = text.index("PEFT: meta-llama/Llama-2-7b-hf, train")
+        assert "(within rounding of the chosen setup, which keeps the spec" in text[at:at + 300], text[at:at + 300]
