@@ -67,6 +67,10 @@ TUNED_DOWNSIZE = 4            # a tuned model may be up to 4x smaller than the p
                               # task is not complex and >= 1,000 labels exist (Zhao et al. 2024, 'LoRA Land':
                               # LoRA-tuned 7B models beat GPT-4 on most of 31 narrow tasks)
 TUNED_DOWNSIZE_MIN_LABELS = 1000
+# Classification needs no generative breadth: fine-tuned RoBERTa-size models (125M-355M) beat zero-shot GPT-4 and
+# Claude Opus on every classification task tested, from a few hundred labels (Bucher & Martini 2024,
+# arXiv:2406.08660). With as many labels, a classifier may step down to the family's smallest model.
+TUNED_ANY_SIZE_KINDS = ("classification",)
 # Consumer cards have no NVLink and their driver licence excludes datacenter deployment (NVIDIA GeForce
 # software licence, 2017): one server of them at most.
 MAX_TRAIN_GPUS = {"RTX-4090": 8}
@@ -212,7 +216,8 @@ def ladder(spec: ProjectSpec, path: str) -> list[str]:
     """Base models the search may use for `path`: the spec's model, plus (unless model.fixed) catalog models
     of the same family (owner and architecture) that are adequate: as large or larger for prompted paths
     and pretraining; for tuned paths down to 1/TUNED_DOWNSIZE of its size when the task is not complex and
-    >= 1,000 labels exist, never larger (a larger model costs more to tune and to serve)."""
+    >= 1,000 labels exist (any smaller size for classification), never larger (a larger model costs more to tune
+    and to serve)."""
     base = spec.model.base
     if spec.model.fixed or path == "pretraining":
         return [base]
@@ -226,7 +231,7 @@ def ladder(spec: ProjectSpec, path: str) -> list[str]:
     if tuned:   # a bigger model is never a cheaper one to tune and serve: tuned paths only step down
         ceiling = arch.total_params
         if spec.task.complexity.value != "high" and tuned_labels(spec) >= TUNED_DOWNSIZE_MIN_LABELS:
-            floor = arch.total_params / TUNED_DOWNSIZE
+            floor = 0 if spec.task.kind.value in TUNED_ANY_SIZE_KINDS else arch.total_params / TUNED_DOWNSIZE
     out, seen = [base], {models[base].path}
     for mid, m in models.items():
         if m.path in seen or not mid.startswith(owner + "/") or ":" in mid:
