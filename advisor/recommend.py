@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from advisor import catalog
 from advisor.paths import label
-from advisor.costs import PATHS, PathCost, path_costs, setup_gpus
+from advisor.costs import PATHS, PathCost, path_costs, pretraining_tokens, setup_gpus
 from advisor.rules import HARD, RULES, Context
 from advisor.spec import ProjectSpec
-from advisor.textio import usd
+from advisor.textio import human, usd
 
 COMBINE_MIN_FIT = 2.5     # both halves of a combined plan must clearly earn their place on their own rules
 FIT_MARGIN = 1.0          # one ordinary rule's weight: paths closer than one piece of evidence are equally fit
@@ -172,6 +172,21 @@ def breakdown_sentence(cost: PathCost) -> str:
             + (f" ({monthly})" if monthly else "") + f"; first result in ~{cost.time_to_first_result_days:.0f} days.")
 
 
+def pretraining_data_sentence(spec: ProjectSpec, cost: PathCost) -> str | None:
+    """Pretraining is priced at the compute-optimal token count (Hoffmann et al. 2022, ~20 per parameter); when the
+    corpus holds far more, say what a pass over all of it would cost - small models are now trained far past
+    compute-optimal for cheaper serving (Llama 3 8B: 15T tokens, ~1,900 per parameter; Dubey et al. 2024)."""
+    optimal = pretraining_tokens(catalog.architecture(cost.setup["model"]))
+    have = spec.knowledge.corpus_tokens
+    compute = cost.breakdown.get("compute", 0.0)
+    if have <= 2 * optimal or not compute:
+        return None
+    return (f"Priced at the compute-optimal {human(optimal)} tokens (~20 per parameter, Hoffmann et al. 2022) of the "
+            f"corpus's {human(have)}; small models are now trained far longer for cheaper serving (Llama 3 8B: 15T "
+            f"tokens): one pass over all {human(have)} would cost about {usd(compute * have / optimal)} in compute "
+            f"and its training would take ~{have / optimal:.0f}x as long.")
+
+
 def _nearest_miss(results: list[PathResult]) -> str | None:
     """The path that misses only the project's constraints, and by the least."""
     constraint_only = [r for r in results
@@ -239,6 +254,8 @@ def recommend(spec: ProjectSpec) -> Advice:
         rationale.append(_embedder_tuning(spec, by["rag"].cost))
     rationale.append(setup_sentence(cost))
     rationale.append(breakdown_sentence(cost))
+    if choice == "pretraining" and (line := pretraining_data_sentence(spec, cost)):
+        rationale.append(line)
     if best.cost.alternatives:
         a = best.cost.alternatives[0]
         rationale.append(f"Next-best setup for {label(best.path)}: {a['model']}"

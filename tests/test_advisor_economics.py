@@ -491,3 +491,29 @@ constraints: {{budget_usd: 15000, data_may_leave: true}}
 
     size = catalog.architecture(model).total_params
     assert (size < 7.6e9 / 4) == smallest, model
+
+
+def test_pretraining_on_a_corpus_far_past_compute_optimal_says_what_all_of_it_would_cost(tmp_path):
+    """Pretraining is priced at ~20 tokens per parameter; a team with 500B tokens for a 1.1B model will likely
+    use far more of them, so the rationale prices one pass over the whole corpus too (compute scales with tokens)."""
+    spec = tmp_path / "own.yaml"
+    text = """
+name: sovereign-1b
+task: {{kind: generation, complexity: medium}}
+knowledge: {{corpus_tokens: {corpus}, in_base_model: none, domain_shift: large}}
+data: {{labeled_examples: 20000, avg_example_tokens: 600}}
+model: {{base: TinyLlama/TinyLlama-1.1B-Chat-v1.0}}
+traffic: {{requests_per_month: 1000000, prompt_tokens: 500, output_tokens: 200}}
+constraints: {{budget_usd: 400000, gpu: H100-SXM, gpu_count: 64, data_may_leave: false}}
+"""
+    spec.write_text(text.format(corpus="500_000_000_000"))
+    out, paths = _json(spec)
+    assert out["recommendation"]["path"] == "pretraining"
+    [line] = [s for s in out["recommendation"]["rationale"] if s.startswith("Priced at the compute-optimal")]
+    compute = paths["pretraining"]["cost"]["breakdown"]["compute"]
+    optimal = 20 * 1_100_048_384            # Chinchilla's ~20 tokens per parameter of TinyLlama-1.1B
+    m = re.search(r"one pass over all 500B would cost about \$([\d,]+) in compute", line)
+    assert m and float(m.group(1).replace(",", "")) == pytest.approx(compute * 500e9 / optimal, rel=0.02), line
+    spec.write_text(text.format(corpus="30_000_000_000"))     # about compute-optimal: nothing to add
+    out, _ = _json(spec)
+    assert not any(s.startswith("Priced at the compute-optimal") for s in out["recommendation"]["rationale"])
