@@ -194,3 +194,20 @@ def test_rule_evidence_and_details_read_as_sentences():
     assert r.exit_code == 0, r.output
     details = [f["detail"] for p in json.loads(r.stdout)["paths"] for f in p["rules"] if f["id"] == "knowledge.injection"]
     assert details and all("knows part of them" in d for d in details), details
+
+
+@pytest.mark.parametrize("args", [["rules", "--json"], ["recommend", str(EXAMPLES / "support-assistant.yaml")]])
+def test_output_into_a_closed_pipe_stops_quietly(args):
+    """`tunepath rules --json | head -1`: the reader closing the pipe is not a bug - no 'internal error', exit 141
+    (128 + SIGPIPE, what a shell reports for a Unix tool stopped by a closed pipe), nothing on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)   # every write to stdout now fails with EPIPE, as after `head` exits
+    env = {k: v for k, v in os.environ.items() if k != "TUNEPATH_DEBUG"}
+    env["PYTHONPATH"] = str(REPO)
+    try:
+        r = subprocess.run([sys.executable, "-m", "tunepath.cli", *args], stdout=write_end, stderr=subprocess.PIPE,
+                           text=True, cwd=REPO, env=env, timeout=120)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 141, r.stderr
+    assert r.stderr == ""

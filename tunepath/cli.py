@@ -3,7 +3,8 @@
 Each command group lives in its own module under tunepath/commands/ and only parses, calls the
 core and renders. Backends (rag/, training/) are imported inside the commands that need them, so
 the advisor's commands never pay for torch, transformers, sentence-transformers or faiss.
-Exit codes: 0 success, 2 a mistake the user can fix (one line naming the field or file), 1 a bug.
+Exit codes: 0 success, 2 a mistake the user can fix (one line naming the field or file), 1 a bug,
+141 stdout's reader closed the pipe (`| head`), as for any Unix tool.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ try:  # typer >= 0.2x vendors click as typer._click; older typer raises click's 
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError as _UsageError
 
-from advisor.console import err, out
+from advisor.console import err, out, stdout_reader_gone, stop_on_broken_pipe
 from advisor.errors import EXIT_INTERNAL, EXIT_USER, UserError
 from tunepath.commands import advice, catalogs, estimate, rag, run, train
 
@@ -47,6 +48,8 @@ class _Group(TyperGroup):
         except _PASS_THROUGH:
             raise
         except Exception as e:
+            if isinstance(e, BrokenPipeError) and stdout_reader_gone():   # `| head` stopped reading: not a bug
+                stop_on_broken_pipe()
             extra = _EXTRA_OF.get((e.name or "").split(".")[0]) if isinstance(e, ModuleNotFoundError) else None
             if extra:  # a backend the user has not installed: fixable, so exit 2
                 err.print(f"[bold red]error:[/] this command needs the {extra} extra ({e.name} is not installed): "
@@ -90,7 +93,13 @@ app.add_typer(rag.app, name="rag")
 
 
 def main() -> None:
-    app(prog_name="tunepath")
+    try:
+        app(prog_name="tunepath")
+    finally:
+        try:   # output still buffered when the command returned meets a closed pipe here
+            sys.stdout.flush()
+        except BrokenPipeError:
+            stop_on_broken_pipe()
 
 
 if __name__ == "__main__":
