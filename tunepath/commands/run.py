@@ -8,7 +8,7 @@ import typer
 
 from advisor.console import err, out
 from advisor.errors import UserError
-from tunepath.commands.options import JsonOpt, SetOpt, SpecArg, print_json
+from tunepath.commands.options import JsonOpt, SetOpt, SpecArg, print_json, quiet_libraries
 
 app = typer.Typer()
 
@@ -55,6 +55,7 @@ def run(spec: Path = SpecArg,
         if not sys.stdin.isatty():
             raise UserError("not a terminal: add --yes to start the run without a prompt")
         typer.confirm("Start the run?", abort=True)
+    quiet_libraries()
     summary = execute(plan, s, on_step=lambda st: err.print(f"[bold cyan]>[/] {st.description}", soft_wrap=True))
     if html is not None:
         from tunepath.run_report import write_run_html
@@ -81,6 +82,7 @@ def calibrate(model: str = typer.Option(None, "--model", help="Config.json / mod
     from advisor import calibration
     from tunepath.calibrate import measure
 
+    quiet_libraries()
     cal = measure(model, steps=steps)
     p = calibration.save(cal)
     if as_json:

@@ -9,15 +9,9 @@ from typing import Any, Optional
 
 import typer
 
+from tunepath.commands.options import quiet_libraries
+
 app = typer.Typer()
-
-
-def _quiet_libraries() -> None:
-    """Library deprecation chatter (transformers/peft FutureWarnings) is not for tunepath's users."""
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _is_main() -> bool:
@@ -114,7 +108,7 @@ def train(
     from advisor.console import out
     from training.config import load_config
 
-    _quiet_libraries()
+    quiet_libraries()
     if not math.isfinite(gpus_per_worker):
         from advisor.errors import UserError
 
@@ -178,7 +172,7 @@ def merge(
     from adapters import merge as do_merge
     from advisor.console import out
 
-    _quiet_libraries()
+    quiet_libraries()
     path = do_merge(str(adapter_dir), str(out_dir), base)
     out.print(f"merged model saved to {path}")
 
@@ -196,7 +190,7 @@ def generate(
     from advisor.console import out
     from training.generate import generate as gen
 
-    _quiet_libraries()
+    quiet_libraries()
     text = gen(str(model_dir), prompt, str(adapter) if adapter else None, max_new_tokens, chat=not raw,
                temperature=temperature)
     out.print(text, markup=False, highlight=False)
