@@ -46,9 +46,10 @@ class Calibration:
     rag_startup_s: float = DEFAULT_RAG_STARTUP_S
 
     def describe(self) -> str:
-        if not self.calibrated:
-            return (f"uncalibrated guess: {self.train_flops_per_s / 1e9:.0f} GFLOP/s training "
-                    "(run `tunepath calibrate` to measure)")
+        if not self.calibrated:   # both guesses: a RAG plan's estimates rest on the embedding one
+            emb = f", {self.embed_chunks_per_s:.0f} chunks/s embedding" if self.embed_chunks_per_s else ""
+            return (f"uncalibrated guesses: {self.train_flops_per_s / 1e9:.0f} GFLOP/s training{emb} "
+                    "(run `tunepath calibrate` to measure this machine)")
         emb = f", {self.embed_chunks_per_s:.1f} chunks/s embedding" if self.embed_chunks_per_s else ""
         return (f"calibrated {self.measured_at} on {self.device} ({self.model}, {self.precision}): "
                 f"{self.train_flops_per_s / 1e9:.1f} GFLOP/s training{emb}")

@@ -112,6 +112,15 @@ def test_dry_run_plans_without_running(tmp_path, tiny_base_model):
     assert not (tmp_path / "run").exists()
 
 
+def test_uncalibrated_rag_plan_states_the_embedding_rate_it_assumed(tmp_path):
+    """The demo's RAG plan said only 'uncalibrated guess: 40 GFLOP/s training' - a rate it does not use - and
+    not the chunks/s its index estimate rests on."""
+    plan = json.loads(cli("run", EXAMPLES / "acme-support.yaml", "--dry-run", "--json",
+                          "--set", f"run.output_dir={tmp_path / 'acme'}").stdout)
+    rate = plan["steps"][0]["estimate"]["chunks_per_s"]
+    assert plan["calibration"].startswith("uncalibrated") and f"{rate:.0f} chunks/s embedding" in plan["calibration"]
+
+
 def test_calibrate_then_estimates_say_they_use_it(tmp_path, tiny_base_model):
     r = cli("calibrate", "--steps", "1", "--json")
     assert r.exit_code == 0, r.output
