@@ -93,6 +93,8 @@ def test_lora_end_to_end_merge_and_generate(tmp_path, tiny_base_model):
     assert "trainable" in r.stderr and "tokens per step" in r.stderr and "effective batch" in r.stderr
     assert "packing (auto: CPU" in r.stderr  # the plan says how rows are batched, and why
     out = tmp_path / "out"
+    # the last line names what was written into the output folder (it said "run_summary.json beside it")
+    assert (out / "loss.svg").is_file() and f"saved to {out} (with run_summary.json and loss.svg)" in r.stdout
     s = json.loads((out / "run_summary.json").read_text())
     assert s["method"] == "lora" and 0 < s["trainable_percent"] < 100
     # plain peft loads the adapter; merging gives the same function

@@ -159,7 +159,8 @@ def train(
               f"({summary.peak_memory_kind})")
     out.print(f"train loss {loss(summary.train_loss)} (last {loss(summary.final_loss)}), eval loss "
               f"{loss(summary.eval_loss)}, perplexity {loss(summary.perplexity)}")
-    out.print(f"saved to {summary.output_dir} (run_summary.json beside it)")
+    written = [f for f in ("run_summary.json", "loss.svg") if (Path(summary.output_dir) / f).is_file()]
+    out.print(f"saved to {summary.output_dir} (with {' and '.join(written)})", soft_wrap=True)
 
 
 @app.command()
