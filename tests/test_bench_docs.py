@@ -47,3 +47,14 @@ def test_quoted_estimate_accuracy_agrees_with_the_recorded_bench():
     assert json.loads(mod.ACCURACY.read_text()) == mod.accuracy_by_group(recorded)
     groups = json.loads(mod.ACCURACY.read_text())["groups"]
     assert {"pretraining time", "fine-tuning time", "memory", "serving"} <= set(groups)
+
+
+def test_generated_docs_are_in_step_with_the_recorded_results(tmp_path):
+    """docs/benchmarks.md and docs/validation.md are generated (bench/make_docs.py, `estimator_published.py
+    --docs`); a result recorded without regenerating them left benchmarks.md quoting the previous run."""
+    make_docs = _load("make_docs")
+    assert (REPO / "docs" / "benchmarks.md").read_text() == make_docs.render(REPO / "bench" / "results"), \
+        "docs/benchmarks.md is stale: run python bench/make_docs.py"
+    _load("estimator_published").write_docs(tmp_path / "validation.md")
+    assert (REPO / "docs" / "validation.md").read_text() == (tmp_path / "validation.md").read_text(), \
+        "docs/validation.md is stale: run python bench/estimator_published.py --docs"
