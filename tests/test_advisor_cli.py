@@ -49,6 +49,8 @@ def test_recommend_table_output_names_choice_and_rules():
     assert r.exit_code == 0
     assert "Recommendation: RAG" in r.stdout
     assert "knowledge.exceeds_prompt" in r.stdout and "task.citations" in r.stdout
+    # "12/16 GB" under memory/GPU: the legend says which number is which
+    assert "memory/GPU: need/have" in r.stdout
 
 
 def test_set_override_changes_the_answer():

@@ -27,7 +27,7 @@ def new_table(title: str | None = None, **kw) -> Table:
 def advice_table(advice: Advice) -> Table:
     chosen = (advice.recommendation.path or "").split("+")
     t = new_table(f"{advice.spec_name}: {advice.model} ({human(advice.total_params)} params)")
-    t.caption = "> recommended, x infeasible (why: below)"
+    t.caption = "> recommended, x infeasible (why: below); memory/GPU: need/have"
     t.caption_justify = "left"
     t.add_column("path", no_wrap=True)
     for col in ("fit", "one-off", "monthly", "12-month", "1st result", "memory/GPU"):
