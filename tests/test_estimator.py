@@ -482,6 +482,8 @@ def test_inference_notes_a_request_longer_than_the_window_and_prints_batch_1_onc
             "--concurrency", "1")
     assert r.exit_code == 0 and "4,096-token window" in r.stderr
     assert r.stdout.count("decode tokens/s") == 1
+    # the serving engine it assumes is one line under the table, not a caption wrapped to the table's width
+    assert "assumes a vLLM-class server: continuous batching, paged KV cache, CUDA graphs" in r.stdout
 
 
 @pytest.mark.parametrize("name,hint", [("H100-80GB", "'H100-SXM' or 'H100-PCIe'"), ("a100", "'A100-80GB' or 'A100-40GB'"),

@@ -102,8 +102,7 @@ def inference_table(est: InferenceEstimate, gpu_id: str) -> Table:
                  ("GPU-hours / month", f"{est.monthly_gpu_hours:,.0f}"),
                  ("cost / month", usd(est.monthly_usd))):
         t.add_row(k, v)
-    t.caption = f"assumes {est.engine}"
-    return t
+    return t   # the engine it assumes is printed under it (a caption wraps to the narrow table's width)
 
 
 def _fmt(v, unit: str = "") -> str:

@@ -114,6 +114,7 @@ def estimate(
         from tunepath.render import inference_table
 
         out.print(inference_table(inf, g.id))
+        out.print(f"[dim]assumes {inf.engine}[/]")
         if inf.accuracy:
             out.print(f"[dim]accuracy: {inf.accuracy}[/]")
         return
