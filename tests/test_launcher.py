@@ -123,6 +123,8 @@ def test_uncalibrated_rag_plan_states_the_embedding_rate_it_assumed(tmp_path):
     plan = json.loads(cli("run", EXAMPLES / "acme-support.yaml", "--dry-run", "--json",
                           "--set", f"run.output_dir={tmp_path / 'acme'}").stdout)
     rate = plan["steps"][0]["estimate"]["chunks_per_s"]
+    # the step names what it indexes, as the spec wrote it (it said "index 1 path(s)" for the one folder)
+    assert plan["steps"][0]["description"].startswith("index corpus/docs, ~")
     assert plan["calibration"].startswith("uncalibrated") and f"{rate:.0f} chunks/s embedding" in plan["calibration"]
 
 

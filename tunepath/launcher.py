@@ -223,7 +223,7 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Run
             if run.retrieval_pairs:
                 steps.append(_tune_step(run, base, out, docs, chunks, rate, cal))
                 model = steps[-1].config["out"]
-            steps.append(Step("index", f"index {len(docs)} path(s), ~{chunks} chunks, into {out / 'index'}"
+            steps.append(Step("index", f"index {', '.join(run.documents)}, ~{chunks} chunks, into {out / 'index'}"
                               + (" with the tuned embedder" if model else ""),
                               {"wall_s": round(cal.rag_startup_s + chunks / rate, 1),
                                "peak_memory_gb": cal.rag_process_gb, "chunks_per_s": round(rate, 1)},
