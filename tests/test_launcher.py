@@ -142,6 +142,10 @@ def test_calibrate_then_estimates_say_they_use_it(tmp_path, tiny_base_model):
     ({}, ["--yes"], "run.labeled_data"),
     ({"labeled_data": "nope.jsonl", "base_model": "x"}, ["--yes"], "run.labeled_data: nope.jsonl does not exist"),
     ({"labeled_data": str(GARDEN_QA), "base_model": "Qwen/Qwen2.5-0.5B"}, [], "add --yes"),
+    # a local folder that does not exist (the README's ../runs/tiny-llama before it is built) planned as a hub id
+    # "not in the catalog" and failed only after the plan, naming train.yaml's model.name_or_path
+    ({"labeled_data": str(GARDEN_QA), "base_model": "../runs/no-such-model"}, ["--dry-run"],
+     "run.base_model: ../runs/no-such-model does not exist (relative paths are relative to the spec file"),
     ({"labeled_data": str(GARDEN_QA), "base_model": "Qwen/Qwen2.5-0.5B"}, ["--yes", "--path", "magic"],
      "--path 'magic'"),
     # run.output_dir naming a file was an internal FileExistsError once the plan had been shown

@@ -81,6 +81,11 @@ def _text_chars(paths: list[str]) -> int:
     return total
 
 
+def _local_path_form(ref: str) -> bool:
+    """A reference only a local path can be: ./x, ../x, /x, ~/x, or more than one '/' (a hub id is org/name)."""
+    return ref.startswith((".", "/", "~")) or ref.count("/") > 1
+
+
 def _needs(run: RunSection, names: list[str], path: str) -> None:
     missing = [n for n in names if not getattr(run, n)]
     if missing:
@@ -124,7 +129,11 @@ def _train_config(spec: ProjectSpec, run: RunSection, base: Path, stage: str, ou
         cfg["data"]["paths"] = [_resolve_existing(base, c, "corpus") for c in run.corpus]
     else:
         model = run.base_model
-        cfg["model"] = {"name_or_path": _resolve(base, model) if Path(base / model).exists() else model}
+        local = Path(_resolve(base, model)).exists()
+        if not local and _local_path_form(model):
+            raise UserError(f"run.base_model: {model} does not exist (relative paths are relative to the spec file; "
+                            "a hub id has the form org/name)")
+        cfg["model"] = {"name_or_path": _resolve(base, model) if local else model}
         cfg["data"]["paths"] = [_resolve_existing(base, run.labeled_data, "labeled_data")]
         if stage == "peft":
             cfg["adapter"] = dict(run.adapter)
