@@ -79,21 +79,36 @@ def save(cal: Calibration) -> Path:
     return atomic_write_text(path(), json.dumps(asdict(cal), indent=2))
 
 
-def local_train_estimate(arch: Any, setup: Any, cal: Calibration | None = None) -> dict[str, Any]:
+def local_train_estimate(arch: Any, setup: Any, cal: Calibration | None = None, gpu: Any = None) -> dict[str, Any]:
     """The estimator's FLOPs and memory for a run on this machine, timed with this machine's calibration.
 
     One function for the launcher's plan and the training backend's run summary, so the estimate a
     user confirms and the one printed beside the measurement are the same. Memory on CPU adds the
-    process's own resident memory (libraries, allocator), measured by `tunepath calibrate`.
+    process's own resident memory (libraries, allocator), measured by `tunepath calibrate`. On a GPU
+    (`gpu`: the catalog row of this machine's device, setup.device "cuda") without a calibration measured
+    on it, the time is the estimator's for that GPU at its default MFU - never the CPU guess.
     """
-    from advisor.estimate import GB, training_flops, training_memory
+    from advisor.estimate import GB, estimate_training, training_flops, training_memory
 
     cal = cal or load()
     flops, mem = training_flops(arch, setup), training_memory(arch, setup)
-    seconds = flops / cal.train_flops_per_s
+    on_gpu = setup.device == "cuda" and gpu is not None
+    if on_gpu and not gpu_calibrated(cal):
+        est = estimate_training(arch, gpu, setup)
+        seconds = est.hours * 3600
+        source = (f"{gpu.id} at the estimator's default MFU {est.mfu:.2f} (not calibrated on this GPU: "
+                  "`tunepath calibrate` measures it)")
+    else:
+        seconds = flops / cal.train_flops_per_s
+        source = cal.describe()
     process_gb = cal.train_process_gb if setup.device == "cpu" else 0.0
     return {"flops": flops, "memory_gb": mem.as_gb(), "process_gb": process_gb,
             "peak_memory_gb": round(mem.total / GB + process_gb, 3), "train_wall_s": round(seconds, 2),
             "wall_s": round(seconds + cal.train_startup_s, 1),
             "tokens_per_s": round(setup.tokens / seconds, 1) if seconds else None,
-            "tokens": setup.tokens, "calibration": cal.describe()}
+            "tokens": setup.tokens, "calibration": source}
+
+
+def gpu_calibrated(cal: Calibration) -> bool:
+    """Whether the calibration was measured on a CUDA device (tunepath calibrate names a CPU 'cpu x N threads')."""
+    return cal.calibrated and not cal.device.startswith("cpu")

@@ -219,3 +219,20 @@ def test_rag_plus_peft_runs_both_halves_with_a_local_generator(tmp_path, tiny_ba
     ans = s["steps"][1]["detail"]["answers"][0]
     assert "garlic.md" in ans["sources"][0] and isinstance(ans["answer"], str)
     assert s["steps"][2]["detail"]["steps"] == 1
+
+
+def test_a_plan_on_a_gpu_machine_is_priced_on_that_gpu(tmp_path, tiny_base_model, monkeypatch):
+    """Where torch sees a CUDA device the backend trains there, so the plan is priced there: the estimator's time
+    for the catalog GPU (no calibration measured on it), CUDA memory without the CPU process, and the step says
+    so - it was priced at the uncalibrated 40 GFLOP/s CPU guess with device cpu whatever the machine."""
+    import torch
+
+    spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model)})
+    cpu = json.loads(cli("run", spec, "--dry-run", "--json").stdout)["steps"][0]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 80GB HBM3")
+    gpu = json.loads(cli("run", spec, "--dry-run", "--json").stdout)["steps"][0]
+    assert gpu["estimate"]["tokens_per_s"] > 100 * cpu["estimate"]["tokens_per_s"]
+    assert "H100-SXM at the estimator's default MFU" in gpu["estimate"]["calibration"]
+    assert "H100-SXM" in gpu["description"] and "H100" not in cpu["description"]
+    assert gpu["estimate"]["peak_memory_gb"] != cpu["estimate"]["peak_memory_gb"]   # CUDA context, no CPU process

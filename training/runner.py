@@ -284,7 +284,10 @@ def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str) 
                            lora_rank=getattr(config.adapter, "r", 8),
                            target_modules=targets if targets in ("all-linear", None) else list(targets),
                            device="cuda" if torch.cuda.is_available() else "cpu")
-        return local_train_estimate(arch, setup)
+        from advisor.catalog import gpu_for_device
+
+        gpu = gpu_for_device(torch.cuda.get_device_name()) if setup.device == "cuda" else None
+        return local_train_estimate(arch, setup, gpu=gpu)
     except (UserError, ValueError, TypeError):
         return None
 

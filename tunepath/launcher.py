@@ -109,13 +109,26 @@ def _train_estimate(arch, cfg: dict, tokens: float, cal: calibration.Calibration
     if method not in ESTIMABLE_METHODS:
         return {"note": f"the estimator does not model {method}"}
     targets = adapter.get("target_modules")
+    device, gpu = local_device()
     setup = TrainSetup(method=method, tokens=max(tokens, 1), seq_len=cfg["data"]["max_seq_len"],
-                       micro_batch=cfg["training"]["micro_batch_size"], device="cpu",
+                       micro_batch=cfg["training"]["micro_batch_size"], device=device,
                        grad_accum=int(cfg["training"].get("gradient_accumulation_steps", 1)),
                        target_modules=targets if isinstance(targets, (str, list)) or targets is None else list(targets),
                        lora_rank=int(adapter.get("r", 8)))
-    est = calibration.local_train_estimate(arch, setup, cal)
-    return {k: est[k] for k in ("wall_s", "peak_memory_gb", "tokens_per_s", "flops", "tokens")}
+    est = calibration.local_train_estimate(arch, setup, cal, gpu=gpu)
+    return {k: est[k] for k in ("wall_s", "peak_memory_gb", "tokens_per_s", "flops", "tokens", "calibration")}
+
+
+def local_device() -> tuple[str, Any]:
+    """("cuda", its catalog GPU or None) where torch sees a CUDA device - the training backend trains there, so
+    the plan is priced there - else ("cpu", None)."""
+    try:
+        import torch
+    except ImportError:          # no training extra: the run will say so; plan as CPU
+        return "cpu", None
+    if not torch.cuda.is_available():
+        return "cpu", None
+    return "cuda", catalog.gpu_for_device(torch.cuda.get_device_name())
 
 
 def _train_config(spec: ProjectSpec, run: RunSection, base: Path, stage: str, out: Path) -> dict:
@@ -276,6 +289,8 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Run
             size = f"{arch.total_params:,} params" if arch else f"{shown}, {no_estimate}: no estimate"
             steps.append(Step("train", f"{stage} training ({size}) -> {cfg['output_dir']}; "
                                        f"config written to {out / 'train.yaml'}", est, cfg))
+            if est.get("calibration") and est["calibration"] != cal.describe():
+                steps[-1].description += f"; timed as {est['calibration']}"
             if cluster:
                 steps[-1].cluster = cluster
                 steps[-1].description += f"; on Ray ({cluster['address'] or 'local'}): {cluster['workers_note']}"
