@@ -697,9 +697,10 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         notes.append(f"communication ({'ZeRO-3 parameter gathers and ' if setup.zero >= 3 else ''}gradient reduction "
                      f"over {link:g} GB/s links) takes {comm / compute:.1f}x the compute, so it sets the time: "
                      "larger micro-batches, fewer GPUs or NVLink GPUs (`tunepath gpus`) shorten it")
+    rows = setup.micro_batch * setup.grad_accum * setup.gpus
     if update > 0.1 * seconds:
         notes.append(f"the optimizer update after each of {optimizer_steps(setup):,.0f} steps adds "
-                     f"{update / seconds:.0%} of the time (bandwidth-bound, {setup.micro_batch * setup.grad_accum * setup.gpus:,} rows a "
+                     f"{update / seconds:.0%} of the time (bandwidth-bound, {rows:,} row{'s' * (rows != 1)} a "
                      "step): --grad-accum takes fewer, larger steps")
     if setup.precision == "fp32" and setup.device == "cuda":
         notes.append(f"fp32 training runs every matmul on CUDA cores ({fp32_peak:g} TFLOP/s against "

@@ -721,6 +721,9 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
                   "micro-batches per step). *Then*: the estimate of the code that ran; *now*: this commit's.", "",
                   "| model | method | checkpointing | max_memory_allocated GB | estimate then | error then | "
                   "estimate now | error now |", "|---|---|---|---|---|---|---|---|"]
+        tq = next(r for r in g["figures"]["rows"] if "TinyLlama" in r["model"] and r["method"] == "qlora"
+                  and r["grad_checkpointing"])
+        tq_now = estimate_gb(tq["model"], tq["method"], tq["grad_checkpointing"], tq["seq"], tq["micro_batch"])
         for r in g["figures"]["rows"]:
             now = estimate_gb(r["model"], r["method"], r["grad_checkpointing"], r["seq"], r["micro_batch"])
             lines.append(f"| {r['model']} | {r['method']} | {r['grad_checkpointing']} | {r['measured_gb']:.2f} | "
@@ -739,12 +742,13 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
                   "this table. Two rows stay outside 10 %: TinyLlama full fine-tuning with checkpointing (the bench "
                   "used torch's foreach AdamW, whose step allocates a temporary the size of the parameters; the "
                   "Trainer runs the fused AdamW the estimate assumes, and the bench now does too) and TinyLlama QLoRA "
-                  "with checkpointing. That row was 29 % under; its peak is the recomputed layer's backward, where "
-                  "the math kernel's s x s softmax gradient is alive. That transient was then measured on CPU "
-                  "with eager attention (1.4-1.9 s x s fp32 tensors per head, now in the estimate and in "
-                  "bench/estimator_accuracy.py's table), which takes the row to 19 % under; the rest (about "
-                  "0.6 GB) is unexplained, perhaps the math kernel's own masking copies. The next GPU run of "
-                  "`bash bench/gpu_checks.sh memory` is the check of both."]
+                  f"with checkpointing. That row was {-tq['error']:.0%} under when measured; its peak is the "
+                  "recomputed layer's backward, where the math kernel's s x s softmax gradient is alive. That "
+                  "transient was then measured on CPU with eager attention (1.4-1.9 s x s fp32 tensors per head, now "
+                  "in the estimate and in bench/estimator_accuracy.py's table), which takes the row to "
+                  f"{(tq['measured_gb'] - tq_now) / tq['measured_gb']:.0%} under; the rest "
+                  f"({tq['measured_gb'] - tq_now:.1f} GB) is unexplained, perhaps the math kernel's own masking "
+                  "copies. The next GPU run of `bash bench/gpu_checks.sh memory` is the check of both."]
     else:
         lines += ["Not run yet: no GPU was available when this page was generated. `bench/gpu_checks.py` is ready:",
                   "on a CUDA machine it builds Qwen2.5-0.5B and TinyLlama-1.1B (Llama) at random init from the",
