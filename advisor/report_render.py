@@ -215,7 +215,8 @@ def _cost_lines(report: dict) -> list[str]:
 def _paths_rows(report: dict) -> list[list[str]]:
     rows = []
     for p in report["paths"]:
-        mem = "-" if p["memory_gb_per_gpu"] is None else f'{fmt_num(p["memory_gb_per_gpu"])} / {fmt_num(float(p["gpu_memory_gb"]))} GB'
+        mem = "-" if p["memory_gb_per_gpu"] is None else \
+            f'{fmt_num(p["memory_gb_per_gpu"] * 1e9 / 2**30)} / {fmt_num(float(p["gpu_memory_gb"]) * 1e9 / 2**30)} GiB'
         rows.append([p["label"], "yes" if p["feasible"] else "no: " + "; ".join(p["reasons"]), f'{p["fit"]:+g}',
                      fmt_usd(p["one_off_usd"]), fmt_usd(p["monthly_usd"]), fmt_usd(p["total_12m_usd"]),
                      f'{fmt_num(p["time_to_first_result_days"])} d', mem, p["serving"], "; ".join(p["risks"])])

@@ -123,7 +123,8 @@ def _memory(c: Context, p: str, cost: PathCost) -> str | None:
     s = cost.setup
     where = "" if c.spec.constraints.gpu_fixed else " (the largest setup searched)"
     # GB = 1e9 bytes, as estimates count; cards are sold in GiB ("24 GB" RTX-4090 = 24 GiB = 25.8 GB): both are named
-    return (f"{cost.method} of {s.get('model')} needs {cost.memory_gb_per_gpu:,.0f} GB per GPU, "
+    return (f"{cost.method} of {s.get('model')} needs {cost.memory_gb_per_gpu:,.0f} GB "
+            f"({cost.memory_gb_per_gpu * 1e9 / 2**30:,.0f} GiB) per GPU, "
             f"{s.get('train_gpus')} x {s.get('train_gpu')}{where} has {cost.gpu_memory_gb:,.1f} GB "
             f"({cost.gpu_memory_gb * 1e9 / 2**30:,.3g} GiB) each")
 

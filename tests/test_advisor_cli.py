@@ -49,8 +49,23 @@ def test_recommend_table_output_names_choice_and_rules():
     assert r.exit_code == 0
     assert "Recommendation: RAG" in r.stdout
     assert "knowledge.exceeds_prompt" in r.stdout and "task.citations" in r.stdout
-    # "12/16 GB" under memory/GPU: the legend says which number is which
+    # "12/16 GiB" under memory/GPU: the legend says which number is which
     assert "memory/GPU: need/have" in r.stdout
+
+
+def test_memory_per_gpu_is_shown_in_the_unit_cards_are_sold_in():
+    """An H200 holds 141 GiB (151e9 bytes): the table said '/151 GB' where `tunepath gpus` and the data sheet say
+    141; both numbers are now GiB, and an infeasibility reason names the need in both units."""
+    r = cli("recommend", EXAMPLES / "support-assistant.yaml", "--set", "constraints.gpu=H200",
+            "--set", "constraints.gpu_fixed=true", "--set", "constraints.gpu_count=1")
+    assert r.exit_code == 0, r.output
+    rows = [line for line in r.stdout.splitlines() if re.search(r"\d+/\d+ Gi?B", line)]
+    assert rows and all(line.rstrip().endswith("/141 GiB") for line in rows), rows
+    data = json.loads(cli("recommend", EXAMPLES / "support-assistant.yaml", "--json", "--set", "constraints.gpu=T4",
+                          "--set", "constraints.gpu_fixed=true", "--set", "constraints.gpu_count=1",
+                          "--set", "model.base=meta-llama/Llama-2-70b-hf", "--set", "model.fixed=true").stdout)
+    reasons = [x for p in data["paths"] for x in p["reasons"] if "per GPU" in x]
+    assert reasons and all(re.search(r"needs [\d,]+ GB \([\d,]+ GiB\) per GPU", x) for x in reasons), reasons
 
 
 def test_set_override_changes_the_answer():

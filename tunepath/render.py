@@ -4,7 +4,9 @@ from __future__ import annotations
 from rich import box
 from rich.table import Table
 
-from advisor.estimate import InferenceEstimate, TrainEstimate
+from advisor.estimate import GB, InferenceEstimate, TrainEstimate
+
+GIB = 2**30
 from advisor.paths import label
 from advisor.recommend import Advice
 from advisor.textio import human, usd
@@ -35,7 +37,9 @@ def advice_table(advice: Advice) -> Table:
     for r in sorted(advice.paths, key=lambda r: (not r.feasible, -r.fit)):
         c = r.cost
         mark = "[bold green]>[/] " if r.path in chosen else "  " if r.feasible else "[red]x[/] "
-        mem = f"{c.memory_gb_per_gpu:,.0f}/{c.gpu_memory_gb:,.0f} GB" if c.memory_gb_per_gpu is not None else "-"
+        # GiB, the unit the card is sold in and nvidia-smi shows (an H200's 141, not 151 GB of 1e9 bytes)
+        mem = (f"{c.memory_gb_per_gpu * GB / GIB:,.0f}/{c.gpu_memory_gb * GB / GIB:,.0f} GiB"
+               if c.memory_gb_per_gpu is not None else "-")
         t.add_row(mark + label(r.path), f"{r.fit:+g}",
                   usd(c.one_off_usd), usd(c.monthly_usd), usd(c.total_usd(12)),
                   f"{c.time_to_first_result_days:,.0f} d", mem)
