@@ -26,6 +26,12 @@ _KEY_ALIASES = {"n_embd": "hidden_size", "n_layer": "num_hidden_layers", "n_head
                 "n_positions": "max_position_embeddings", "layer_norm_epsilon": "layer_norm_eps"}
 
 
+# Far beyond any model built (the largest published, Switch-C, has 1.6e12 parameters: Fedus et al. 2021,
+# 'Switch Transformers', arXiv:2101.03961), low enough that memory and FLOP arithmetic stays finite.
+MAX_PARAMS = 1e15
+MAX_PARAMS_WHY = "over 600x the largest published model (Switch-C, 1.6 trillion: Fedus et al. 2021)"
+
+
 @dataclass(frozen=True)
 class Linear:
     """One linear (or GPT-2 Conv1D) module inside a decoder layer, by its peft-targetable name."""
@@ -125,6 +131,20 @@ def _require(cfg: dict, key: str, where: str) -> int:
     return v
 
 
+def optional_int(cfg: dict, key: str, default, where: str):
+    """A size the config may leave out (then `default`); when given, a positive integer like a required one
+    (a string, 0 or inf there was an internal error deep in the estimator)."""
+    return default if cfg.get(key) is None else _require(cfg, key, where)
+
+
+def _kv_heads(cfg: dict, key: str, heads: int, where: str) -> int:
+    """Key/value heads (GQA): each serves heads / kv query heads, so kv divides the head count."""
+    kv = optional_int(cfg, key, heads, where)
+    if heads % kv:
+        raise UserError(f"{where}: '{key}' ({kv}) must divide 'num_attention_heads' ({heads})")
+    return kv
+
+
 def _core_dims(cfg: dict, where: str) -> tuple[int, int, int, int]:
     """hidden_size, num_hidden_layers, num_attention_heads, vocab_size: every family needs them."""
     return tuple(_require(cfg, k, where) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -153,7 +173,11 @@ def from_config(raw: dict, where: str = "config.json") -> Architecture:
     if mt not in SUPPORTED:
         raise UserError(f"{where}: model_type {mt!r} is not supported for exact counts; "
                         f"supported: {', '.join(SUPPORTED)} (legacy: {', '.join(_TYPE_ALIASES)})")
-    return _BUILDERS[mt](cfg, where)
+    arch = _BUILDERS[mt](cfg, where)
+    if arch.total_params > MAX_PARAMS:
+        raise UserError(f"{where}: these sizes make {arch.total_params:.3g} parameters, more than the upper bound "
+                        f"{MAX_PARAMS:.0e}, {MAX_PARAMS_WHY}; check hidden_size, num_hidden_layers and vocab_size")
+    return arch
 
 
 # --- per-family module trees (transformers 5 modeling files) ---------------------------------
@@ -163,8 +187,8 @@ def _llama_like(cfg: dict, where: str) -> Architecture:
     mt = cfg["model_type"]
     h, L, nh, V = _core_dims(cfg, where)
     inter = _require(cfg, "intermediate_size", where)
-    kv = _get(cfg, "num_key_value_heads", nh)
-    hd = _get(cfg, "head_dim", h // nh)
+    kv = _kv_heads(cfg, "num_key_value_heads", nh, where)
+    hd = optional_int(cfg, "head_dim", h // nh, where)
     # Qwen2 has biases on q/k/v only (modeling_qwen2.py); Llama-family exposes attention_bias.
     qkv_bias = True if mt == "qwen2" else bool(_get(cfg, "attention_bias", False))
     o_bias = False if mt == "qwen2" else bool(_get(cfg, "attention_bias", False))
@@ -184,6 +208,8 @@ def _llama_like(cfg: dict, where: str) -> Architecture:
         # them as fused 3-D parameters, not nn.Linear, so peft's target_modules cannot reach them.
         experts = _require(cfg, "num_local_experts", where)
         top_k = _require(cfg, "num_experts_per_tok", where)
+        if top_k > experts:
+            raise UserError(f"{where}: 'num_experts_per_tok' ({top_k}) exceeds 'num_local_experts' ({experts})")
         mlp = (Linear(name="gate", in_features=h, out_features=experts, bias=False, targetable=False),
                Linear(name="w1", in_features=h, out_features=inter, bias=False, count=experts, expert=True,
                       targetable=False),
@@ -205,7 +231,7 @@ def _llama_like(cfg: dict, where: str) -> Architecture:
     return Architecture(
         model_type=mt, vocab_size=V, hidden_size=h, num_layers=L, num_heads=nh, num_kv_heads=kv, head_dim=hd,
         intermediate_size=inter, tied_embeddings=bool(_get(cfg, "tie_word_embeddings", tied_default)),
-        max_position_embeddings=cfg.get("max_position_embeddings"),
+        max_position_embeddings=optional_int(cfg, "max_position_embeddings", None, where),
         layer_linears=attn + mlp, layer_norm_params=norms, final_norm_params=h,
         num_experts=experts, experts_per_token=top_k)
 
@@ -213,8 +239,8 @@ def _llama_like(cfg: dict, where: str) -> Architecture:
 def _phi(cfg: dict, where: str) -> Architecture:
     """Phi-1/2 (modeling_phi.py): parallel attention+MLP after one LayerNorm, biases everywhere."""
     h, L, nh, V = _core_dims(cfg, where)
-    inter = _get(cfg, "intermediate_size", 4 * h)
-    kv = _get(cfg, "num_key_value_heads", nh)
+    inter = optional_int(cfg, "intermediate_size", 4 * h, where)
+    kv = _kv_heads(cfg, "num_key_value_heads", nh, where)
     hd = h // nh
     linears = (Linear(name="q_proj", in_features=h, out_features=nh * hd, bias=True),
                Linear(name="k_proj", in_features=h, out_features=kv * hd, bias=True),
@@ -226,7 +252,7 @@ def _phi(cfg: dict, where: str) -> Architecture:
     return Architecture(
         model_type="phi", vocab_size=V, hidden_size=h, num_layers=L, num_heads=nh, num_kv_heads=kv, head_dim=hd,
         intermediate_size=inter, tied_embeddings=bool(_get(cfg, "tie_word_embeddings", False)),
-        max_position_embeddings=cfg.get("max_position_embeddings"), layer_linears=linears,
+        max_position_embeddings=optional_int(cfg, "max_position_embeddings", None, where), layer_linears=linears,
         layer_norm_params=norms, final_norm_params=2 * h, lm_head_bias=True)
 
 
@@ -234,7 +260,7 @@ def _gpt2(cfg: dict, where: str) -> Architecture:
     """GPT-2 (modeling_gpt2.py): learned positions, Conv1D with biases, LayerNorms, tied head."""
     h, L, nh, V = _core_dims(cfg, where)
     P = _require(cfg, "max_position_embeddings", where)
-    inter = _get(cfg, "intermediate_size", 4 * h)
+    inter = optional_int(cfg, "intermediate_size", 4 * h, where)
     linears = (Linear(name="c_attn", in_features=h, out_features=3 * h, bias=True),
                Linear(name="c_proj", in_features=h, out_features=h, bias=True, scope="attn"),
                Linear(name="c_fc", in_features=h, out_features=inter, bias=True),
@@ -258,7 +284,7 @@ def _gpt_neox(cfg: dict, where: str) -> Architecture:
     return Architecture(
         model_type="gpt_neox", vocab_size=V, hidden_size=h, num_layers=L, num_heads=nh, num_kv_heads=nh,
         head_dim=h // nh, intermediate_size=inter, tied_embeddings=bool(_get(cfg, "tie_word_embeddings", False)),
-        max_position_embeddings=cfg.get("max_position_embeddings"), layer_linears=linears,
+        max_position_embeddings=optional_int(cfg, "max_position_embeddings", None, where), layer_linears=linears,
         layer_norm_params=4 * h, final_norm_params=2 * h)
 
 
@@ -268,23 +294,23 @@ def _falcon(cfg: dict, where: str) -> Architecture:
     hd = h // nh
     new_arch = bool(cfg.get("new_decoder_architecture"))
     if new_arch:
-        kv = _get(cfg, "num_kv_heads", nh)
+        kv = _kv_heads(cfg, "num_kv_heads", nh, where)
     else:
         kv = 1 if cfg.get("multi_query", True) else nh
     bias = bool(_get(cfg, "bias", False))
-    ffn = _get(cfg, "ffn_hidden_size", 4 * h)
+    ffn = optional_int(cfg, "ffn_hidden_size", 4 * h, where)
     linears = (Linear(name="query_key_value", in_features=h, out_features=(nh + 2 * kv) * hd, bias=bias),
                Linear(name="dense", in_features=h, out_features=h, bias=bias),
                Linear(name="dense_h_to_4h", in_features=h, out_features=ffn, bias=bias),
                Linear(name="dense_4h_to_h", in_features=ffn, out_features=h, bias=bias))
     if new_arch:
-        n_ln = _get(cfg, "num_ln_in_parallel_attn", 2)
+        n_ln = optional_int(cfg, "num_ln_in_parallel_attn", 2, where)
     else:
         n_ln = 1 if cfg.get("parallel_attn", True) else 2
     return Architecture(
         model_type="falcon", vocab_size=V, hidden_size=h, num_layers=L, num_heads=nh, num_kv_heads=kv, head_dim=hd,
         intermediate_size=ffn, tied_embeddings=bool(_get(cfg, "tie_word_embeddings", True)),
-        max_position_embeddings=cfg.get("max_position_embeddings"), layer_linears=linears,
+        max_position_embeddings=optional_int(cfg, "max_position_embeddings", None, where), layer_linears=linears,
         layer_norm_params=n_ln * 2 * h, final_norm_params=2 * h)
 
 

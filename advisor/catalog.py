@@ -8,6 +8,7 @@ in TUNEPATH_CATALOG (paths separated by os.pathsep), each with optional top-leve
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 import json
@@ -20,7 +21,7 @@ import yaml
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster parsing
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from advisor.architecture import Architecture, from_config
+from advisor.architecture import Architecture, from_config, optional_int
 from advisor.errors import UserError
 
 DATA = Path(__file__).parent / "data"
@@ -306,3 +307,34 @@ def model_config(ref: str) -> tuple[str, dict]:
 def architecture(ref: str) -> Architecture:
     name, cfg = model_config(ref)
     return from_config(cfg, where=name)
+
+
+# Configs that leave the window out get their config class's default when transformers loads them
+# (FalconConfig.max_position_embeddings = 2048; falcon-7b's config.json has no such key).
+CONFIG_DEFAULT_WINDOW = {"falcon": 2048, "RefinedWeb": 2048, "RefinedWebModel": 2048}
+
+
+@lru_cache(maxsize=64)
+def context_window(ref: str) -> int | None:
+    """Tokens the model attends over, from its config: max_position_embeddings, stretched by rope scaling
+    when the config names a factor over an original window (YaRN / linear / dynamic NTK)."""
+    name, cfg = model_config(ref)
+    text = cfg.get("text_config")
+    if text is not None and not isinstance(text, dict):
+        raise UserError(f"{name}: 'text_config' must be an object of config fields, got {type(text).__name__}")
+    cfg = {**cfg, **(text or {})}
+    key = next((k for k in ("max_position_embeddings", "n_positions", "n_ctx") if cfg.get(k)), None)
+    base = (optional_int(cfg, key, None, name) if key
+            else CONFIG_DEFAULT_WINDOW.get(cfg.get("model_type", "")))
+    if not base:
+        return None
+    rs = cfg.get("rope_scaling") or {}
+    factor = rs.get("factor") if isinstance(rs, dict) else None
+    if isinstance(factor, (int, float)) and not isinstance(factor, bool) and not math.isfinite(factor):
+        raise UserError(f"{name}: rope_scaling.factor must be a finite number, got {factor!r}")
+    if isinstance(factor, (int, float)) and factor > 1:
+        original = optional_int(rs, "original_max_position_embeddings", None, f"{name}: rope_scaling")
+        kind = rs.get("rope_type") or rs.get("type")
+        if (original and base <= original) or (not original and kind in ("linear", "dynamic", "yarn")):
+            return int(base * factor)
+    return int(base)

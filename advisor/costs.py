@@ -17,6 +17,7 @@ from typing import Any
 
 from advisor import catalog, paths, retrieval
 from advisor.architecture import Architecture
+from advisor.catalog import CONFIG_DEFAULT_WINDOW, context_window  # noqa: F401 (the window is read from the config)
 from advisor.estimate import (
     MEMORY_MARGIN,
     TrainEstimate,
@@ -185,31 +186,6 @@ def cpt_tokens(spec: ProjectSpec) -> float:
 
 def pretraining_tokens(arch: Architecture) -> float:
     return chinchilla_tokens(arch.total_params)
-
-
-# Configs that leave the window out get their config class's default when transformers loads them
-# (FalconConfig.max_position_embeddings = 2048; falcon-7b's config.json has no such key).
-CONFIG_DEFAULT_WINDOW = {"falcon": 2048, "RefinedWeb": 2048, "RefinedWebModel": 2048}
-
-
-@lru_cache(maxsize=64)
-def context_window(ref: str) -> int | None:
-    """Tokens the model attends over, from its config: max_position_embeddings, stretched by rope scaling
-    when the config names a factor over an original window (YaRN / linear / dynamic NTK)."""
-    _, cfg = catalog.model_config(ref)
-    cfg = {**cfg, **(cfg.get("text_config") or {})}
-    base = (cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("n_ctx")
-            or CONFIG_DEFAULT_WINDOW.get(cfg.get("model_type", "")))
-    if not base:
-        return None
-    rs = cfg.get("rope_scaling") or {}
-    factor = rs.get("factor") if isinstance(rs, dict) else None
-    if isinstance(factor, (int, float)) and factor > 1:
-        original = rs.get("original_max_position_embeddings")
-        kind = rs.get("rope_type") or rs.get("type")
-        if (original and base <= original) or (not original and kind in ("linear", "dynamic", "yarn")):
-            return int(base * factor)
-    return int(base)
 
 
 def ladder(spec: ProjectSpec, path: str) -> list[str]:

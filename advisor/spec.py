@@ -209,6 +209,7 @@ class ModelRef(_Strict):
         from advisor import catalog
         try:
             catalog.architecture(v)
+            catalog.context_window(v)     # its window fields too: their mistakes are the spec's, named here
         except UserError as e:
             raise ValueError(str(e)) from None
         return v

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from helpers import EXAMPLES, cli, cli_subprocess
+from helpers import EXAMPLES, REPO, cli, cli_subprocess
 
 BASE = "name: x\ntask: {kind: qa}\n"
 
@@ -118,3 +118,42 @@ def test_a_misspelt_section_is_named_before_the_missing_one(tmp_path):
     p = tmp_path / "tsk.yaml"
     p.write_text((EXAMPLES / "faq-bot.yaml").read_text().replace("\ntask:", "\ntsk:"))
     one_line_error(cli("recommend", p), "tsk: unknown field; did you mean 'task'?")
+
+
+_LLAMA = REPO / "advisor" / "data" / "models" / "meta-llama__Llama-3.1-8B.json"
+_MIXTRAL = REPO / "advisor" / "data" / "models" / "mistralai__Mixtral-8x7B-v0.1.json"
+
+
+@pytest.mark.parametrize("source,change,needles", [
+    (_LLAMA, {"max_position_embeddings": -1}, ["'max_position_embeddings'", "positive integer"]),
+    (_LLAMA, {"max_position_embeddings": "4k"}, ["'max_position_embeddings'", "'4k'"]),
+    (_LLAMA, {"head_dim": 0}, ["'head_dim'", "positive integer"]),
+    (_LLAMA, {"num_key_value_heads": "8"}, ["'num_key_value_heads'", "positive integer"]),
+    (_LLAMA, {"num_key_value_heads": 3}, ["'num_key_value_heads' (3) must divide"]),
+    (_LLAMA, {"hidden_size": 10 ** 12, "num_hidden_layers": 10 ** 9}, ["parameters", "upper bound", "Switch-C"]),
+    (_LLAMA, {"rope_scaling": {"factor": 8, "original_max_position_embeddings": "x", "rope_type": "llama3"}},
+     ["rope_scaling", "'original_max_position_embeddings'"]),
+    (_LLAMA, {"text_config": [1]}, ["'text_config'", "object"]),
+    (_MIXTRAL, {"num_experts_per_tok": 100}, ["'num_experts_per_tok' (100) exceeds 'num_local_experts' (8)"]),
+])
+def test_a_bad_size_in_a_model_config_is_one_line(tmp_path, source, change, needles):
+    """A config.json given as model.base / --model is the user's input too: a size that is a string, zero, negative,
+    absurd or inconsistent was an internal TypeError / ZeroDivisionError / StopIteration deep in the estimator."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({**json.loads(source.read_text()), **change}))
+    window_only = "rope_scaling" in change or "text_config" in change     # training estimates never read them
+    for args in (["estimate", "--model", folder, "--method", "inference"],
+                 *([] if window_only else [["estimate", "--model", folder, "--tokens", "1M"]])):
+        _one_line_exit_2(_Done(cli(*args, env={"TUNEPATH_DEBUG": ""})), "model", *needles)
+    _one_line_exit_2(_run(tmp_path, BASE + f"model: {{base: {folder}}}\n"), "model.base", *needles)
+
+
+def test_a_non_finite_rope_factor_is_one_line(tmp_path):
+    """JSON's Infinity (Python's json reads it, as transformers does) as rope_scaling.factor: int(inf) was internal."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    cfg = {**json.loads(_LLAMA.read_text()), "rope_scaling": {"factor": "INF", "rope_type": "yarn"}}
+    (folder / "config.json").write_text(json.dumps(cfg).replace('"INF"', "Infinity"))
+    _one_line_exit_2(_Done(cli("estimate", "--model", folder, "--method", "inference", env={"TUNEPATH_DEBUG": ""})),
+                     "rope_scaling.factor", "finite")
