@@ -24,6 +24,7 @@ class Limit:
     le: float | None = None
     suffixes: bool = False
     choices: tuple[float, ...] | None = None
+    why: str = ""               # why the upper bound is where it is (said when a value exceeds it)
 
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a finite number"
@@ -54,7 +55,8 @@ def parse_number(option: str, raw, limit: Limit = Limit()) -> float | int:
     ok = ((limit.gt is None or value > limit.gt) and (limit.ge is None or value >= limit.ge)
           and (limit.le is None or value <= limit.le) and (limit.choices is None or value in limit.choices))
     if not ok:
-        raise UserError(f"{option}: expected {limit.describe()}, got {raw!r}")
+        why = f" ({limit.why})" if limit.why and limit.le is not None and value > limit.le else ""
+        raise UserError(f"{option}: expected {limit.describe()}, got {raw!r}{why}")
     return value
 
 
@@ -64,20 +66,29 @@ def check_options(values: dict[str, object], limits: dict[str, Limit]) -> dict[s
             for opt, lim in limits.items()}
 
 
+def _bounded(kind: str, **kw) -> Limit:
+    """A Limit with the spec's upper bound for this kind of quantity (advisor/spec.py BOUNDS), so that the
+    command line and a spec accept the same range; without one, --tokens 1e300 priced an infinite run."""
+    from advisor.spec import BOUNDS
+
+    le, why = BOUNDS[kind]
+    return Limit(le=le, why=why, **kw)
+
+
 # `tunepath estimate`'s numeric options. --tokens is a count (20M); --mfu a fraction of peak.
 ESTIMATE_LIMITS: dict[str, Limit] = {
-    "--tokens": Limit(gt=0, suffixes=True),
-    "--gpus": Limit(integer=True, ge=1),
-    "--rank": Limit(integer=True, ge=1),
-    "--virtual-tokens": Limit(integer=True, ge=1),
-    "--seq-len": Limit(integer=True, ge=1),
-    "--micro-batch": Limit(integer=True, ge=1),
-    "--grad-accum": Limit(integer=True, ge=1),
+    "--tokens": _bounded("corpus_tokens", gt=0, suffixes=True),
+    "--gpus": _bounded("gpus", integer=True, ge=1),
+    "--rank": Limit(integer=True, ge=1, le=1e6, why="wider than any model's layers"),
+    "--virtual-tokens": _bounded("tokens", integer=True, ge=1),
+    "--seq-len": _bounded("tokens", integer=True, ge=1),
+    "--micro-batch": Limit(integer=True, ge=1, le=1e6, why="far more sequences than any GPU's memory holds"),
+    "--grad-accum": Limit(integer=True, ge=1, le=1e6, why="a million micro-batches per optimizer step"),
     "--zero": Limit(integer=True, ge=0, le=3),
     "--mfu": Limit(gt=0, le=1),
-    "--prompt-tokens": Limit(integer=True, ge=0),
-    "--output-tokens": Limit(integer=True, ge=0),
-    "--requests-per-month": Limit(ge=0, suffixes=True),
+    "--prompt-tokens": _bounded("tokens", integer=True, ge=0),
+    "--output-tokens": _bounded("tokens", integer=True, ge=0),
+    "--requests-per-month": _bounded("requests_per_month", ge=0, suffixes=True),
     "--weight-bits": Limit(integer=True, choices=(4, 8, 16)),
-    "--concurrency": Limit(integer=True, ge=1),
+    "--concurrency": Limit(integer=True, ge=1, le=1e6, why="vLLM batches at most max_num_seqs, 256 by default"),
 }

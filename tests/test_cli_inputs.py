@@ -1,0 +1,66 @@
+"""Malformed and extreme inputs to the advisor's commands (estimate, report, catalogs): one line naming the option,
+field or file and what was expected, exit 2 - never an internal error, never non-JSON after --json."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import REPO, cli, one_line_error
+
+_LLAMA = REPO / "advisor" / "data" / "models" / "meta-llama__Llama-3.1-8B.json"
+_INFERENCE_ONLY = {"--prompt-tokens", "--output-tokens", "--requests-per-month", "--concurrency"}
+
+
+def _huge_model(tmp_path, **sizes):
+    """A Llama config.json with ~1e15 parameters (under the 1e15 bound): 25,000 A100s hold one copy."""
+    folder = tmp_path / "huge"
+    folder.mkdir()
+    cfg = {**json.loads(_LLAMA.read_text()), "hidden_size": 131072, "num_hidden_layers": 4000,
+           "intermediate_size": 524288, "num_attention_heads": 1024, "num_key_value_heads": 8, **sizes}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return folder
+
+
+@pytest.mark.parametrize("option", ["--tokens", "--gpus", "--rank", "--virtual-tokens", "--seq-len", "--micro-batch",
+                                    "--grad-accum", "--prompt-tokens", "--output-tokens", "--requests-per-month",
+                                    "--concurrency"])
+def test_a_finite_but_absurd_option_is_refused_by_its_bound(option):
+    """1e300 is finite, so the finite check let it through: --tokens 1e300 printed an internal 'Out of range float
+    values are not JSON compliant', --micro-batch 1e300 an OverflowError, --prompt-tokens 1e12 a StopIteration."""
+    method = "inference" if option in _INFERENCE_ONLY else "prefix_tuning" if option == "--virtual-tokens" else "full"
+    args = ["estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", method, "--json"]
+    args += [option, "1e300"] if option == "--tokens" else ["--tokens", "1M", option, "1e300"]
+    r = cli(*args)
+    one_line_error(r, option, "<= 1e+")
+    assert r.stdout == ""
+
+
+def test_everything_at_its_bound_still_prints_json(tmp_path):
+    """The largest values each option accepts, on a model at the parameter bound: finite JSON, not an error."""
+    model = _huge_model(tmp_path)
+    r = cli("estimate", "--model", model, "--method", "full", "--tokens", "1e15", "--gpus", "1e6", "--seq-len", "1e7",
+            "--micro-batch", "1e6", "--grad-accum", "1e6", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["fits"] is False       # 1e15 parameters fit no GPU, and the answer says so
+    r = cli("estimate", "--model", model, "--method", "inference", "--prompt-tokens", "1e7", "--output-tokens", "1e7",
+            "--requests-per-month", "1e12", "--concurrency", "1e6", "--json")
+    assert r.exit_code == 0, r.output
+    json.loads(r.stdout)
+
+
+def test_a_model_needing_more_than_4096_gpus_per_replica_is_priced(tmp_path):
+    """Serving sized a replica by trying 1..4,096 GPUs: a model that needs more was an internal StopIteration, in
+    `estimate --method inference` and in `recommend` with traffic (every GPU type is tried there)."""
+    model = _huge_model(tmp_path)
+    r = cli("estimate", "--model", model, "--method", "inference", "--gpu", "A100-80GB", "--json")
+    assert r.exit_code == 0, r.output
+    per_replica = json.loads(r.stdout)["gpus_per_replica"]
+    weights = 2 * json.loads(r.stdout)["model"]["total_params"]
+    assert per_replica > 4096 and per_replica * 0.9 * 80 * 2 ** 30 > weights
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"name: x\ntask: {{kind: qa}}\nmodel: {{base: {model}}}\ntraffic: {{requests_per_month: 1000}}\n"
+                    "constraints: {data_may_leave: false}\n")
+    r = cli("recommend", spec, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["paths"]
