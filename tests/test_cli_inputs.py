@@ -64,3 +64,42 @@ def test_a_model_needing_more_than_4096_gpus_per_replica_is_priced(tmp_path):
     r = cli("recommend", spec, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["paths"]
+
+
+def test_options_another_training_method_reads_are_named_as_ignored():
+    """--rank for full fine-tuning, --virtual-tokens for qlora: dropped without a word (only the training vs serving
+    options were named)."""
+    r = cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "full", "--tokens", "1M", "--rank", "8",
+            "--target-modules", "q_proj", "--json")
+    assert r.exit_code == 0, r.output
+    json.loads(r.stdout)
+    assert "--rank, --target-modules ignored for --method full" in r.stderr
+    r = cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "lora", "--tokens", "1M", "--rank", "8",
+            "--json")
+    assert r.exit_code == 0 and "ignored" not in r.stderr
+
+
+def test_method_names_as_papers_write_them():
+    """LoRA, QLoRA, IA3: the names in the papers and peft's class names; refused as unknown methods before."""
+    for written, meant in (("LoRA", "lora"), ("QLoRA", "qlora"), ("IA3", "ia3")):
+        r = cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", written, "--tokens", "1M", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["method"] == meant
+
+
+def test_flash_attention_2_on_a_turing_gpu_is_refused():
+    """FlashAttention-2 supports Ampere, Ada and Hopper (flash-attention README); transformers refuses it on a T4,
+    where the estimate priced it."""
+    r = cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--tokens", "1M", "--gpu", "T4",
+            "--attention", "flash_attention_2")
+    one_line_error(r, "--attention flash_attention_2", "T4", "sdpa")
+    assert cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--tokens", "1M", "--gpu", "A10",
+               "--attention", "flash_attention_2").exit_code == 0
+
+
+def test_zero_on_one_gpu_says_it_partitions_nothing():
+    base = ["estimate", "--model", "meta-llama/Llama-2-7b-hf", "--method", "full", "--tokens", "1M", "--json"]
+    z3, z0 = cli(*base, "--zero", "3"), cli(*base, "--zero", "0")
+    assert z3.exit_code == 0 and "partitions nothing" in z3.stderr
+    assert json.loads(z3.stdout) == json.loads(z0.stdout)
+    assert "partitions nothing" not in cli(*base, "--zero", "3", "--gpus", "2").stderr

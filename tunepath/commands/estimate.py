@@ -18,6 +18,7 @@ def _check_method(value: str) -> str:
     from training.methods import methods
 
     known = [*methods(), INFERENCE]
+    value = next((k for k in known if k.lower() == value.strip().lower()), value)   # LoRA, QLoRA, IA3 as papers write them
     if value not in known:
         import difflib
 
@@ -25,6 +26,12 @@ def _check_method(value: str) -> str:
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise UserError(f"--method {value!r}: expected one of {', '.join(known)}{hint}")
     return value
+
+
+# Training options only some methods read (peft's LoraConfig r / target_modules, IA3Config target_modules,
+# PromptTuningConfig / PrefixTuningConfig num_virtual_tokens).
+_METHOD_OPTIONS = {"--rank": ("lora", "dora", "qlora"), "--target-modules": ("lora", "dora", "qlora", "ia3"),
+                   "--virtual-tokens": ("prompt_tuning", "prefix_tuning")}
 
 
 @app.command(rich_help_panel="Advisor")
@@ -93,11 +100,24 @@ def estimate(
                   "--micro-batch", "--grad-accum", "--grad-checkpointing", "--precision", "--optimizer", "--mfu",
                   "--attention"}
     serve_only = {"--prompt-tokens", "--output-tokens", "--requests-per-month", "--weight-bits", "--concurrency"}
-    ignored = sorted(given & (train_only if method == INFERENCE else serve_only), key=[p.opts[0] for p in
-                                                                                    ctx.command.params].index)
+    order = [p.opts[0] for p in ctx.command.params].index
+    ignored = sorted(given & (train_only if method == INFERENCE else serve_only), key=order)
     if ignored:
         err.print(f"note: {', '.join(ignored)} ignored for --method {method} "
                   f"({'training' if method == INFERENCE else 'serving'} options)", soft_wrap=True)
+    # and the options of other training methods: --rank given to full fine-tuning was dropped without a word
+    unused = sorted(opt for opt, users in _METHOD_OPTIONS.items() if opt in given and method not in users
+                    and method != INFERENCE)
+    if unused:
+        err.print(f"note: {', '.join(unused)} ignored for --method {method} (used by "
+                  f"{'; '.join(f'{o}: ' + ', '.join(_METHOD_OPTIONS[o]) for o in sorted(unused, key=order))})",
+                  soft_wrap=True)
+    if method != INFERENCE and n["--zero"] and n["--gpus"] == 1:
+        err.print(f"note: --zero {n['--zero']} on 1 GPU partitions nothing (ZeRO shards over the data-parallel "
+                  "GPUs: Rajbhandari et al. 2020); the estimate is that of --zero 0", soft_wrap=True)
+    if method != INFERENCE and attention == "flash_attention_2" and g.generation == "turing":
+        raise UserError(f"--attention flash_attention_2: FlashAttention-2 runs on Ampere, Ada and Hopper GPUs, not "
+                        f"on {g.id} (turing; flash-attention's README); use sdpa or eager")
     if method == INFERENCE:
         from advisor.costs import context_window
 
