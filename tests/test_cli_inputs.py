@@ -103,3 +103,24 @@ def test_zero_on_one_gpu_says_it_partitions_nothing():
     assert z3.exit_code == 0 and "partitions nothing" in z3.stderr
     assert json.loads(z3.stdout) == json.loads(z0.stdout)
     assert "partitions nothing" not in cli(*base, "--zero", "3", "--gpus", "2").stderr
+
+
+def test_report_never_overwrites_its_spec(tmp_path):
+    """`report s.json -o s.json` replaced the spec with the report (exit 0); a .md report's .svg beside it too."""
+    spec = tmp_path / "s.json"
+    text = '{"name": "x", "task": {"kind": "qa"}}'
+    spec.write_text(text)
+    one_line_error(cli("report", spec, "-o", spec), "would overwrite the spec")
+    one_line_error(cli("report", spec, "-o", tmp_path / "." / "s.json"), "would overwrite the spec")
+    svg_spec = tmp_path / "r.svg"
+    svg_spec.write_text("name: x\ntask: {kind: qa}\n")
+    one_line_error(cli("report", svg_spec, "-o", tmp_path / "r.md"), "would overwrite the spec")
+    assert spec.read_text() == text and svg_spec.read_text().startswith("name: x")
+    r = cli("report", spec, "-o", tmp_path / "new" / "r.json", "--no-sensitivity")
+    assert r.exit_code == 0 and json.loads((tmp_path / "new" / "r.json").read_text())["spec"]["name"] == "x"
+
+
+def test_report_under_a_file_is_one_line_before_the_work(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: x\ntask: {kind: qa}\n")
+    one_line_error(cli("report", spec, "-o", spec / "r.html"), "is not a folder")

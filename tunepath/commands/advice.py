@@ -43,6 +43,19 @@ def recommend(spec: Path = SpecArg, set_: list[str] = SetOpt, as_json: bool = Js
         out.print(f"  - {line}")
 
 
+def _check_report_output(spec: Path, output: Path) -> None:
+    """Before any work: the report (or the .svg a .md report writes beside it) must not replace the spec it is
+    built from - `report s.json -o s.json` overwrote the spec with the report - and its folder must be writable."""
+    from advisor.textio import check_output_dir
+
+    if output.suffix.lower() in (".html", ".htm", ".md", ".json"):
+        check_output_dir(output.parent, "-o")
+    written = [output, output.with_suffix(".svg")] if output.suffix.lower() == ".md" else [output]
+    for f in written:
+        if f.exists() and spec.exists() and f.resolve() == spec.resolve():
+            raise UserError(f"-o {output}: would overwrite the spec {spec}; choose another file name")
+
+
 @app.command(rich_help_panel="Advisor")
 def report(spec: Path = SpecArg,
            output: Path = typer.Option(..., "-o", "--output", help="report.html (self-contained), report.md "
@@ -60,6 +73,7 @@ def report(spec: Path = SpecArg,
     from advisor.report_render import write_report
     from advisor.spec import load_spec
 
+    _check_report_output(spec, output)
     data = build_report(load_spec(spec, set_), vary=vary, with_sensitivity=not no_sensitivity)
     for f in write_report(data, output):
         out.print(f"wrote {f}")
