@@ -34,6 +34,8 @@ class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~1
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *defaults`: keys given beside it override
+                continue                                     # the merged ones (YAML 1.1 merge keys), not dups
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if isinstance(key, (str, int, float, bool)) and key in seen:

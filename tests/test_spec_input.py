@@ -157,3 +157,21 @@ def test_a_non_finite_rope_factor_is_one_line(tmp_path):
     (folder / "config.json").write_text(json.dumps(cfg).replace('"INF"', "Infinity"))
     _one_line_exit_2(_Done(cli("estimate", "--model", folder, "--method", "inference", env={"TUNEPATH_DEBUG": ""})),
                      "rope_scaling.factor", "finite")
+
+
+def test_yaml_merge_keys_work_and_override(tmp_path):
+    """`<<: *anchor` (YAML 1.1 merge keys, which PyYAML's safe loader reads) was 'could not determine a constructor
+    for the tag ...merge': the duplicate-key check built the '<<' key as an ordinary one. Keys beside the merge
+    override the merged ones; a key given twice beside it is still a duplicate."""
+    from advisor.spec import load_spec
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: x\ntask: {kind: qa}\nrun:\n  train: &t {max_steps: 5, learning_rate: 1.0e-4}\n"
+                    "traffic:\n  <<: {prompt_tokens: 10, output_tokens: 7}\n  prompt_tokens: 20\n")
+    r = cli("recommend", spec, "--json")
+    assert r.exit_code == 0, r.output
+    s = load_spec(spec)
+    assert (s.traffic.prompt_tokens, s.traffic.output_tokens) == (20, 7)
+    _one_line_exit_2(_run(tmp_path, BASE + "traffic:\n  <<: {prompt_tokens: 10}\n  prompt_tokens: 20\n"
+                                           "  prompt_tokens: 30\n"),
+                     "spec.yaml:6", "duplicate key 'prompt_tokens'", "line 5")
