@@ -359,9 +359,13 @@ def _read_spec_text(path: Path) -> str:
             raw = f.read(MAX_SPEC_BYTES + 1)
         if len(raw) > MAX_SPEC_BYTES:
             raise UserError(f"{path}: more than {MAX_SPEC_BYTES:,} bytes; a spec is at most that")
-        return raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    try:   # utf-8-sig: the byte-order mark Windows editors write (YAML skipped it; json.loads refused it)
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
 
 
 def _json_pairs(path: Path):
@@ -403,6 +407,8 @@ def parse_document(path: Path) -> dict:
 
 def _parse(path: Path) -> tuple[dict, str]:
     text = _read_spec_text(path)
+    if not text.strip():
+        raise UserError(f"{path}: the file is empty (expected a project spec: `tunepath init` writes one)")
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text, object_pairs_hook=_json_pairs(path), parse_constant=_json_constant,

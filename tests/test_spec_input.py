@@ -175,3 +175,18 @@ def test_yaml_merge_keys_work_and_override(tmp_path):
     _one_line_exit_2(_run(tmp_path, BASE + "traffic:\n  <<: {prompt_tokens: 10}\n  prompt_tokens: 20\n"
                                            "  prompt_tokens: 30\n"),
                      "spec.yaml:6", "duplicate key 'prompt_tokens'", "line 5")
+
+
+def test_a_byte_order_mark_and_other_encodings(tmp_path):
+    """A JSON spec saved by a Windows editor starts with a BOM: it was 'invalid JSON: Unexpected UTF-8 BOM' where
+    the same YAML spec loaded. A Latin-1 byte is named by line; an empty JSON file is 'empty', as an empty YAML is."""
+    spec = tmp_path / "s.json"
+    spec.write_bytes(b'\xef\xbb\xbf{"name": "x", "task": {"kind": "qa"}}')
+    r = cli("recommend", spec, "--json")
+    assert r.exit_code == 0, r.output
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"name: x\ntask: {kind: qa}\n# caf\xe9\n")
+    _one_line_exit_2(_Done(cli("recommend", latin)), "latin.yaml:3", "not UTF-8")
+    empty = tmp_path / "e.json"
+    empty.write_text(" \n")
+    _one_line_exit_2(_Done(cli("recommend", empty)), "e.json", "the file is empty")
