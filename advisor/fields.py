@@ -31,6 +31,29 @@ def scalar(raw: str) -> Any:
         return raw
 
 
+_UNIT = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+
+
+def number_hint(value: Any) -> str:
+    """For text that a person means as a number ('20M', '1,000', '$5,000', '5k', a quoted '300'): the plain number
+    to write instead, as a suffix for an error message; '' for anything else. Specs, --set and --vary take plain
+    YAML numbers (1e6, 1_000_000) only: a field such as `name` may hold '20M' as text, so nothing is converted."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip().lstrip("$").replace(",", "").replace("_", "").strip()
+    scale = 1.0
+    if text[-1:].upper() in _UNIT:
+        text, scale = text[:-1].strip(), _UNIT[text[-1:].upper()]
+    try:
+        x = float(text) * scale
+    except ValueError:
+        return ""
+    if not math.isfinite(x):
+        return ""
+    shown = f"{int(x)}" if x.is_integer() and abs(x) < 1e16 else f"{x:g}"
+    return f" (write a plain number: {shown})" if shown != value.strip() else " (without quotes)"
+
+
 def parse_override(item: str, flag: str = "--set") -> tuple[list[str], Any]:
     """`a.b=c` -> (['a', 'b'], c) with c read by `scalar`."""
     key, sep, raw = item.partition("=")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from advisor import catalog
+from advisor import catalog, fields
 from advisor.costs import (
     ECONOMICS_SOURCES,
     EMBED_MFU,
@@ -252,10 +252,14 @@ def parse_vary(items: list[str]) -> list[tuple[str, list[float]]]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip() or not raw.strip():
             raise UserError(f"--vary {item!r}: expected field=v1,v2,... (e.g. traffic.requests_per_month=1e4,1e5)")
-        try:
-            vals = [float(x) for x in raw.split(",") if x.strip()]
-        except ValueError:
-            raise UserError(f"--vary {item!r}: values must be numbers") from None
+        vals = []
+        for x in raw.split(","):
+            try:
+                vals.append(float(x))
+            except ValueError:
+                raise UserError(f"--vary {key.strip()}: {x.strip()!r} is not a number"
+                                f"{fields.number_hint(x) or ''}; expected v1,v2,... "
+                                "(e.g. 1e4,1e5)") from None
         if not all(math.isfinite(v) for v in vals):
             raise UserError(f"--vary {item!r}: values must be finite numbers")
         if key.strip() in INTEGER_FIELDS and not all(v == int(v) for v in vals):

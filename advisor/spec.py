@@ -88,9 +88,15 @@ def load_yaml(text: str, source: str = "spec", finite_numbers: bool = True) -> A
 # pydantic's lax mode turns `true` into 1 and "12" into 12; a spec is an engineering document,
 # so a count must be a number (an integral float such as 1e6 is fine) and every number finite.
 
+def _shown(v: Any) -> str:
+    """repr of a value for an error line, at most ~60 characters (a 5,000-digit number or a pasted page)."""
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def _count(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"expected a whole number, got {v!r}")
+        raise ValueError(f"expected a whole number, got {_shown(v)}{fields.number_hint(v)}")
     if isinstance(v, float):
         if not math.isfinite(v) or not v.is_integer():
             raise ValueError(f"expected a whole number, got {v!r}")
@@ -100,7 +106,7 @@ def _count(v: Any) -> Any:
 
 def _number(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"expected a number, got {v!r}")
+        raise ValueError(f"expected a number, got {_shown(v)}{fields.number_hint(v)}")
     if isinstance(v, int) and abs(v) > 10 ** MAX_NUMBER_DIGITS:
         raise ValueError("number out of range")
     if not math.isfinite(float(v)):

@@ -135,7 +135,7 @@ def test_html_renders_in_headless_chromium(reports, tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["-o", "report.pdf"], "expected a .html, .md or .json"),
     (["-o", "r.json", "--vary", "traffic.requests_per_month"], "expected field=v1,v2"),
-    (["-o", "r.json", "--vary", "traffic.requests_per_month=a,b"], "values must be numbers"),
+    (["-o", "r.json", "--vary", "traffic.requests_per_month=a,b"], "'a' is not a number"),
     (["-o", "r.json", "--vary", "traffic.requests_per_month=1.5,2.5"], "takes whole numbers"),
     (["-o", "r.json", "--vary", "traffic.requests=1,2"], "unknown field"),
 ])

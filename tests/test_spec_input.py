@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from helpers import EXAMPLES, REPO, cli, cli_subprocess
+from helpers import EXAMPLES, REPO, cli, cli_subprocess, one_line_error
 
 BASE = "name: x\ntask: {kind: qa}\n"
 
@@ -190,3 +190,34 @@ def test_a_byte_order_mark_and_other_encodings(tmp_path):
     empty = tmp_path / "e.json"
     empty.write_text(" \n")
     _one_line_exit_2(_Done(cli("recommend", empty)), "e.json", "the file is empty")
+
+
+@pytest.mark.parametrize("written,plain", [("'20M'", "20000000"), ("5k", "5000"), ("'1,000'", "1000"),
+                                           ("$5000", "5000"), ("'$5,000'", "5000"), ("1.5B", "1500000000")])
+def test_a_number_written_with_a_unit_or_separator_says_what_to_write(tmp_path, written, plain):
+    """Specs, --set and --vary take plain numbers (1e6, 1_000_000): '20M' may be meant as text in a text field, so
+    nothing is converted - but the refusal says which plain number to write (it said only 'expected a number')."""
+    _one_line_exit_2(_run(tmp_path, BASE + f"constraints: {{budget_usd: {written}}}\n"),
+                     "spec.yaml:3", "constraints.budget_usd", f"write a plain number: {plain}")
+    bare = written.strip("'")
+    _one_line_exit_2(_run(tmp_path, BASE, ".yaml", "--set", f"traffic.requests_per_month={bare}"),
+                     "--set traffic.requests_per_month", f"write a plain number: {plain}")
+    if "," in bare:        # --vary's separator: 1e4,1,000 is three numbers
+        return
+    r = cli("report", tmp_path / "spec.yaml", "-o", tmp_path / "r.json", "--vary", f"traffic.requests_per_month=1e4,{bare}")
+    one_line_error(r, "--vary traffic.requests_per_month", repr(bare), f"write a plain number: {plain}")
+
+
+def test_a_quoted_number_and_a_huge_one_are_short_lines(tmp_path):
+    _one_line_exit_2(_run(tmp_path, BASE + "data: {labeled_examples: '300'}\n"), "'300' (without quotes)")
+    r = _run(tmp_path, BASE, ".yaml", "--set", "traffic.prompt_tokens=" + "9" * 5000)
+    _one_line_exit_2(r, "--set traffic.prompt_tokens", "whole number")
+    assert len(r.stderr) < 300, r.stderr
+
+
+def test_vary_refuses_an_empty_value(tmp_path):
+    """`--vary f=1e4,,1e5` dropped the empty item (a typo for a third value) without a word."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(BASE)
+    one_line_error(cli("report", spec, "-o", tmp_path / "r.json", "--vary", "traffic.requests_per_month=1e4,,1e5"),
+                   "'' is not a number")
