@@ -57,8 +57,8 @@ def number_hint(value: Any) -> str:
 def parse_override(item: str, flag: str = "--set") -> tuple[list[str], Any]:
     """`a.b=c` -> (['a', 'b'], c) with c read by `scalar`."""
     key, sep, raw = item.partition("=")
-    parts = [p for p in key.strip().split(".") if p]
-    if not sep or not parts:
+    parts = [p.strip() for p in key.strip().split(".")]
+    if not sep or not all(parts):   # 'traffic.=5' set the whole section traffic to 5; '.a.b' and 'a..b' were read as a.b
         raise UserError(f"{flag} {item!r}: expected dotted.field=value, e.g. traffic.requests_per_month=1e6")
     return parts, scalar(raw)
 

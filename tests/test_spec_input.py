@@ -221,3 +221,11 @@ def test_vary_refuses_an_empty_value(tmp_path):
     spec.write_text(BASE)
     one_line_error(cli("report", spec, "-o", tmp_path / "r.json", "--vary", "traffic.requests_per_month=1e4,,1e5"),
                    "'' is not a number")
+
+
+@pytest.mark.parametrize("item", ["constraints.={}", ".traffic.prompt_tokens=5", "traffic..prompt_tokens=5"])
+def test_set_refuses_an_empty_part_of_the_path(tmp_path, item):
+    """'constraints.={}' reset the whole constraints section to its defaults (exit 0): the empty last part was
+    dropped, so the value replaced the section; a leading or doubled dot was silently ignored."""
+    _one_line_exit_2(_run(tmp_path, BASE + "constraints: {budget_usd: 5}\n", ".yaml", "--set", item),
+                     "expected dotted.field=value")
