@@ -34,11 +34,18 @@ PRICE_CLASS_LABELS = {"gpu_cloud": "GPU cloud on-demand", "hyperscaler": "hypers
 DEFAULT_PRICE_CLASS = "gpu_cloud"
 
 
+# Upper bounds of a catalog row, far above any card (B200: 2,250 dense bf16 TFLOP/s, 8,000 GB/s HBM3e, 1,800 GB/s
+# NVLink 5; NVIDIA's B200 datasheet): a row of 1e300s made the estimates NaN, an internal error.
+_MAX_TFLOPS = 100_000
+_MAX_GBS = 100_000
+_MAX_USD_PER_HOUR = 10_000
+
+
 class PriceQuote(BaseModel):
     """One dated quote: $/GPU-hour, the page it was read from and the date it was read."""
 
     model_config = ConfigDict(extra="forbid")
-    usd_per_hour: float = Field(ge=0, allow_inf_nan=False)
+    usd_per_hour: float = Field(ge=0, le=_MAX_USD_PER_HOUR, allow_inf_nan=False)
     source: str
     date: str = Field(description="Date the source page was read (YYYY-MM-DD).")
 
@@ -51,27 +58,28 @@ class PriceQuote(BaseModel):
 class GPU(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
-    memory_gb: float = Field(gt=0, allow_inf_nan=False,
+    memory_gb: float = Field(ge=2, le=10_000, allow_inf_nan=False,
                              description="Device memory as the vendor states it (80 for an A100-80GB). Memory "
                                          "chips come in binary sizes, so the card holds this many GiB: "
-                                         "see memory_bytes.")
+                                         "see memory_bytes. At least 2: each GPU keeps ~1 GB for CUDA (estimate."
+                                         "CUDA_OVERHEAD_GB); at most 10,000, 35x the largest card (B300, 288 GB).")
     ecc_memory_reserve: bool = Field(False, description="GDDR cards with ECC on (the data-center default: A10, "
                                                         "A40, L4, L40S, T4) set 1/16 of the memory aside for "
                                                         "the check bits; HBM keeps them beside the data.")
-    bf16_tflops: float = Field(gt=0, allow_inf_nan=False,
+    bf16_tflops: float = Field(gt=0, le=_MAX_TFLOPS, allow_inf_nan=False,
                                description="Dense bf16 (or fp16 when bf16 is absent) tensor peak, TFLOP/s.")
-    fp32_tflops: float | None = Field(None, gt=0, allow_inf_nan=False,
+    fp32_tflops: float | None = Field(None, gt=0, le=_MAX_TFLOPS, allow_inf_nan=False,
                                       description="fp32 peak on CUDA cores, TFLOP/s: fp32 matmuls run there (PyTorch "
                                                   "keeps TF32 off by default). None: bf16_tflops / 8 (assumed).")
-    interconnect_gbs: float | None = Field(None, gt=0, allow_inf_nan=False,
+    interconnect_gbs: float | None = Field(None, gt=0, le=_MAX_GBS, allow_inf_nan=False,
                                            description="GPU-to-GPU bandwidth each way, GB/s (NVLink or PCIe), which "
                                                        "multi-GPU collectives share. None: PCIe Gen4 x16's 32 "
                                                        "(assumed).")
     bf16: bool = Field(True, description="Whether the GPU computes in bf16 (T4 does not: fp16 mixed precision).")
     caveat: str = Field("", description="What a recommendation on this GPU must say besides its cost (e.g. a "
                                         "consumer card's licence terms).")
-    bandwidth_gbs: float = Field(gt=0, allow_inf_nan=False, description="Memory bandwidth, GB/s.")
-    usd_per_hour: float = Field(ge=0, allow_inf_nan=False,
+    bandwidth_gbs: float = Field(gt=0, le=_MAX_GBS, allow_inf_nan=False, description="Memory bandwidth, GB/s.")
+    usd_per_hour: float = Field(ge=0, le=_MAX_USD_PER_HOUR, allow_inf_nan=False,
                                 description="Price per GPU-hour used for costs: the chosen price class's quote "
                                             "unless set directly.")
     generation: str = Field("ampere", description="ampere | hopper | ada | turing | blackwell: picks the MFU "
@@ -110,7 +118,12 @@ class ApiPrices(BaseModel):
     price_date: str
     source: str
     cached_input_factor: float = Field(ge=0, le=1)
-    tiers: list[PriceTier]
+    tiers: list[PriceTier] = Field(min_length=1)
+
+    @field_validator("price_date", mode="before")
+    @classmethod
+    def _iso(cls, v):
+        return v.isoformat() if hasattr(v, "isoformat") else v     # YAML reads 2026-12-01 as a date
     moe_tiers: list[PriceTier] = Field(default_factory=list, description="Mixture-of-experts ladder, by total "
                                                                          "parameters (falls back to `tiers`).")
 
@@ -131,14 +144,53 @@ class CatalogModel:
     note: str = ""
 
 
-def _read_yaml(path: Path) -> dict:
+class CatalogError(UserError):
+    """A mistake in a catalog file (TUNEPATH_CATALOG), not in the value that looked a row up: the spec's field
+    validators let it through as it is, so that it names the catalog file, not the spec's field."""
+
+
+_CATALOG_KEYS = ("gpus", "models", "api_prices", "price_class")
+
+
+def _mapping(value, where: str, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CatalogError(f"{where}: expected {what}, got {type(value).__name__} {_short(value)}")
+    return value
+
+
+def _short(value) -> str:
+    r = repr(value)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _read_yaml(path: Path, user: bool = True) -> dict:
+    """A catalog file read with the spec's YAML rules (duplicate keys and non-finite numbers are errors naming
+    the line); its top level is a mapping of known keys - a misspelt `gpu:` was ignored without a word - and
+    `_name:` keys, which only hold anchors."""
+    from advisor.spec import load_yaml
+    from advisor.textio import read_user_text
+
     try:
-        data = yaml.load(path.read_text(), Loader=_YamlLoader)
-    except OSError as e:
-        raise UserError(f"{path}: cannot read catalog file ({e.strerror})") from None
+        text = read_user_text(path, "a catalog YAML file (gpus:, models:, api_prices:, price_class:)")
+    except UserError as e:
+        raise CatalogError(str(e)) from None
+    try:
+        data = load_yaml(text, str(path))
+    except UserError as e:
+        raise CatalogError(str(e)) from None
     except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-    return data or {}
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise CatalogError(f"{where}: invalid YAML: {getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
+    data = _mapping(data, str(path), f"a mapping with keys {', '.join(_CATALOG_KEYS)}")
+    for key in data if user else ():     # `_name:` keys hold YAML anchors (&quote) to reuse, as advisor/data/gpus.yaml's _quotes
+        if key not in _CATALOG_KEYS and not str(key).startswith("_"):
+            close = difflib.get_close_matches(str(key), _CATALOG_KEYS, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; expected {', '.join(_CATALOG_KEYS)}"
+            raise CatalogError(f"{path}: unknown key {key!r}{hint}")
+    return data
 
 
 def _user_catalogs() -> list[Path]:
@@ -166,8 +218,13 @@ def _packaged_models() -> dict[str, CatalogModel]:
 def models() -> dict[str, CatalogModel]:
     out = _packaged_models()
     for cat in _user_catalogs():
-        for mid, p in (_read_yaml(cat).get("models") or {}).items():
-            path = Path(p) if Path(p).is_absolute() else cat.parent / p
+        for mid, p in _mapping(_read_yaml(cat).get("models"), f"{cat}: models",
+                               "a mapping of model id -> config.json path").items():
+            if not isinstance(p, str) or not p.strip():
+                raise CatalogError(f"{cat}: models.{mid}: expected the path of a config.json or model folder, "
+                                   f"got {_short(p)}")
+            path = Path(p).expanduser()
+            path = path if path.is_absolute() else cat.parent / path
             out[mid] = CatalogModel(id=mid, path=path, note=f"from {cat}")
     return out
 
@@ -181,15 +238,23 @@ def gpus() -> dict[str, GPU]:
     price_class = DEFAULT_PRICE_CLASS
     direct: set[str] = set()                     # rows whose usd_per_hour a user file set explicitly
     for src in [DATA / "gpus.yaml", *_user_catalogs()]:
-        data = _read_yaml(src)
-        if data.get("price_class"):
+        data = _read_yaml(src, user=src != DATA / "gpus.yaml")
+        if "price_class" in data:
             price_class = data["price_class"]
-            if price_class not in PRICE_CLASSES:
-                raise UserError(f"{src}: price_class: expected one of {', '.join(PRICE_CLASSES)}, got {price_class!r}")
-        for gid, row in (data.get("gpus") or {}).items():
-            row = dict(row or {})
+            if not isinstance(price_class, str) or price_class not in PRICE_CLASSES:
+                raise CatalogError(f"{src}: price_class: expected one of {', '.join(PRICE_CLASSES)}, "
+                                   f"got {price_class!r}")
+        for gid, row in _mapping(data.get("gpus"), f"{src}: gpus", "a mapping of GPU id -> fields").items():
+            row = dict(_mapping(row, f"{src}: gpus.{gid}", "a mapping of fields (memory_gb, bf16_tflops, ...)"))
             prev = rows.get(gid, {})
-            prices = {**prev.get("prices", {}), **(row.pop("prices", None) or {})}
+            mine = _mapping(row.pop("prices", None), f"{src}: gpus.{gid}.prices",
+                            f"a mapping of price class ({', '.join(PRICE_CLASSES)}) -> quote")
+            for cls, q in mine.items():
+                if cls not in PRICE_CLASSES:
+                    raise CatalogError(f"{src}: gpus.{gid}.prices.{cls}: unknown price class; expected one of "
+                                       f"{', '.join(PRICE_CLASSES)}")
+                _mapping(q, f"{src}: gpus.{gid}.prices.{cls}", "a quote {usd_per_hour, source, date}")
+            prices = {**prev.get("prices", {}), **mine}
             if "usd_per_hour" in row and src != DATA / "gpus.yaml":
                 direct.add(gid)
             merged = {**prev, **row, "id": gid, "prices": prices}
@@ -212,18 +277,27 @@ def gpus() -> dict[str, GPU]:
         try:
             out[gid] = GPU(**row)
         except ValidationError as e:
-            first = e.errors()[0]
-            raise UserError(f"{origin[gid]}: gpus.{gid}.{'.'.join(map(str, first['loc']))}: "
-                            f"{first['msg'].lower()}, got {first.get('input')!r}") from None
+            from advisor.fields import format_validation_error
+
+            raise CatalogError(format_validation_error(e, str(origin[gid]), GPU, prefix=("gpus", gid))) from None
     return out
 
 
 @lru_cache(maxsize=1)
 def api_prices() -> ApiPrices:
-    data = _read_yaml(DATA / "api_prices.yaml")
+    data = _read_yaml(DATA / "api_prices.yaml", user=False)
+    where = DATA / "api_prices.yaml"
     for cat in _user_catalogs():
-        data = {**data, **(_read_yaml(cat).get("api_prices") or {})}
-    return ApiPrices(**data)
+        mine = _mapping(_read_yaml(cat).get("api_prices"), f"{cat}: api_prices",
+                        "a mapping (price_date, source, cached_input_factor, tiers, moe_tiers)")
+        if mine:
+            data, where = {**data, **mine}, cat
+    try:
+        return ApiPrices(**data)
+    except ValidationError as e:     # was an internal error, on the first hosted price
+        from advisor.fields import format_validation_error
+
+        raise CatalogError(format_validation_error(e, str(where), ApiPrices, prefix=("api_prices",))) from None
 
 
 def _did_you_mean(name: str, choices) -> str:
@@ -298,7 +372,13 @@ def model_config(ref: str) -> tuple[str, dict]:
     for cand in _variant_bases(ref):
         if cand.lower() in lower:
             mid = lower[cand.lower()]
-            return mid, json.loads(table[mid].path.read_text())
+            row = table[mid]
+            if row.note.startswith("from "):      # a TUNEPATH_CATALOG row: its path is the user's
+                try:
+                    return mid, model_config(str(row.path))[1]
+                except UserError as e:
+                    raise CatalogError(f"{row.note.removeprefix('from ')}: models.{mid}: {e}") from None
+            return mid, json.loads(row.path.read_text())
     raise UserError(f"unknown model {ref!r}: not in the catalog and not a path to a config.json or model "
                     f"folder{_did_you_mean(ref, table)} (`tunepath models` lists the catalog)")
 

@@ -218,6 +218,8 @@ class ModelRef(_Strict):
         try:
             catalog.architecture(v)
             catalog.context_window(v)     # its window fields too: their mistakes are the spec's, named here
+        except catalog.CatalogError:
+            raise                         # the catalog file's mistake: named there, not as this field's
         except UserError as e:
             raise ValueError(str(e)) from None
         return v
@@ -246,6 +248,8 @@ class Constraints(_Strict):
         from advisor import catalog
         try:
             return catalog.gpu(v).id
+        except catalog.CatalogError:
+            raise
         except UserError as e:
             raise ValueError(str(e)) from None
 

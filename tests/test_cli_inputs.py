@@ -124,3 +124,49 @@ def test_report_under_a_file_is_one_line_before_the_work(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text("name: x\ntask: {kind: qa}\n")
     one_line_error(cli("report", spec, "-o", spec / "r.html"), "is not a folder")
+
+
+@pytest.mark.parametrize("text,needles", [
+    ("- a\n", ["catalog.yaml", "expected a mapping with keys gpus"]),
+    ("gpu:\n  X1: {}\n", ["unknown key 'gpu'", "did you mean 'gpus'"]),
+    ("gpus: [A100]\n", ["gpus: expected a mapping of GPU id"]),
+    ("gpus:\n  X1: fast\n", ["gpus.X1: expected a mapping of fields"]),
+    ("gpus:\n  A100-80GB: {prices: [1]}\n", ["gpus.A100-80GB.prices: expected a mapping of price class"]),
+    ("gpus:\n  A100-80GB: {prices: {cheap: {usd_per_hour: 1, source: x, date: 2026-01-01}}}\n",
+     ["gpus.A100-80GB.prices.cheap: unknown price class"]),
+    ("gpus:\n  A100-80GB: {usd_per_hour: 2}\n  A100-80GB: {usd_per_hour: 3}\n", ["catalog.yaml:3", "duplicate key"]),
+    ("gpus:\n  A100-80GB: {memory_gb: .nan}\n", ["catalog.yaml:2", "not a finite number"]),
+    ("gpus:\n  A100-80GB: {usd_per_hr: 2}\n", ["usd_per_hr: unknown field", "usd_per_hour"]),
+    ("gpus:\n  MY: {memory_gb: 1e300, bf16_tflops: 1e300, bandwidth_gbs: 1e300, usd_per_hour: 1}\n",
+     ["gpus.MY.memory_gb", "upper bound"]),
+    ("gpus:\n  MY: {memory_gb: 0.5, bf16_tflops: 10, bandwidth_gbs: 100, usd_per_hour: 1}\n",
+     ["gpus.MY.memory_gb", "greater than or equal to 2"]),
+    ("price_class: [gpu_cloud]\n", ["price_class: expected one of"]),
+    ("models: [a]\n", ["models: expected a mapping of model id"]),
+    ("models:\n  my/model:\n", ["models.my/model: expected the path of a config.json"]),
+    ("api_prices: [1]\n", ["api_prices: expected a mapping"]),
+    ("api_prices:\n  cached_input_factor: 5\n", ["api_prices.cached_input_factor", "upper bound"]),
+    ("api_prices:\n  tiers: []\n", ["api_prices.tiers", "at least 1"]),
+])
+def test_a_malformed_catalog_file_is_one_line_naming_it(tmp_path, text, needles):
+    """TUNEPATH_CATALOG files were read with .get/.items on whatever YAML gave: a list, a string row or a price
+    list was an internal AttributeError / TypeError / ValueError, a misspelt top-level key was ignored, a
+    duplicate key kept the last, a bad api_prices an internal ValidationError at the first hosted price, and in
+    `recommend` a bad GPU row came out as an internal ValidationError of the spec's constraints.gpu."""
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(text)
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: x\ntask: {kind: qa}\ntraffic: {requests_per_month: 1000}\n")
+    env = {"TUNEPATH_CATALOG": str(cat)}
+    model = "my/model" if "models" in text else "meta-llama/Llama-2-7b-hf"
+    for args in (["recommend", spec, "--json"], ["estimate", "--model", model, "--tokens", "1M"], ["gpus"]):
+        from advisor import catalog, costs
+
+        for f in (catalog.gpus, catalog.models, catalog.api_prices, catalog.architecture, catalog.context_window):
+            f.cache_clear()
+        costs.clear_caches()
+        r = cli(*args, env=env)
+        if r.exit_code == 0 and ("api_prices" in text and args[0] != "recommend"
+                                 or "models" in text and args[0] != "estimate"):
+            continue                  # hosted prices are read by recommend only, a catalog model when named
+        one_line_error(r, "catalog.yaml", *needles)
