@@ -170,3 +170,15 @@ def test_a_malformed_catalog_file_is_one_line_naming_it(tmp_path, text, needles)
                                  or "models" in text and args[0] != "estimate"):
             continue                  # hosted prices are read by recommend only, a catalog model when named
         one_line_error(r, "catalog.yaml", *needles)
+
+
+def test_init_json_writes_json_and_a_folder_is_one_line(tmp_path):
+    """`init spec.json` wrote the YAML starter into a .json file, which every command then refused as 'invalid
+    JSON'; `init FOLDER --force` was 'cannot write (Is a directory)'; a missing parent folder is created."""
+    p = tmp_path / "spec.json"
+    assert cli("init", p).exit_code == 0
+    json.loads(p.read_text())
+    assert cli("recommend", p, "--json").exit_code == 0
+    one_line_error(cli("init", tmp_path, "--force"), "is a folder", "tunepath.yaml")
+    deep = tmp_path / "new" / "spec.yaml"
+    assert cli("init", deep).exit_code == 0 and cli("recommend", deep).exit_code == 0

@@ -90,13 +90,24 @@ def schema() -> None:
 @app.command(rich_help_panel="Advisor")
 def init(path: Path = typer.Argument(Path("tunepath.yaml"), help="Where to write the starter spec."),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
-    """Write a commented starter spec to edit."""
+    """Write a commented starter spec to edit (PATH.json: the same spec as JSON, which has no comments)."""
     from advisor.spec import DATA_DIR
+    from advisor.textio import atomic_write_text, check_output_dir
 
+    if not str(path).strip() or path.is_dir():   # '' is the current folder
+        raise UserError(f"{str(path) or repr('')}: is a folder; give a file name, e.g. {path / 'tunepath.yaml'}")
     if path.exists() and not force:
         raise UserError(f"{path} exists; use --force to overwrite")
+    check_output_dir(path.parent, "init")
+    text = (DATA_DIR / "starter-spec.yaml").read_text()
+    if path.suffix.lower() == ".json":   # a spec is read as JSON by its suffix: YAML there was 'invalid JSON'
+        import json
+
+        from advisor.spec import load_yaml
+
+        text = json.dumps(load_yaml(text, str(DATA_DIR / "starter-spec.yaml")), indent=2) + "\n"
     try:
-        path.write_text((DATA_DIR / "starter-spec.yaml").read_text())
+        atomic_write_text(path, text)
     except OSError as e:
         raise UserError(f"{path}: cannot write ({e.strerror})") from None
     out.print(f"wrote {path} - edit it, then: tunepath recommend {path}")
