@@ -182,3 +182,16 @@ def test_init_json_writes_json_and_a_folder_is_one_line(tmp_path):
     one_line_error(cli("init", tmp_path, "--force"), "is a folder", "tunepath.yaml")
     deep = tmp_path / "new" / "spec.yaml"
     assert cli("init", deep).exit_code == 0 and cli("recommend", deep).exit_code == 0
+
+
+@pytest.mark.parametrize("method,needles", [
+    ("[lora]", ["spec.yaml:3", "run.adapter.method", "unknown method ['lora']"]),
+    ("LoRA", ["spec.yaml:3", "run.adapter.method", "did you mean 'lora'?"]),
+])
+def test_run_adapter_method_not_a_known_name_is_one_line(tmp_path, method, needles):
+    """run.adapter.method as a list was an internal 'unhashable type: list' in `run --dry-run` and `recommend`;
+    LoRA (the paper's spelling) got no did-you-mean and the line had no line number."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"name: x\ntask: {{kind: qa}}\nrun: {{adapter: {{method: {method}}}}}\n")
+    one_line_error(cli("run", spec, "--dry-run", "--path", "rag"), *needles)
+    one_line_error(cli("recommend", spec), *needles)

@@ -176,12 +176,16 @@ def check_run_section(spec: ProjectSpec, spec_path: Path, overrides: list[str] |
     touched = {tuple(fields.parse_override(o)[0]) for o in overrides or []}
     fields.validate(TrainingSection, run.train, source, text=text, prefix=("run", "train"), touched=touched)
     method = run.adapter.get("method", "lora")
-    if method not in REGISTRY:
+    if not isinstance(method, str) or method not in REGISTRY:   # a list here was an internal 'unhashable type'
         import difflib
 
-        close = difflib.get_close_matches(str(method), list(REGISTRY), n=1)
+        lower = {m.lower(): m for m in REGISTRY}
+        close = [lower[str(method).lower()]] if str(method).lower() in lower else \
+            difflib.get_close_matches(str(method), list(REGISTRY), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        where = "--set run.adapter.method" if ("run", "adapter", "method") in touched else f"{source}: run.adapter.method"
+        line = fields.yaml_line(text, ("run", "adapter", "method")) if text else None
+        where = ("--set run.adapter.method" if ("run", "adapter", "method") in touched
+                 else f"{source}:{line}: run.adapter.method" if line else f"{source}: run.adapter.method")
         raise UserError(f"{where}: unknown method {method!r}; {hint}"
                         f"expected one of {', '.join(sorted(REGISTRY))}")
     fields.validate(REGISTRY[method], {"method": method, **run.adapter}, source, text=text, prefix=("run", "adapter"),
