@@ -304,6 +304,9 @@ def _did_you_mean(name: str, choices) -> str:
     """The ids that share the name's first token ("H100-80GB" -> H100-SXM, H100-PCIe: the same chip), else
     the closest spelling."""
     lower = {c.lower(): c for c in choices}
+    named = [c for k, c in lower.items() if "/" not in name and k.split("/")[-1] == name.lower()]
+    if named:    # the hub id without its owner ('gpt2' is openai-community/gpt2, 'Llama-2-7b-hf' meta-llama's)
+        return "; did you mean " + " or ".join(f"'{c}'" for c in named) + "?"
     head = re.split(r"[-_ ]", name.lower())[0]
     family = [c for k, c in lower.items() if re.split(r"[-_ ]", k)[0] == head] if head else []
     if 0 < len(family) <= 3:
@@ -351,6 +354,8 @@ def _variant_bases(ref: str) -> list[str]:
 
 def model_config(ref: str) -> tuple[str, dict]:
     """Resolve a catalog id, an HF id in the catalog, a config.json path or a model folder -> (name, config)."""
+    if not ref.strip():   # Path('') is the current folder
+        raise UserError("model: empty; expected a catalog id (`tunepath models`) or a config.json / model folder path")
     p = Path(ref).expanduser()
     if p.is_dir():
         p = p / "config.json"

@@ -195,3 +195,12 @@ def test_run_adapter_method_not_a_known_name_is_one_line(tmp_path, method, needl
     spec.write_text(f"name: x\ntask: {{kind: qa}}\nrun: {{adapter: {{method: {method}}}}}\n")
     one_line_error(cli("run", spec, "--dry-run", "--path", "rag"), *needles)
     one_line_error(cli("recommend", spec), *needles)
+
+
+def test_a_hub_id_without_its_owner_gets_the_catalog_id_and_an_empty_model_is_named():
+    """'gpt2' (the id the hub still redirects) got no hint though openai-community/gpt2 is in the catalog; an
+    empty --model was read as the current folder (': folder has no config.json')."""
+    one_line_error(cli("estimate", "--model", "gpt2", "--tokens", "1M"), "did you mean 'openai-community/gpt2'?")
+    one_line_error(cli("estimate", "--model", "Llama-2-7b-hf", "--tokens", "1M"),
+                   "did you mean 'meta-llama/Llama-2-7b-hf'?")
+    one_line_error(cli("estimate", "--model", "", "--tokens", "1M"), "model: empty")
