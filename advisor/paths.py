@@ -56,7 +56,10 @@ def color(name: str) -> str:
 
 
 def check(name: str, where: str = "--path") -> str:
-    """A runnable path name, or a one-line error listing the choices."""
+    """A runnable path name (PEFT, RAG+PEFT and the labels - 'Full fine-tuning' - as well), or a one-line error
+    listing the choices; an empty name is refused (it ran the recommended path as if none had been given)."""
+    known = {**{n: n for n in RUNNABLE}, **{label(n).lower(): n for n in RUNNABLE}}
+    name = known.get(name.strip().lower().replace(" + ", "+"), name)
     if name not in RUNNABLE:
         import difflib
 

@@ -204,3 +204,17 @@ def test_a_hub_id_without_its_owner_gets_the_catalog_id_and_an_empty_model_is_na
     one_line_error(cli("estimate", "--model", "Llama-2-7b-hf", "--tokens", "1M"),
                    "did you mean 'meta-llama/Llama-2-7b-hf'?")
     one_line_error(cli("estimate", "--model", "", "--tokens", "1M"), "model: empty")
+
+
+def test_run_path_as_labels_write_it_and_an_empty_one_is_refused():
+    """--path PEFT or 'Full fine-tuning' (as recommend's table writes them) were unknown paths; --path '' (an unset
+    shell variable) silently ran the recommended path."""
+    spec = REPO / "examples" / "acme-support.yaml"
+    for written, meant in (("RAG", "rag"), ("Full fine-tuning", "full_finetuning"), ("RAG + PEFT", "rag+peft")):
+        r = cli("run", spec, "--dry-run", "--json", "--path", written)
+        if r.exit_code == 0:
+            assert json.loads(r.stdout)["path"] == meant
+        else:           # acme-support's run: section lacks what tuning needs: the error names a path it makes up
+            one_line_error(r, "needs run.")
+            assert any(f"path {p} needs" in r.stderr for p in meant.split("+")), r.stderr
+    one_line_error(cli("run", spec, "--dry-run", "--path", ""), "--path ''", "expected one of")

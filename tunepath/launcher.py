@@ -228,10 +228,9 @@ def _tune_step(run: RunSection, base: Path, out: Path, docs: list[str], chunks: 
 def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> RunPlan:
     advice = recommend(spec)
     recommended = advice.recommendation.path
-    chosen = path or recommended
+    chosen = recommended if path is None else paths.check(path)
     if chosen is None:
         raise UserError("no path is feasible for this spec (see `tunepath recommend`); choose one with --path")
-    paths.check(chosen)
     run = spec.run or RunSection()
     base = spec_path.resolve().parent
     out = check_output_dir(_resolve(base, run.output_dir) if run.output_dir else Path("runs") / spec.name,
