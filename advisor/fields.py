@@ -19,9 +19,14 @@ from advisor.errors import UserError
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
+_YAML11_SURPRISE = re.compile(r"[-+]?0[0-7_]+|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
+
+
 def scalar(raw: str) -> Any:
     """A command-line value as YAML reads it, with scientific notation read as a number."""
     text = raw.strip()
+    if _YAML11_SURPRISE.fullmatch(text):   # YAML 1.1 reads 0300 as octal 192 and 1:30 as 90: keep the text, so
+        return text                        # a number field refuses it (saying what to write) and a text field keeps it
     if _SCIENTIFIC.fullmatch(text):
         x = float(text)
         return int(x) if x.is_integer() and abs(x) < 2 ** 63 else x

@@ -49,7 +49,14 @@ class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~1
 
     def construct_yaml_int(self, node):
         raw = str(node.value)
-        if len(raw.lstrip("+-").replace("_", "")) > MAX_NUMBER_DIGITS:
+        digits = raw.lstrip("+-").replace("_", "")
+        if ":" in digits or re.fullmatch(r"0[0-7]+", digits):   # YAML 1.1 base 60 and octal: 1:30 is 90, 0300 is 192
+            meant = raw[:1].replace("+", "") * (raw[:1] in "+-") + (digits.lstrip("0") or "0")
+            raise UserError(f"{self._where(node)}: {raw} is read by YAML 1.1 as "
+                            f"{'a base-60' if ':' in digits else 'an octal'} number "
+                            f"({super().construct_yaml_int(node)}); write "
+                            f"{'it in decimal' if ':' in digits else meant} (or quote it for text)")
+        if len(digits) > MAX_NUMBER_DIGITS:
             raise UserError(f"{self._where(node)}: number with {len(raw)} digits is out of range "
                             f"(at most {MAX_NUMBER_DIGITS} digits)")
         return super().construct_yaml_int(node)

@@ -229,3 +229,14 @@ def test_set_refuses_an_empty_part_of_the_path(tmp_path, item):
     dropped, so the value replaced the section; a leading or doubled dot was silently ignored."""
     _one_line_exit_2(_run(tmp_path, BASE + "constraints: {budget_usd: 5}\n", ".yaml", "--set", item),
                      "expected dotted.field=value")
+
+
+@pytest.mark.parametrize("written,read_as,write", [("0300", "an octal number (192)", "write 300"),
+                                                   ("-017", "an octal number (-15)", "write -17"),
+                                                   ("1:30", "a base-60 number (90)", "in decimal")])
+def test_yaml_1_1_octal_and_base_60_are_not_read_silently(tmp_path, written, read_as, write):
+    """YAML 1.1 (PyYAML) reads `labeled_examples: 0300` as 192 and `1:30` as 90: the spec went on with a number the
+    user never wrote. The file says so; --set keeps such a value as text, which the number field refuses."""
+    _one_line_exit_2(_run(tmp_path, BASE + f"data: {{labeled_examples: {written}}}\n"), "spec.yaml:3", read_as, write)
+    _one_line_exit_2(_run(tmp_path, BASE, ".yaml", "--set", f"data.labeled_examples={written}"),
+                     "--set data.labeled_examples", repr(written))
