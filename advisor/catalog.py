@@ -160,9 +160,10 @@ def _mapping(value, where: str, what: str) -> dict:
     return value
 
 
-def _short(value) -> str:
+def _short(value, width: int = 60) -> str:
+    """repr for an error line, cut to `width` characters (a pasted page stays one readable line)."""
     r = repr(value)
-    return r if len(r) <= 40 else r[:37] + "..."
+    return r if len(r) <= width else r[:width - 3] + "..."
 
 
 def _read_yaml(path: Path, user: bool = True) -> dict:
@@ -320,7 +321,7 @@ def gpu(gid: str) -> GPU:
     for k, v in table.items():
         if k.lower() == gid.lower():
             return v
-    raise UserError(f"unknown GPU {gid!r}: expected one of {', '.join(table)}{_did_you_mean(gid, table)} "
+    raise UserError(f"unknown GPU {_short(gid)}: expected one of {', '.join(table)}{_did_you_mean(gid, table)} "
                     "(add your own with TUNEPATH_CATALOG)")
 
 
@@ -357,11 +358,15 @@ def model_config(ref: str) -> tuple[str, dict]:
     if not ref.strip():   # Path('') is the current folder
         raise UserError("model: empty; expected a catalog id (`tunepath models`) or a config.json / model folder path")
     p = Path(ref).expanduser()
-    if p.is_dir():
+    try:
+        is_dir, is_file = p.is_dir(), p.is_file()
+    except OSError:      # a name longer than the system allows (ENAMETOOLONG) is no path: an id, or a mistake
+        is_dir = is_file = False
+    if is_dir:
         p = p / "config.json"
         if not p.is_file():
             raise UserError(f"{ref}: folder has no config.json")
-    if p.is_file():
+    if is_dir or is_file:
         try:
             cfg = json.loads(p.read_text())
         except (OSError, UnicodeDecodeError) as e:
@@ -384,7 +389,7 @@ def model_config(ref: str) -> tuple[str, dict]:
                 except UserError as e:
                     raise CatalogError(f"{row.note.removeprefix('from ')}: models.{mid}: {e}") from None
             return mid, json.loads(row.path.read_text())
-    raise UserError(f"unknown model {ref!r}: not in the catalog and not a path to a config.json or model "
+    raise UserError(f"unknown model {_short(ref)}: not in the catalog and not a path to a config.json or model "
                     f"folder{_did_you_mean(ref, table)} (`tunepath models` lists the catalog)")
 
 

@@ -469,8 +469,15 @@ def _resolve_against(data: dict, folder: Path) -> None:
     command runs from - as every path of the run: section does (tunepath/launcher.py)."""
     model = data.get("model")
     base = model.get("base") if isinstance(model, dict) else None
-    if isinstance(base, str) and base and not Path(base).expanduser().is_absolute() and (folder / base).exists():
+    if isinstance(base, str) and base and not Path(base).expanduser().is_absolute() and _exists(folder / base):
         model["base"] = str((folder / base).resolve())
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:       # ENAMETOOLONG: not a path (catalog.model_config then names it an unknown model)
+        return False
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> ProjectSpec:

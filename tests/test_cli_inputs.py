@@ -218,3 +218,21 @@ def test_run_path_as_labels_write_it_and_an_empty_one_is_refused():
             one_line_error(r, "needs run.")
             assert any(f"path {p} needs" in r.stderr for p in meant.split("+")), r.stderr
     one_line_error(cli("run", spec, "--dry-run", "--path", ""), "--path ''", "expected one of")
+
+
+def test_a_name_longer_than_a_path_may_be_is_an_unknown_model_in_a_short_line(tmp_path):
+    """A 5,000-character model.base / --model: Path.is_dir() raised 'File name too long', an internal OSError; the
+    id (and a 300,000-character GPU id) was echoed whole in the error line."""
+    long = "a" * 5000
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: x\ntask: {{kind: qa}}\nmodel: {{base: {long}}}\n")
+    r = cli("recommend", spec)
+    one_line_error(r, "model.base", "unknown model 'aaaa")
+    assert len(r.stderr) < 400
+    r = cli("estimate", "--model", long, "--tokens", "1M")
+    one_line_error(r, "unknown model")
+    assert len(r.stderr) < 400
+    spec.write_text(f"name: x\ntask: {{kind: qa}}\nconstraints: {{gpu: {'g' * 300_000}}}\n")
+    r = cli("recommend", spec)
+    one_line_error(r, "constraints.gpu", "unknown GPU")
+    assert len(r.stderr) < 600
