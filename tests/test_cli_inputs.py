@@ -236,3 +236,16 @@ def test_a_name_longer_than_a_path_may_be_is_an_unknown_model_in_a_short_line(tm
     r = cli("recommend", spec)
     one_line_error(r, "constraints.gpu", "unknown GPU")
     assert len(r.stderr) < 600
+
+
+def test_a_file_name_too_long_for_the_system_is_one_line(tmp_path):
+    """ENAMETOOLONG from any path the user gave (report -o, init, a run: path) was an internal OSError."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: x\ntask: {kind: qa}\n")
+    long = "a" * 5000
+    one_line_error(cli("report", spec, "-o", tmp_path / f"{long}.html"), "File name too long", "255 bytes")
+    one_line_error(cli("init", tmp_path / f"{long}.yaml"), "File name too long")
+    spec.write_text(f"name: x\ntask: {{kind: qa}}\nrun: {{documents: [{long}]}}\n")
+    r = cli("run", spec, "--dry-run", "--path", "rag")
+    one_line_error(r, "File name too long")
+    assert len(r.stderr) < 300

@@ -8,6 +8,7 @@ Exit codes: 0 success, 2 a mistake the user can fix (one line naming the field o
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -50,6 +51,12 @@ class _Group(TyperGroup):
         except Exception as e:
             if isinstance(e, BrokenPipeError) and stdout_reader_gone():   # `| head` stopped reading: not a bug
                 stop_on_broken_pipe()
+            if isinstance(e, OSError) and e.errno in _USER_ERRNOS:   # a path or disk the user can fix
+                name = repr(str(e.filename)) if e.filename is not None else ""
+                name = name if len(name) <= 60 else name[:57] + "..."
+                err.print(f"[bold red]error:[/] {escape(name)}{': ' if name else ''}{escape(e.strerror or str(e))}"
+                          f"{_ERRNO_HINT.get(e.errno, '')}", soft_wrap=True)
+                raise typer.Exit(EXIT_USER) from None
             extra = _EXTRA_OF.get((e.name or "").split(".")[0]) if isinstance(e, ModuleNotFoundError) else None
             if extra:  # a backend the user has not installed: fixable, so exit 2
                 err.print(f"[bold red]error:[/] this command needs the {extra} extra ({e.name} is not installed): "
@@ -60,6 +67,12 @@ class _Group(TyperGroup):
             err.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} "
                       "(set TUNEPATH_DEBUG=1 for the traceback)", soft_wrap=True)
             raise typer.Exit(EXIT_INTERNAL) from None
+
+
+# OSErrors about a path the user gave or the disk they write to: fixable, so one line and exit 2 wherever they
+# surface (a 5,000-character file name in -o, --html, init or a run: path was an internal error).
+_USER_ERRNOS = {errno.ENAMETOOLONG, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.ELOOP}
+_ERRNO_HINT = {errno.ENAMETOOLONG: " (a file name is at most 255 bytes, a path 4,096 on Linux)"}
 
 
 def _version(value: bool) -> None:
