@@ -255,6 +255,15 @@ def gpus() -> dict[str, GPU]:
                     raise CatalogError(f"{src}: gpus.{gid}.prices.{cls}: unknown price class; expected one of "
                                        f"{', '.join(PRICE_CLASSES)}")
                 _mapping(q, f"{src}: gpus.{gid}.prices.{cls}", "a quote {usd_per_hour, source, date}")
+                try:      # the quote's own mistake, named as written (not as the usd_per_hour it becomes)
+                    PriceQuote(**q)
+                except ValidationError as e:
+                    from advisor.fields import format_validation_error
+                    from advisor.textio import read_user_text
+
+                    raise CatalogError(format_validation_error(
+                        e, str(src), PriceQuote, text=read_user_text(src, "a catalog YAML file"),
+                        prefix=("gpus", gid, "prices", cls))) from None
             prices = {**prev.get("prices", {}), **mine}
             if "usd_per_hour" in row and src != DATA / "gpus.yaml":
                 direct.add(gid)
@@ -280,7 +289,11 @@ def gpus() -> dict[str, GPU]:
         except ValidationError as e:
             from advisor.fields import format_validation_error
 
-            raise CatalogError(format_validation_error(e, str(origin[gid]), GPU, prefix=("gpus", gid))) from None
+            from advisor.textio import read_user_text
+
+            text = read_user_text(origin[gid], "a catalog YAML file")    # read before: for the line number
+            raise CatalogError(format_validation_error(e, str(origin[gid]), GPU, text=text,
+                                                       prefix=("gpus", gid))) from None
     return out
 
 
