@@ -25,6 +25,7 @@ class Limit:
     suffixes: bool = False
     choices: tuple[float, ...] | None = None
     why: str = ""               # why the upper bound is where it is (said when a value exceeds it)
+    hint: bool = True           # say the plain number for '2k' / '1,000'; off where k is ambiguous (4k context: 4096?)
 
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a finite number"
@@ -44,8 +45,11 @@ def parse_number(option: str, raw, limit: Limit = Limit()) -> float | int:
         text, scale = text[:-1], _SUFFIX[text[-1:].upper()]
     try:
         value = float(text) * scale
-    except ValueError:
-        raise UserError(f"{option}: expected {limit.describe()}, got {raw!r}") from None
+    except ValueError:     # '1,000', '$5', or 2k where no unit is taken: say the plain number, as a spec does
+        from advisor.fields import number_hint
+
+        hint = number_hint(str(raw)) if limit.hint else ""
+        raise UserError(f"{option}: expected {limit.describe()}, got {raw!r}{hint}") from None
     if not math.isfinite(value):
         raise UserError(f"{option}: expected {limit.describe()}, got {raw!r} (not finite)")
     if limit.integer:
@@ -80,14 +84,14 @@ ESTIMATE_LIMITS: dict[str, Limit] = {
     "--tokens": _bounded("corpus_tokens", gt=0, suffixes=True),
     "--gpus": _bounded("gpus", integer=True, ge=1),
     "--rank": Limit(integer=True, ge=1, le=1e6, why="wider than any model's layers"),
-    "--virtual-tokens": _bounded("tokens", integer=True, ge=1),
-    "--seq-len": _bounded("tokens", integer=True, ge=1),
+    "--virtual-tokens": _bounded("tokens", integer=True, ge=1, hint=False),
+    "--seq-len": _bounded("tokens", integer=True, ge=1, hint=False),
     "--micro-batch": Limit(integer=True, ge=1, le=1e6, why="far more sequences than any GPU's memory holds"),
     "--grad-accum": Limit(integer=True, ge=1, le=1e6, why="a million micro-batches per optimizer step"),
     "--zero": Limit(integer=True, ge=0, le=3),
     "--mfu": Limit(gt=0, le=1),
-    "--prompt-tokens": _bounded("tokens", integer=True, ge=0),
-    "--output-tokens": _bounded("tokens", integer=True, ge=0),
+    "--prompt-tokens": _bounded("tokens", integer=True, ge=0, hint=False),
+    "--output-tokens": _bounded("tokens", integer=True, ge=0, hint=False),
     "--requests-per-month": _bounded("requests_per_month", ge=0, suffixes=True),
     "--weight-bits": Limit(integer=True, choices=(4, 8, 16)),
     "--concurrency": Limit(integer=True, ge=1, le=1e6, why="vLLM batches at most max_num_seqs, 256 by default"),

@@ -251,3 +251,14 @@ def test_a_file_name_too_long_for_the_system_is_one_line(tmp_path):
     r = cli("run", spec, "--dry-run", "--path", "rag")
     one_line_error(r, "File name too long")
     assert len(r.stderr) < 300
+
+
+def test_estimate_options_say_the_plain_number_as_specs_do():
+    """'--tokens 1,000' and '--gpus 2k' said only 'expected ...'; a spec's field says what to write. A sequence
+    length gets no such hint: '4k' context may mean 4096."""
+    base = ["estimate", "--model", "meta-llama/Llama-2-7b-hf"]
+    one_line_error(cli(*base, "--tokens", "1,000"), "--tokens", "(write a plain number: 1000)")
+    one_line_error(cli(*base, "--tokens", "1M", "--gpus", "2k"), "--gpus", "(write a plain number: 2000)")
+    r = cli(*base, "--tokens", "1M", "--seq-len", "4k")
+    one_line_error(r, "--seq-len")
+    assert "write" not in r.stderr
