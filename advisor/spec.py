@@ -487,4 +487,4 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> ProjectSp
     data, text = _parse(path)
     touched = fields.apply_overrides(data, overrides or [])
     _resolve_against(data, path.parent)
-    return spec_from_dict(data, str(path), text if path.suffix.lower() != ".json" else "", touched)
+    return spec_from_dict(data, str(path), text, touched)   # JSON is YAML enough for yaml_line (it gives up quietly)

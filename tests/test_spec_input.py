@@ -240,3 +240,14 @@ def test_yaml_1_1_octal_and_base_60_are_not_read_silently(tmp_path, written, rea
     _one_line_exit_2(_run(tmp_path, BASE + f"data: {{labeled_examples: {written}}}\n"), "spec.yaml:3", read_as, write)
     _one_line_exit_2(_run(tmp_path, BASE, ".yaml", "--set", f"data.labeled_examples={written}"),
                      "--set data.labeled_examples", repr(written))
+
+
+def test_a_json_spec_error_names_its_line(tmp_path):
+    """Errors in a YAML spec name the line; in a JSON spec they named only the file. JSON is YAML enough for the
+    line finder, which gives up quietly where it is not (tab indentation)."""
+    text = '{\n  "name": "x",\n  "task": {"kind": "qa"},\n  "constraints": {\n    "budget_usd": "5k"\n  }\n}\n'
+    _one_line_exit_2(_run(tmp_path, text, ".json"), "spec.json:5: constraints.budget_usd")
+    text = '{\n  "name": "x",\n  "task": {"kind": "qa"},\n  "run": {"adapter": {"method": "LoRA"}}\n}\n'
+    _one_line_exit_2(_run(tmp_path, text, ".json"), "spec.json:4: run.adapter.method")
+    _one_line_exit_2(_run(tmp_path, '{\n\t"name": "x",\n\t"task": {"kind": "qa"},\n\t"traffic": {"prompt_tokens": -1}\n}',
+                          ".json"), "spec.json: traffic.prompt_tokens")

@@ -172,7 +172,7 @@ def check_run_section(spec: ProjectSpec, spec_path: Path, overrides: list[str] |
     from training.config import TrainingSection
 
     source = str(spec_path)
-    text = spec_path.read_text(encoding="utf-8") if spec_path.suffix.lower() != ".json" else ""
+    text = spec_path.read_text(encoding="utf-8-sig")   # JSON too: yaml_line finds its lines (or gives up quietly)
     touched = {tuple(fields.parse_override(o)[0]) for o in overrides or []}
     fields.validate(TrainingSection, run.train, source, text=text, prefix=("run", "train"), touched=touched)
     method = run.adapter.get("method", "lora")
