@@ -190,6 +190,7 @@ def _above_bound(err: dict, root: type[BaseModel], loc: tuple) -> str:
 
 def format_validation_error(e: ValidationError, source: str, root: type[BaseModel] | None = None, *,
                             text: str = "", touched: set[tuple[str, ...]] = frozenset(), prefix: tuple = (),
+                            flag: str = "--set",
                             union_tags: Iterable[str] = ()) -> str:
     """The first problem as one line - `file:line: dotted.field: what was expected` - plus a count of the rest.
 
@@ -203,7 +204,7 @@ def format_validation_error(e: ValidationError, source: str, root: type[BaseMode
     dotted = ".".join(str(p) for p in full) or "(top level)"
     str_loc = tuple(str(p) for p in full)
     if any(str_loc[:len(t)] == t or t[:len(str_loc)] == str_loc for t in touched):
-        head = f"--set {dotted}"
+        head = f"{flag} {dotted}"
     else:
         line = yaml_line(text, full) if text else None
         head = f"{source}:{line}: {dotted}" if line else f"{source}: {dotted}"

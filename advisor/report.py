@@ -66,7 +66,7 @@ def _get(data: dict, dotted: str):
 
 def _with(spec: ProjectSpec, dotted: str, value) -> ProjectSpec:
     data = set_dotted(spec.model_dump(mode="json"), dotted, value)
-    return spec_from_dict(data, f"--vary {dotted}")
+    return spec_from_dict(data, "--vary", touched={tuple(dotted.split("."))}, flag="--vary")
 
 
 def _cast(dotted: str, value: float):

@@ -452,16 +452,17 @@ def _parse(path: Path) -> tuple[dict, str]:
     return data, text
 
 
-def set_dotted(data: dict, dotted: str, value: Any) -> dict:
-    """Return a copy of `data` with `a.b.c` set to value (for --vary what-ifs)."""
+def set_dotted(data: dict, dotted: str, value: Any, flag: str = "--vary") -> dict:
+    """Return a copy of `data` with `a.b.c` set to value (for --vary what-ifs); errors name `flag`."""
     out = json.loads(json.dumps(data))
-    fields.set_path(out, dotted.split("."), value)
+    fields.set_path(out, dotted.split("."), value, flag)
     return out
 
 
 def spec_from_dict(data: dict, source: str = "spec", text: str = "",
-                   touched: set[tuple[str, ...]] = frozenset()) -> ProjectSpec:
-    return fields.validate(ProjectSpec, data, source, text=text, touched=touched)
+                   touched: set[tuple[str, ...]] = frozenset(), flag: str = "--set") -> ProjectSpec:
+    """`touched`: paths set on the command line by `flag`, whose errors are named `FLAG path` (not source:line)."""
+    return fields.validate(ProjectSpec, data, source, text=text, touched=touched, flag=flag)
 
 
 def _resolve_against(data: dict, folder: Path) -> None:

@@ -251,3 +251,16 @@ def test_a_json_spec_error_names_its_line(tmp_path):
     _one_line_exit_2(_run(tmp_path, text, ".json"), "spec.json:4: run.adapter.method")
     _one_line_exit_2(_run(tmp_path, '{\n\t"name": "x",\n\t"task": {"kind": "qa"},\n\t"traffic": {"prompt_tokens": -1}\n}',
                           ".json"), "spec.json: traffic.prompt_tokens")
+
+
+def test_vary_errors_name_the_flag_once(tmp_path):
+    """`--vary name.x=1,2` said '--set name.x: ...' (the wrong flag); a value out of range named the field twice
+    ('--vary f: f: input should be ...')."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(BASE)
+    out = tmp_path / "r.json"
+    one_line_error(cli("report", spec, "-o", out, "--no-sensitivity", "--vary", "name.x=1,2"),
+                   "--vary name.x: 'name' is not a section")
+    r = cli("report", spec, "-o", out, "--no-sensitivity", "--vary", "constraints.deadline_days=0,1")
+    one_line_error(r, "--vary constraints.deadline_days: input should be greater than 0")
+    assert r.stderr.count("deadline_days") == 1
