@@ -262,3 +262,36 @@ def test_estimate_options_say_the_plain_number_as_specs_do():
     r = cli(*base, "--tokens", "1M", "--seq-len", "4k")
     one_line_error(r, "--seq-len")
     assert "write" not in r.stderr
+
+
+def test_user_text_with_square_brackets_is_printed_as_written(tmp_path):
+    """Rich reads '[...]' as markup: a spec named '[/]' or a model folder 'm[/]x' was an internal MarkupError in
+    recommend and run --dry-run, a catalog GPU id 'X[/]1' in gpus and estimate, and '[bold]x' lost its brackets."""
+    from advisor import catalog, costs
+
+    model = tmp_path / "m[/]x"          # folder 'm[' holding ']x'
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(_LLAMA.read_text())
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f'name: "[/]"\ntask: {{kind: qa}}\nmodel: {{base: "{model}"}}\n'
+                    f'run: {{documents: ["s.yaml"], output_dir: "o[bold]x"}}\n')
+    r = cli("recommend", spec)
+    assert r.exit_code == 0, r.output
+    assert "[/]:" in r.stdout and "m[/]x" in r.stdout
+    r = cli("run", spec, "--dry-run", "--path", "rag")
+    assert r.exit_code == 0, r.output
+    assert "o[bold]x" in r.stdout.replace("\n", "")
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text('gpus:\n  "X[/]1": {memory_gb: 24, bf16_tflops: 100, bandwidth_gbs: 1000, usd_per_hour: 1}\n')
+    for f in (catalog.gpus, catalog.models):
+        f.cache_clear()
+    costs.clear_caches()
+    try:
+        for args in (["gpus"], ["estimate", "--model", model, "--gpu", "X[/]1", "--tokens", "1M"]):
+            r = cli(*args, env={"TUNEPATH_CATALOG": str(cat)})
+            assert r.exit_code == 0, r.output
+            assert "X[/]1" in r.stdout
+    finally:
+        for f in (catalog.gpus, catalog.models):
+            f.cache_clear()
+        costs.clear_caches()

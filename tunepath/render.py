@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from advisor.estimate import GB, InferenceEstimate, TrainEstimate
@@ -23,7 +24,8 @@ def new_table(title: str | None = None, **kw) -> Table:
     kw.setdefault("pad_edge", False)
     kw.setdefault("show_edge", False)
     kw.setdefault("collapse_padding", True)
-    return Table(title=title, **kw)
+    # titles carry user text (a spec's name, a model path, a GPU id): '[/]' in one was an internal MarkupError
+    return Table(title=escape(title) if title else title, **kw)
 
 
 def advice_table(advice: Advice) -> Table:
@@ -131,7 +133,7 @@ def plan_table(plan) -> Table:
         est = ", ".join(x for x in (f"~{_fmt(e.get('wall_s'), ' s')}" if e.get("wall_s") else None,
                                      f"peak ~{_fmt(e.get('peak_memory_gb'), ' GB')}" if e.get("peak_memory_gb") else None,
                                      thr) if x)
-        t.add_row(s.kind, s.description + (f"\n[dim]{est}[/]" if est else ""))
+        t.add_row(s.kind, escape(s.description) + (f"\n[dim]{est}[/]" if est else ""))
     return t
 
 
@@ -169,7 +171,7 @@ def run_summary_table(summary: dict) -> Table:
                    else f"template: {d['prompt_template']}")
         else:
             res = ""
-        t.add_row(s["kind"], "\n".join(lines), res)
+        t.add_row(s["kind"], "\n".join(lines), escape(res))
     return t
 
 
@@ -183,5 +185,6 @@ def sample_answers(summary: dict, n: int = 3) -> list[str]:
             src = a["sources"][0].rsplit("/", 1)[-1] if a["sources"] else "-"
             body = a["answer"] if a["answer"] else (a["top_passage"] or "").replace("\n", " ")[:160] + "..."
             label = "A" if a["answer"] else "top passage"
-            lines.append(f"[bold]Q:[/] {a['question']}\n   [bold]{label}:[/] {body}  [dim]({src})[/]")
+            lines.append(f"[bold]Q:[/] {escape(a['question'])}\n   [bold]{label}:[/] {escape(body)}  "
+                         f"[dim]({escape(src)})[/]")
     return lines

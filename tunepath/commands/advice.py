@@ -40,7 +40,7 @@ def recommend(spec: Path = SpecArg, set_: list[str] = SetOpt, as_json: bool = Js
     path = advice.recommendation.path
     out.print(f"\n[bold]Recommendation:[/] {label(path) if path else '[red]none feasible[/]'}")
     for line in advice.recommendation.rationale:
-        out.print(f"  - {line}")
+        out.print(f"  - {line}", markup=False)     # names the user's model and GPUs: their text, not markup
 
 
 def _check_report_output(spec: Path, output: Path) -> None:

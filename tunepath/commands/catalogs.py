@@ -6,6 +6,7 @@ The default view fits 80 columns with every id whole (numbers in human units, lo
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from advisor.console import out
 from tunepath.commands.options import JsonOpt, WideOpt, print_json
@@ -54,7 +55,7 @@ def models(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
                  _tokens(r["context"]), human(r["vocab_size"])]
         if wide:
             cells += [r["model_type"], str(r["hidden_size"]), "yes" if r["tied_embeddings"] else "no", r["note"]]
-        t.add_row(*cells)
+        t.add_row(*map(escape, cells))     # ids and notes of TUNEPATH_CATALOG rows are the user's text
     out.print(t)
     if not wide:
         out.print("[dim]kv: key/value heads; ctx: context window. Exact counts and details: --wide or --json[/]")
@@ -89,7 +90,7 @@ def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
         dates = sorted({q["date"] for q in g["prices"].values()})
         cells = [g["id"], f"{g['memory_gb']:g}", f"{g['bf16_tflops']:g}" + ("" if g["bf16"] else " fp16"),
                  f"{g['bandwidth_gbs']:,.0f}", *prices]
-        t.add_row(*cells, *([", ".join(dates) or "-", g["spec_source"]] if wide else []))
+        t.add_row(*map(escape, [*cells, *([", ".join(dates) or "-", g["spec_source"]] if wide else [])]))
     out.print(t)
     out.print("$/GPU-hour classes: " + "; ".join(f"{short[c].split()[0]} = {catalog.PRICE_CLASS_LABELS[c]}"
                                                 for c in classes))
@@ -97,7 +98,7 @@ def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
         sources = sorted({q["source"] for g in rows for q in g["prices"].values()})
         out.print("Price sources (page; date read in the table):")
         for line in sources + unquoted:
-            out.print(f"  - {line}")
+            out.print(f"  - {line}", markup=False)
     out.print("[dim]Override in a TUNEPATH_CATALOG file: gpus.<id>.prices.<class> or usd_per_hour; "
               "price_class: hyperscaler|marketplace. Quotes' pages, dates read and data-sheet sources: --wide "
               "or --json[/]")

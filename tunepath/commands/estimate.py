@@ -173,11 +173,13 @@ def estimate(
         d.pop("memory")
         print_json(d)
         return
+    from rich.markup import escape
+
     from tunepath.render import train_table
 
     out.print(train_table(est, g.id, n["--gpus"]))
-    out.print(f"[dim]MFU: {est.mfu_source}[/]")
+    out.print(f"[dim]MFU: {escape(est.mfu_source)}[/]")
     for line in filter(None, est.accuracy):
         out.print(f"[dim]accuracy: {line}[/]")
     for note in est.notes:
-        out.print(f"[yellow]note:[/] {note}")
+        out.print(f"[yellow]note:[/] {escape(note)}")     # notes name the user's model path
