@@ -449,6 +449,12 @@ def _parse(path: Path) -> tuple[dict, str]:
     if "stage" in data and "task" not in data:
         raise UserError(f"{path}: this is a training config (stage: {data['stage']}), not a project spec: "
                         f"`tunepath train {path}` runs it")
+    if "model_type" in data and "task" not in data:   # the file for model.base, given as the spec
+        raise UserError(f"{path}: this is a model config (model_type: {str(data['model_type'])[:40]}), not a project "
+                        f"spec: name it in the spec's model.base (or estimate --model {path})")
+    if "task" not in data and ({"gpus", "models", "api_prices", "price_class"} & set(data)):
+        raise UserError(f"{path}: this is a catalog file (gpus:, models:, ...), not a project spec: name it in "
+                        "TUNEPATH_CATALOG")
     return data, text
 
 

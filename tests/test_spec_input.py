@@ -264,3 +264,14 @@ def test_vary_errors_name_the_flag_once(tmp_path):
     r = cli("report", spec, "-o", out, "--no-sensitivity", "--vary", "constraints.deadline_days=0,1")
     one_line_error(r, "--vary constraints.deadline_days: input should be greater than 0")
     assert r.stderr.count("deadline_days") == 1
+
+
+def test_a_model_config_or_a_catalog_file_given_as_the_spec_says_where_it_belongs(tmp_path):
+    """`recommend config.json` said 'architectures: unknown field ... (+25 more)', `recommend catalog.yaml`
+    'gpus: unknown field': name the kind of file and where it goes, as a training config already was."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(_LLAMA.read_text())
+    one_line_error(cli("recommend", cfg), "this is a model config (model_type: llama)", "model.base")
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text("gpus:\n  X: {memory_gb: 24}\n")
+    one_line_error(cli("recommend", cat), "this is a catalog file", "TUNEPATH_CATALOG")
