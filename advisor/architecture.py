@@ -170,6 +170,8 @@ def from_config(raw: dict, where: str = "config.json") -> Architecture:
     """Build an Architecture from an HF config dict. Unknown model types are an error, never a guess."""
     cfg = normalize_config(raw)
     mt = cfg.get("model_type")
+    if mt is None:
+        raise UserError(f"{where}: config.json has no 'model_type' (one of {', '.join(SUPPORTED)})")
     if mt not in SUPPORTED:
         raise UserError(f"{where}: model_type {mt!r} is not supported for exact counts; "
                         f"supported: {', '.join(SUPPORTED)} (legacy: {', '.join(_TYPE_ALIASES)})")

@@ -385,7 +385,12 @@ def model_config(ref: str) -> tuple[str, dict]:
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"{ref}: cannot read ({e})") from None
         except json.JSONDecodeError as e:
+            if p.suffix.lower() in (".yaml", ".yml"):
+                raise UserError(f"{ref}: a YAML file; expected a model's config.json (model_type, hidden_size, ...)"
+                                ) from None
             raise UserError(f"{ref}: invalid JSON at line {e.lineno}: {e.msg}") from None
+        if isinstance(cfg, dict) and "task" in cfg and "model_type" not in cfg:
+            raise UserError(f"{ref}: this is a project spec, not a model's config.json (model_type, hidden_size, ...)")
         if not isinstance(cfg, dict):  # from_config's dict() would raise TypeError on a list
             raise UserError(f"{ref}: holds a JSON {type(cfg).__name__}, expected a model config object "
                             "(model_type, hidden_size, ...)")

@@ -295,3 +295,17 @@ def test_user_text_with_square_brackets_is_printed_as_written(tmp_path):
         for f in (catalog.gpus, catalog.models):
             f.cache_clear()
         costs.clear_caches()
+
+
+def test_a_spec_given_as_the_model_says_so(tmp_path):
+    """`estimate --model spec.yaml` said 'invalid JSON at line 1: Expecting value'; a JSON spec said 'model_type None
+    is not supported for exact counts'; a config without model_type the same."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: x\ntask: {kind: qa}\n")
+    one_line_error(cli("estimate", "--model", spec, "--tokens", "1M"), "a YAML file", "config.json")
+    js = tmp_path / "s.json"
+    js.write_text('{"name": "x", "task": {"kind": "qa"}}')
+    one_line_error(cli("estimate", "--model", js, "--tokens", "1M"), "this is a project spec")
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({k: v for k, v in json.loads(_LLAMA.read_text()).items() if k != "model_type"}))
+    one_line_error(cli("estimate", "--model", cfg, "--tokens", "1M"), "has no 'model_type'")
