@@ -22,8 +22,9 @@ _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 _YAML11_SURPRISE = re.compile(r"[-+]?0[0-7_]+|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
 
 
-def scalar(raw: str) -> Any:
-    """A command-line value as YAML reads it, with scientific notation read as a number."""
+def scalar(raw: str, where: str = "value") -> Any:
+    """A command-line value as YAML reads it, with scientific notation read as a number (`where` names it in
+    errors)."""
     text = raw.strip()
     if _YAML11_SURPRISE.fullmatch(text):   # YAML 1.1 reads 0300 as octal 192 and 1:30 as 90: keep the text, so
         return text                        # a number field refuses it (saying what to write) and a text field keeps it
@@ -31,9 +32,14 @@ def scalar(raw: str) -> Any:
         x = float(text)
         return int(x) if x.is_integer() and abs(x) < 2 ** 63 else x
     try:
-        return yaml.safe_load(text) if text else ""
+        value = yaml.safe_load(text) if text else ""
     except (yaml.YAMLError, ValueError):   # ValueError: an integer of more than 4,300 digits
         return raw
+    if isinstance(value, (dict, list)):    # '&a [*a]' or a billion laughs: the spec file's limits apply
+        from advisor.spec import check_aliases
+
+        check_aliases(value, where)
+    return value
 
 
 _UNIT = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
@@ -65,7 +71,7 @@ def parse_override(item: str, flag: str = "--set") -> tuple[list[str], Any]:
     parts = [p.strip() for p in key.strip().split(".")]
     if not sep or not all(parts):   # 'traffic.=5' set the whole section traffic to 5; '.a.b' and 'a..b' were read as a.b
         raise UserError(f"{flag} {item!r}: expected dotted.field=value, e.g. traffic.requests_per_month=1e6")
-    return parts, scalar(raw)
+    return parts, scalar(raw, f"{flag} {key.strip()}")
 
 
 def set_path(data: dict, parts: list[str], value: Any, flag: str = "--set") -> None:

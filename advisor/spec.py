@@ -79,16 +79,59 @@ _SpecLoader.add_constructor("tag:yaml.org,2002:float", _SpecLoader.construct_yam
 _SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", _SCIENTIFIC, list("-+0123456789"))
 
 
+MAX_EXPANDED_VALUES = 1_000_000   # a 1 MB spec without aliases holds ~200,000 values
+
+
+def _expanded_values(data: Any, source: str) -> int:
+    """How many values `data` holds once every alias is expanded, counted without expanding them (each shared
+    node once, memoised): ten levels of ten aliases are 1e10 values from 1 kB of YAML ('billion laughs'), which
+    hung the first JSON dump of the spec; a node holding itself cannot be dumped at all."""
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def walk(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in busy:
+            raise UserError(f"{source}: an alias refers to the node that holds it (&x ... *x inside it): "
+                            "a structure that never ends")
+        busy.add(key)
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        total = 1 + sum(walk(c) for c in children)
+        busy.discard(key)
+        sizes[key] = total
+        return total
+
+    return walk(data)
+
+
 def load_yaml(text: str, source: str = "spec", finite_numbers: bool = True) -> Any:
-    """Parse YAML text with the spec rules (duplicate keys, scientific notation, finite numbers).
+    """Parse YAML text with the spec rules (duplicate keys, scientific notation, finite numbers, aliases that
+    expand to at most MAX_EXPANDED_VALUES values and never into themselves).
     finite_numbers=False leaves inf/nan to a model that refuses them by field name (allow_inf_nan=False)."""
     loader = _SpecLoader(text)
     loader.spec_source = source
     loader.finite_numbers = finite_numbers
     try:
-        return loader.get_single_data()
+        data = loader.get_single_data()
     finally:
         loader.dispose()
+    check_aliases(data, source)
+    return data
+
+
+def check_aliases(data: Any, source: str) -> None:
+    """UserError unless `data`'s aliases expand to at most MAX_EXPANDED_VALUES values and never into themselves."""
+    try:
+        n = _expanded_values(data, source)
+    except RecursionError:
+        raise UserError(f"{source}: nested too deeply") from None
+    if n > MAX_EXPANDED_VALUES:
+        raise UserError(f"{source}: its aliases (*name) expand to {n:,} values, more than {MAX_EXPANDED_VALUES:,}; "
+                        "write the repeated parts out or use fewer aliases")
 
 
 # --- strict field types -------------------------------------------------------------------

@@ -275,3 +275,27 @@ def test_a_model_config_or_a_catalog_file_given_as_the_spec_says_where_it_belong
     cat = tmp_path / "catalog.yaml"
     cat.write_text("gpus:\n  X: {memory_gb: 24}\n")
     one_line_error(cli("recommend", cat), "this is a catalog file", "TUNEPATH_CATALOG")
+
+
+def _laughs(levels: int) -> str:
+    """`levels` levels of ten aliases each: 10**levels strings from a few hundred bytes of YAML."""
+    lines = ['    x0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"    x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_aliases_that_expand_without_end_are_refused(tmp_path):
+    """A 'billion laughs' under run.architecture (a free-form mapping) passed validation and hung the first JSON dump
+    of the spec (recommend and run --dry-run never answered); an alias inside the node it names was an internal
+    PydanticSerializationError 'Circular reference detected'. Both are one line now, from a file or --set."""
+    bomb = BASE + "run:\n  architecture:\n    model_type: llama\n" + _laughs(9)
+    spec = tmp_path / "bomb.yaml"
+    spec.write_text(bomb)
+    r = cli_subprocess("recommend", spec, cwd=tmp_path, timeout=60)      # it never ended
+    _one_line_exit_2(r, "bomb.yaml", "expand to 1,234,567,9", "more than 1,000,000")
+    _one_line_exit_2(_run(tmp_path, BASE + "run:\n  architecture: &a\n    model_type: llama\n    x: *a\n"),
+                     "spec.yaml", "refers to the node that holds it")
+    _one_line_exit_2(_run(tmp_path, BASE, ".yaml", "--set", "run.architecture={x: &a [*a]}"),
+                     "--set run.architecture", "refers to the node that holds it")
+    ok = BASE + "run:\n  architecture:\n    model_type: llama\n" + _laughs(5)      # 111,111 values: fine
+    assert _run(tmp_path, ok).returncode == 0
