@@ -309,3 +309,10 @@ def test_a_spec_given_as_the_model_says_so(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({k: v for k, v in json.loads(_LLAMA.read_text()).items() if k != "model_type"}))
     one_line_error(cli("estimate", "--model", cfg, "--tokens", "1M"), "has no 'model_type'")
+
+
+def test_schema_takes_json_as_the_other_listings_do():
+    """`tunepath schema --json` (rules, models, gpus, recommend and estimate all take --json) was 'No such option'."""
+    r = cli("schema", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == json.loads(cli("schema").stdout)

@@ -80,7 +80,8 @@ def report(spec: Path = SpecArg,
 
 
 @app.command(rich_help_panel="Advisor")
-def schema() -> None:
+def schema(as_json: bool = typer.Option(False, "--json", hidden=True,
+                                        help="Accepted as every listing takes it: the schema is JSON anyway.")) -> None:
     """Print the JSON Schema of the project spec (field names, types, defaults, descriptions)."""
     from advisor.spec import ProjectSpec
 
