@@ -170,13 +170,12 @@ def _read_yaml(path: Path, user: bool = True) -> dict:
     """A catalog file read with the spec's YAML rules (duplicate keys and non-finite numbers are errors naming
     the line); its top level is a mapping of known keys - a misspelt `gpu:` was ignored without a word - and
     `_name:` keys, which only hold anchors."""
-    from advisor.spec import load_yaml
-    from advisor.textio import read_user_text
+    from advisor.spec import load_yaml, read_document_text
 
-    try:
-        text = read_user_text(path, "a catalog YAML file (gpus:, models:, api_prices:, price_class:)")
+    try:     # a regular file of at most 1 MB: TUNEPATH_CATALOG=/dev/zero was a MemoryError, a FIFO hung
+        text = read_document_text(Path(path))
     except UserError as e:
-        raise CatalogError(str(e)) from None
+        raise CatalogError(f"TUNEPATH_CATALOG: {e}") from None
     try:
         data = load_yaml(text, str(path))
     except UserError as e:
@@ -259,10 +258,10 @@ def gpus() -> dict[str, GPU]:
                     PriceQuote(**q)
                 except ValidationError as e:
                     from advisor.fields import format_validation_error
-                    from advisor.textio import read_user_text
+                    from advisor.spec import read_document_text
 
                     raise CatalogError(format_validation_error(
-                        e, str(src), PriceQuote, text=read_user_text(src, "a catalog YAML file"),
+                        e, str(src), PriceQuote, text=read_document_text(src),
                         prefix=("gpus", gid, "prices", cls))) from None
             prices = {**prev.get("prices", {}), **mine}
             if "usd_per_hour" in row and src != DATA / "gpus.yaml":
@@ -289,9 +288,9 @@ def gpus() -> dict[str, GPU]:
         except ValidationError as e:
             from advisor.fields import format_validation_error
 
-            from advisor.textio import read_user_text
+            from advisor.spec import read_document_text
 
-            text = read_user_text(origin[gid], "a catalog YAML file")    # read before: for the line number
+            text = read_document_text(origin[gid])    # read before: for the line number
             raise CatalogError(format_validation_error(e, str(origin[gid]), GPU, text=text,
                                                        prefix=("gpus", gid))) from None
     return out

@@ -400,8 +400,9 @@ class ProjectSpec(_Strict):
 
 # --- loading -----------------------------------------------------------------------------
 
-def _read_spec_text(path: Path) -> str:
-    """Regular files only (a FIFO or /dev/zero would hang), at most MAX_SPEC_BYTES."""
+def read_document_text(path: Path) -> str:
+    """A spec, train config or catalog file's text: regular files only (a FIFO or /dev/zero would hang), at most
+    MAX_SPEC_BYTES, UTF-8 (a byte-order mark skipped)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -466,7 +467,7 @@ def parse_document(path: Path) -> dict:
 
 
 def _parse(path: Path) -> tuple[dict, str]:
-    text = _read_spec_text(path)
+    text = read_document_text(path)
     if not text.strip():
         raise UserError(f"{path}: the file is empty (expected a project spec: `tunepath init` writes one)")
     try:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import REPO, cli, one_line_error
+from helpers import REPO, cli, cli_subprocess, one_line_error
 
 _LLAMA = REPO / "advisor" / "data" / "models" / "meta-llama__Llama-3.1-8B.json"
 _INFERENCE_ONLY = {"--prompt-tokens", "--output-tokens", "--requests-per-month", "--concurrency"}
@@ -316,3 +316,17 @@ def test_schema_takes_json_as_the_other_listings_do():
     r = cli("schema", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == json.loads(cli("schema").stdout)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs")
+def test_a_catalog_that_is_a_device_or_a_pipe_is_refused_without_reading_it(tmp_path):
+    """TUNEPATH_CATALOG=/dev/zero read until memory ran out (internal MemoryError); a FIFO waited for a writer for
+    ever. Catalog files are read as specs are: regular files of at most 1 MB."""
+    import os
+
+    fifo = tmp_path / "catalog.yaml"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        r = cli_subprocess("gpus", env={"TUNEPATH_CATALOG": str(path)}, cwd=tmp_path, timeout=60)
+        assert r.returncode == 2, r.stderr
+        assert "TUNEPATH_CATALOG" in r.stderr and "not a regular file" in r.stderr
