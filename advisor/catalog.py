@@ -18,7 +18,6 @@ from pathlib import Path
 
 import yaml
 
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster parsing
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from advisor.architecture import Architecture, from_config, optional_int
@@ -119,13 +118,13 @@ class ApiPrices(BaseModel):
     source: str
     cached_input_factor: float = Field(ge=0, le=1)
     tiers: list[PriceTier] = Field(min_length=1)
+    moe_tiers: list[PriceTier] = Field(default_factory=list, description="Mixture-of-experts ladder, by total "
+                                                                         "parameters (falls back to `tiers`).")
 
     @field_validator("price_date", mode="before")
     @classmethod
     def _iso(cls, v):
         return v.isoformat() if hasattr(v, "isoformat") else v     # YAML reads 2026-12-01 as a date
-    moe_tiers: list[PriceTier] = Field(default_factory=list, description="Mixture-of-experts ladder, by total "
-                                                                         "parameters (falls back to `tiers`).")
 
     def tier_for(self, total_params: int, moe: bool = False) -> PriceTier:
         ladder = self.moe_tiers if moe and self.moe_tiers else self.tiers
