@@ -330,7 +330,7 @@ def _did_you_mean(name: str, choices) -> str:
 def gpu(gid: str) -> GPU:
     table = gpus()
     for k, v in table.items():
-        if k.lower() == gid.lower():
+        if k.lower() == gid.strip().lower():     # ' H100-SXM' from a quoted YAML value or a script
             return v
     raise UserError(f"unknown GPU {_short(gid)}: expected one of {', '.join(table)}{_did_you_mean(gid, table)} "
                     "(add your own with TUNEPATH_CATALOG)")
@@ -395,7 +395,7 @@ def model_config(ref: str) -> tuple[str, dict]:
         return str(ref), cfg
     table = models()
     lower = {mid.lower(): mid for mid in table}
-    for cand in _variant_bases(ref):
+    for cand in _variant_bases(ref.strip()):     # no path by that name: an id, spaces around it dropped
         if cand.lower() in lower:
             mid = lower[cand.lower()]
             row = table[mid]

@@ -330,3 +330,14 @@ def test_a_catalog_that_is_a_device_or_a_pipe_is_refused_without_reading_it(tmp_
         r = cli_subprocess("gpus", env={"TUNEPATH_CATALOG": str(path)}, cwd=tmp_path, timeout=60)
         assert r.returncode == 2, r.stderr
         assert "TUNEPATH_CATALOG" in r.stderr and "not a regular file" in r.stderr
+
+
+def test_spaces_around_a_catalog_id_are_dropped(tmp_path):
+    """'H100-SXM ' (a quoted YAML value, a script's variable) and ' meta-llama/Llama-2-7b-hf ' were unknown ids,
+    although the did-you-mean named the very same id."""
+    r = cli("estimate", "--model", " meta-llama/Llama-2-7b-hf ", "--gpu", "H100-SXM ", "--tokens", "1M", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["model"]["id"] == "meta-llama/Llama-2-7b-hf"
+    spec = tmp_path / "s.yaml"
+    spec.write_text('name: x\ntask: {kind: qa}\nconstraints: {gpu: "H100-SXM "}\n')
+    assert cli("recommend", spec).exit_code == 0

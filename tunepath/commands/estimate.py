@@ -128,7 +128,7 @@ def estimate(
         inf = estimate_inference(arch, g, n["--prompt-tokens"], n["--output-tokens"], n["--requests-per-month"],
                                  concurrency=n["--concurrency"], weight_bits=n["--weight-bits"])
         if as_json:
-            print_json({"model": {"id": model, "total_params": arch.total_params,
+            print_json({"model": {"id": model.strip(), "total_params": arch.total_params,
                                   "active_params": arch.active_params}, **inf.to_dict()})
             return
         from tunepath.render import inference_table
@@ -168,7 +168,7 @@ def estimate(
     est = estimate_training(arch, g, setup)
     if as_json:
         d = est.to_dict()
-        d["model"] = {"id": model, "total_params": arch.total_params, "active_params": arch.active_params}
+        d["model"] = {"id": model.strip(), "total_params": arch.total_params, "active_params": arch.active_params}
         d["memory_gb"] = est.memory.as_gb()
         d.pop("memory")
         print_json(d)
