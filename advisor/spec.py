@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from advisor import fields, paths
 from advisor.errors import UserError
@@ -382,6 +382,28 @@ class RunSection(_Strict):
     eval_examples: Count = Field(8, ge=0, **_bound("labeled_examples"),
                                  description="Held-out labeled examples used to evaluate prompting.")
     cluster: ClusterSection | None = Field(None, description="Run on a Ray cluster instead of this process.")
+
+    @field_validator("output_dir", "documents", "queries", "qrels", "retrieval_pairs", "labeled_data", "corpus",
+                     "base_model", "generator", "architecture")
+    @classmethod
+    def _no_empty_path(cls, v):
+        """'' is the spec's own folder once resolved: `documents: [""]` indexed the folder holding the spec."""
+        for item in (v if isinstance(v, list) else [v]):
+            if isinstance(item, str) and not item.strip():
+                raise ValueError("an empty path; expected a file or folder (or leave the field out)")
+        return v
+
+    @model_validator(mode="after")
+    def _queries_with_qrels(self):
+        """Retrieval is evaluated on both: one without the other skipped the evaluation without a word (queries
+        alone also name the query texts of retrieval_pairs given as a qrels .tsv)."""
+        pairs_tsv = str(self.retrieval_pairs or "").lower().endswith(".tsv")
+        if self.qrels is not None and self.queries is None or self.queries is not None and self.qrels is None \
+                and not pairs_tsv:
+            have, missing = ("qrels", "queries") if self.qrels is not None else ("queries", "qrels")
+            raise ValueError(f"run.{have} is given without run.{missing}: evaluating retrieval needs both "
+                             "(BEIR queries.jsonl and qrels .tsv)")
+        return self
 
 
 class ProjectSpec(_Strict):

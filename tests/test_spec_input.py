@@ -299,3 +299,28 @@ def test_aliases_that_expand_without_end_are_refused(tmp_path):
                      "--set run.architecture", "refers to the node that holds it")
     ok = BASE + "run:\n  architecture:\n    model_type: llama\n" + _laughs(5)      # 111,111 values: fine
     assert _run(tmp_path, ok).returncode == 0
+
+
+@pytest.mark.parametrize("run,needles", [
+    ('{documents: [""]}', ["spec.yaml:3", "run.documents: an empty path"]),
+    ('{documents: [docs], generator: " "}', ["run.generator: an empty path"]),
+    ("{documents: [docs], queries: q.jsonl}", ["run.queries is given without run.qrels"]),
+    ("{documents: [docs], qrels: q.tsv}", ["run.qrels is given without run.queries"]),
+])
+def test_run_section_paths_that_cannot_be_meant(tmp_path, run, needles):
+    """`documents: [""]` resolved to the spec's own folder and indexed it; queries without qrels (or the reverse)
+    dropped the retrieval evaluation without a word - run --dry-run planned both, exit 0."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("text\n")
+    _one_line_exit_2(_run(tmp_path, BASE + f"run: {run}\n"), *needles)
+    spec = tmp_path / "spec.yaml"
+    one_line_error(cli("run", spec, "--dry-run", "--path", "rag"), *needles)
+
+
+def test_queries_alone_name_the_texts_of_qrels_pairs(tmp_path):
+    """run.queries without run.qrels is meant when retrieval_pairs is a qrels .tsv: they hold its query texts."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + "run: {documents: [docs], queries: q.jsonl, retrieval_pairs: train.tsv}\n")
+    from advisor.spec import load_spec
+
+    assert load_spec(spec).run.queries == "q.jsonl"
