@@ -7,8 +7,10 @@ from typing import Mapping, Sequence
 
 
 def ndcg_at_k(ranking: Sequence[str], qrels: Mapping[str, int], k: int = 10) -> float:
-    """trec_eval's ndcg_cut: gain = relevance grade, discount = 1/log2(rank + 1)."""
-    dcg = sum(qrels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranking[:k]))
+    """trec_eval's ndcg_cut: gain = relevance grade, discount = 1/log2(rank + 1). Only positive grades
+    gain: trec_eval adds a judged document to DCG when its grade is > 0, so a negative grade (TREC's -1/-2
+    for spam or junk) counts as non-relevant, never as a penalty that could drive nDCG below 0."""
+    dcg = sum(max(qrels.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(ranking[:k]))
     ideal = sorted((g for g in qrels.values() if g > 0), reverse=True)[:k]
     idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0

@@ -31,6 +31,14 @@ def test_ndcg_graded_linear_gain():
     assert got == pytest.approx((1 + 2 / math.log2(3)) / (2 + 1 / math.log2(3)))
 
 
+def test_ndcg_negative_grades_gain_nothing():
+    # trec_eval's ndcg_cut adds gain only for grade > 0: a -1 (junk) document at rank 1 pushes the
+    # relevant one to rank 2 -> 1/log2(3), not (-1 + 1/log2 3) / 1 < 0
+    assert metrics.ndcg_at_k(["junk", "a"], {"junk": -1, "a": 1}, 10) == pytest.approx(1 / math.log2(3))
+    assert metrics.ndcg_at_k(["junk", "a", "b"], {"junk": -2, "a": 2, "b": 1}, 10) == pytest.approx(
+        (2 / math.log2(3) + 1 / 2) / (2 + 1 / math.log2(3)))
+
+
 def test_recall_and_mrr_hand_computed():
     qrels = {"a": 1, "b": 1, "c": 0}
     ranking = ["c", "x", "a", "y", "z", "b"]
