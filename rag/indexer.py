@@ -281,13 +281,20 @@ def _sync_documents(w: store.Writer, files: list[Path], roots: list[Path], token
                 report.docs_changed += 1
             else:
                 report.docs_added += 1
-            fresh.append(doc)
+            fresh.append((doc, prev is not None))
         for rid, _ in existing.values():  # documents gone from a changed file
             removed += w.delete_doc(rid)
             report.docs_deleted += 1
         for s in range(0, len(fresh), 256):  # tokenise in batches: the fast tokenizer parallelises
             part = fresh[s:s + 256]
-            for doc, spans in zip(part, chunk_texts([d.text for d in part], tokenizer, size, overlap)):
+            for (doc, changed), spans in zip(part, chunk_texts([d.text for d, _ in part], tokenizer, size, overlap)):
+                if not spans:  # only characters the tokenizer drops (zero-width spaces, controls): nothing to embed
+                    report.skipped.append(SkippedFile(path=key, reason=f"document {doc.doc_id!r}: no text the "
+                                                      "embedding model's tokenizer reads"))
+                    report.docs_changed -= changed
+                    report.docs_deleted += changed  # its previous version is gone
+                    report.docs_added -= not changed
+                    continue
                 rid = w.add_doc(key, doc.doc_id, doc.sha256, doc.title)
                 for i, sp in enumerate(spans):
                     new_ids.append(w.add_chunk(rid, i, sp.start, sp.end, sp.n_tokens, doc.text[sp.start:sp.end]))

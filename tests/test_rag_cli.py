@@ -712,3 +712,18 @@ def test_jsonl_rows_without_a_usable_id_are_reported(tmp_path):
     assert rep["manifest"]["counts"]["documents"] == 1
     assert [s["reason"].split(":")[1] for s in rep["skipped"]] == ["1", "3", "4"]
     assert all("'_id'" in s["reason"] for s in rep["skipped"])
+
+
+def test_a_document_the_tokenizer_reads_nothing_of_is_skipped(tmp_path):
+    """Zero-width spaces pass str.strip() but give no token: such a document had no chunk, yet counted as
+    an indexed document (and a qrels id naming it as 'in the index', though no query could ever find it)."""
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "ok.txt").write_text("Backups run nightly at two.")
+    (corpus / "blank.txt").write_text("\u200b\u200b\n")
+    res = cli("rag", "index", corpus, "--out", tmp_path / "index", "--json")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["manifest"]["counts"]["documents"] == 1 == rep["docs_added"]
+    assert [(Path(s["path"]).name, s["reason"]) for s in rep["skipped"]] == [
+        ("blank.txt", "document 'blank.txt': no text the embedding model's tokenizer reads")]
