@@ -1,6 +1,7 @@
 """Choosing `tunepath rag tune` settings on SciFact *train* only: a held-out fifth of the train claims.
 
-Each setting tunes all-MiniLM-L6-v2 on 80 % of the train claims (seeded split, rag.tune.split_queries)
+Each setting tunes all-MiniLM-L6-v2 on 80 % of the train claims (seeded split, rag.tune.heldout_split:
+a held-out claim with a training claim's text is not scored)
 and ranks the corpus for the other 20 % (exact dense search over every document); the setting with the
 best held-out nDCG@10 is printed as bench/rag_tune.py arguments, and the whole table is recorded in
 bench/results/rag_tune_sweep.json. Test claims are never read here: bench/rag_tune.py reports the chosen

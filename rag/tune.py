@@ -57,7 +57,7 @@ class TuneReport(BaseModel):
     pairs_sha256: str = Field(description="hash of the pair files read (queries, qrels, corpus or jsonl)")
     queries: int = Field(description="distinct queries with at least one positive")
     train_queries: int
-    heldout_queries: int
+    heldout_queries: int = Field(description="held-out queries evaluated (one whose text is a training query's is not)")
     train_rows: int = Field(description="(query, positive[, negative]) rows the loss saw per epoch")
     hard_negatives: HardNegatives
     hard_negative_rows: int = 0
@@ -302,6 +302,21 @@ def split_queries(qids: list[str], fraction: float, seed: int) -> tuple[list[str
     return sorted(order[n_out:]), sorted(order[:n_out])
 
 
+def _same_text(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def heldout_split(p: Pairs, fraction: float, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """(train, held out, dropped): split_queries over the judged queries, less the held-out queries whose
+    text (case and spacing aside) is also a training query's. BEIR files can name one claim under two ids
+    (SciFact train 85 and 86: same text, same positives); scoring such a query measures recall of a training
+    pair, not generalisation, so it is not evaluated. Training is unchanged."""
+    train, heldout = split_queries(sorted(p.qrels), fraction, seed)
+    seen = {_same_text(p.queries[q]) for q in train}
+    kept = [q for q in heldout if _same_text(p.queries[q]) not in seen]
+    return train, kept, [q for q in heldout if _same_text(p.queries[q]) in seen]
+
+
 class _Bm25:
     """In-memory Okapi BM25 over the pair documents, scored with rag.bm25 (the index's own maths)."""
 
@@ -412,11 +427,14 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
     lr = learning_rate or TUNE_LR[method]  # advisor/retrieval.py says how they were chosen
 
     p = load_pairs(pairs, queries, documents, split)
-    train_q, heldout_q = split_queries(sorted(p.qrels), holdout, seed)
+    train_q, heldout_q, dropped = heldout_split(p, holdout, seed)
     report = TuneReport(out=str(out_dir), base="", method=method, pairs_source=p.source, pairs_sha256=p.sha256,
                         queries=len(p.qrels), train_queries=len(train_q), heldout_queries=len(heldout_q),
                         train_rows=0, hard_negatives=hard_negatives, epochs=epochs, batch_size=batch_size,
                         learning_rate=lr, bf16=bf16, max_seq_length=max_seq_length)
+    if dropped:
+        report.notes.append(f"{len(dropped)} held-out quer{'y has' if len(dropped) == 1 else 'ies have'} the text of a "
+                            f"training query (e.g. {dropped[0]!r}): not evaluated, as it would score a training pair")
 
     negs: dict[str, str] = {q: p.negatives[q][0] for q in train_q if p.negatives.get(q)}
     if hard_negatives == "bm25":
@@ -445,8 +463,6 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
         report.notes.append(note)
     st = _fresh_copy(load_model(base_name))
     model_max = st.max_seq_length
-    if max_seq_length is not None:
-        st.max_seq_length = min(max_seq_length, int(st.max_seq_length or max_seq_length))
     pool = _eval_pool(p, heldout_q, eval_pool, seed) if heldout_q else []
     report.eval_documents = len(pool)
     if len(pool) < len(p.docs):
@@ -462,6 +478,10 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
     if use_negs:
         data["negative"] = [p.docs[negs[q]] for q, _ in rows]
     dataset = Dataset.from_dict(data)
+    # --max-seq-length cuts texts while training only: held-out nDCG before and after is measured at the length
+    # the saved model reads, so it is the figure `rag eval` gives for the model, not for a truncated one
+    if max_seq_length is not None:
+        st.max_seq_length = min(max_seq_length, int(st.max_seq_length or max_seq_length))
 
     peft_model = None
     if method == "lora":
@@ -501,12 +521,12 @@ def tune(pairs: str | os.PathLike, out: str | os.PathLike, base: str | None = No
         if peft_model is not None:
             st[0].model = peft_model.merge_and_unload()  # plain weights: loads without peft
         st.eval()
+        st.max_seq_length = model_max
         if heldout_q:
             if progress:
                 progress("eval", 1, 2, {"when": "after"})
             after = heldout_metrics(st, p, heldout_q, pool)
             report.ndcg_at_10_after, report.recall_at_10_after = after["ndcg_at_10"], after["recall_at_10"]
-        st.max_seq_length = model_max  # --max-seq-length speeds training; the saved model reads as far as before
         model_dir = tmp / "model"
         st.save(str(model_dir), safe_serialization=True)
         report.seconds = time.perf_counter() - t0
