@@ -146,6 +146,10 @@ class RagIndex:
             absent = next(q for q in qrels if q not in queries)
             notes.append(f"{len(qrels) - len(qids)} of {len(qrels)} qrels query ids are not in the queries file "
                          f"(e.g. {absent!r}): not evaluated")
+        no_positive = [q for q in qids if not any(g > 0 for g in qrels[q].values())]
+        if no_positive:  # trec_eval scores such a query 0 and keeps it in num_q; MTEB drops it: say which is done
+            notes.append(f"{len(no_positive)} of {len(qids)} queries have no positive judgement (e.g. "
+                         f"{no_positive[0]!r}): they score 0 in every metric and count in the means, as in trec_eval")
         judged = sorted({d for q in qids for d in qrels[q]})
         found = store.known_doc_ids(self.con, judged)
         if len(found) < len(judged):

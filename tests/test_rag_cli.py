@@ -727,3 +727,25 @@ def test_a_document_the_tokenizer_reads_nothing_of_is_skipped(tmp_path):
     assert rep["manifest"]["counts"]["documents"] == 1 == rep["docs_added"]
     assert [(Path(s["path"]).name, s["reason"]) for s in rep["skipped"]] == [
         ("blank.txt", "document 'blank.txt': no text the embedding model's tokenizer reads")]
+
+
+def test_eval_notes_queries_without_a_positive_judgement(scifact_slice, tmp_path):
+    """A query judged only 0 scores 0 and stays in the means (trec_eval's num_q does the same); the
+    note says so, since MTEB-style evaluations drop such queries and the means differ."""
+    rows = [(q, d, s) for q, r in scifact_slice["qrels"].items() for d, s in r.items()]
+    extra = next(json.loads(line)["_id"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()
+                 if json.loads(line)["_id"] not in scifact_slice["qrels"])
+    qrels = tmp_path / "r.tsv"
+    args = ("rag", "eval", scifact_slice["index"], "--queries", SCIFACT / "queries.jsonl", "--qrels", qrels,
+            "--mode", "bm25", "--json")
+    qrels.write_text("".join(f"{q}\t{d}\t{s}\n" for q, d, s in rows))
+    want = json.loads(cli(*args).stdout)[0]
+    qrels.write_text("".join(f"{q}\t{d}\t{s}\n" for q, d, s in rows) + f"{extra}\t{rows[0][1]}\t0\n")
+    res = cli(*args)
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)[0]
+    n = want["queries"]
+    assert got["queries"] == n + 1 and got["note"] == (
+        f"1 of {n + 1} queries have no positive judgement (e.g. {extra!r}): they score 0 in every metric and "
+        "count in the means, as in trec_eval")
+    assert got["ndcg_at_10"] == pytest.approx(want["ndcg_at_10"] * n / (n + 1))
