@@ -367,20 +367,18 @@ def evaluate() -> list[Row]:
     return ROWS
 
 
-def _within(r: float, tol: float) -> bool:
-    return 1 / (1 + tol) <= r <= 1 + tol if tol < 1 else 1 / tol <= r <= tol
+def counts(ratios) -> dict:
+    """Within 25 % means 0.8 <= ratio <= 1.25 (symmetric in log terms); within 2x means 0.5 <= ratio <= 2."""
+    rs = list(ratios)
+    w25 = sum(1 for x in rs if 0.8 <= x <= 1.25)
+    return {"rows": len(rs), "within_25pct": w25, "within_2x": sum(1 for x in rs if 0.5 <= x <= 2.0),
+            "share_within_25pct": round(w25 / len(rs), 3)}
 
 
 def summary(rows: list[Row]) -> dict:
-    """Within 25 % means 0.8 <= ratio <= 1.25 (symmetric in log terms); within 2x means 0.5 <= ratio <= 2."""
-    def stats(rs, ratio):
-        n = len(rs)
-        w25 = sum(1 for r in rs if 0.8 <= ratio(r) <= 1.25)
-        w2 = sum(1 for r in rs if 0.5 <= ratio(r) <= 2.0)
-        return {"rows": n, "within_25pct": w25, "within_2x": w2, "share_within_25pct": round(w25 / n, 3)}
     held = [r for r in rows if not r.fitted]
-    return {"all": stats(rows, lambda r: r.ratio), "held_out": stats(held, lambda r: r.ratio),
-            "baseline_all": stats([r for r in rows if r.baseline], lambda r: r.base_value / r.published)}
+    return {"all": counts(r.ratio for r in rows), "held_out": counts(r.ratio for r in held),
+            "baseline_all": counts(r.base_value / r.published for r in rows if r.baseline)}
 
 
 def long_context_diagnosis() -> dict:
@@ -506,13 +504,9 @@ def blind_check_2() -> list[dict]:
 
 
 def blind_summary(rows: list[dict]) -> dict:
-    n = len(rows)
-    w25 = sum(1 for r in rows if 0.8 <= r["ratio"] <= 1.25)
-    return {"rows": n, "within_25pct": w25, "within_2x": sum(1 for r in rows if 0.5 <= r["ratio"] <= 2.0),
-            "share_within_25pct": round(w25 / n, 3),
-            "by_group": {g: {"rows": sum(1 for r in rows if r["group"] == g),
-                             "within_25pct": sum(1 for r in rows if r["group"] == g and 0.8 <= r["ratio"] <= 1.25)}
-                         for g in sorted({r["group"] for r in rows})}}
+    groups = sorted({r["group"] for r in rows})
+    return {**counts(r["ratio"] for r in rows),
+            "by_group": {g: counts(r["ratio"] for r in rows if r["group"] == g) for g in groups}}
 
 
 def main() -> None:
@@ -785,11 +779,8 @@ def accuracy_by_group(pub: dict) -> dict:
     blind check - per kind of estimate: what `tunepath estimate` and the report quote beside an estimate."""
     rows = [r for r in pub["figures"]["rows"] if not r["fitted"]]
     rows += pub["figures"].get("blind_check_2", {}).get("rows", [])
-    out = {}
-    for g in sorted({r["group"] for r in rows}):
-        rs = [r["ratio"] for r in rows if r["group"] == g]
-        out[g] = {"rows": len(rs), "within_25pct": sum(1 for x in rs if 0.8 <= x <= 1.25),
-                  "within_2x": sum(1 for x in rs if 0.5 <= x <= 2.0)}
+    out = {g: {k: v for k, v in counts(r["ratio"] for r in rows if r["group"] == g).items()
+               if k != "share_within_25pct"} for g in sorted({r["group"] for r in rows})}
     return {"source": f"docs/validation.md (bench/estimator_published.py, run {pub['date']}, commit {pub['commit']}): "
                       "held-out rows of the published table and the blind check", "groups": out}
 
