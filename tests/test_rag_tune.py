@@ -262,7 +262,7 @@ def test_run_tunes_the_embedder_when_the_spec_names_pairs(tmp_path):
     queries = {json.loads(ln)["_id"]: json.loads(ln)["text"] for ln in (SCIFACT / "queries.jsonl").read_text().splitlines()}
     by_id = {d["_id"]: d for d in corpus}
     rows, used = [], {}
-    for line in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:41]:
+    for line in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:21]:
         q, d, _ = line.split("\t")
         rows.append({"query": queries[q], "positive": by_id[d]["title"] + "\n\n" + by_id[d]["text"]})
         used[d] = by_id[d]
