@@ -22,11 +22,12 @@ demo: install
 	$(BIN)/tunepath recommend examples/acme-support.yaml
 	$(BIN)/tunepath run examples/acme-support.yaml --yes
 
+# two xdist workers: the suite is sized for a 2-core machine (tests/conftest.py: a module per worker)
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-all: install
-	$(BIN)/python -m pytest -q -m ""
+	$(BIN)/python -m pytest -q -n 2 -m ""
 
 # Every benchmark writes bench/results/<name>.json (bench/results.py); docs/benchmarks.md is built from them.
 BENCHES ?= cli_latency estimator_accuracy estimator_published rag_throughput rag_scifact rag_tune ray_scaling

@@ -1,9 +1,41 @@
 """Shared test setup. Tests drive tunepath through its public CLI (see helpers.py) and API."""
 import os
 
+import pytest as _pytest
+
 os.environ.setdefault("TUNEPATH_DEBUG", "1")  # a bug in a test shows its traceback
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from the hub here
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# `make test` runs the suite on two pytest-xdist workers (the 2-core CI finishes in about two thirds of the time).
+# Each worker's torch then keeps to one thread: two workers with two OpenMP threads each on two cores stall (see
+# torch_one_thread). A module runs whole on one worker, so its module- and session-scoped fixtures are built once;
+# the modules that launch several processes (torchrun, accelerate, Ray) take both cores themselves and share one
+# scope, so they never run at once. The heaviest scopes go first, so that the lighter ones fill in around them.
+MULTI_PROCESS_MODULES = ("test_training_ray", "test_training_distributed", "test_rag_ray", "test_launcher_cluster")
+HEAVY_FIRST = (*MULTI_PROCESS_MODULES, "test_rag_tune", "test_rag_cli")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {m: i for i, m in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(_module(item.nodeid), len(rank)))   # stable: file order otherwise
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module(nodeid)
+            return "multi-process" if module in MULTI_PROCESS_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 # ---- training/ and adapters/ fixtures (issue 5) --------------------------------------------------
@@ -12,7 +44,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # seconds; the training, adapter and launcher tests all reuse it.
 from pathlib import Path as _Path
 
-import pytest as _pytest
 
 TINY_LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 176, "num_hidden_layers": 2,
               "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
