@@ -255,6 +255,7 @@ class TrainEstimate:
     optimizer_update_hours: float = 0.0   # of `hours`: the bandwidth-bound update after each step
     dequant_hours: float = 0.0            # of `hours`: QLoRA's NF4 dequantisation
     communication_hours: float = 0.0      # data-parallel traffic, overlapped with the compute
+    host_bound: bool = False              # the host's dispatch, not the GPU, sets the time (host_seconds)
     accuracy: list[str] = field(default_factory=list)   # how such estimates held against published figures
 
     def to_dict(self) -> dict:
@@ -629,6 +630,24 @@ def fp32_matmul_flops(arch: Architecture, setup: TrainSetup, total: float) -> tu
     return attention_flops(arch, eager, passes), attention_flops(arch, setup, passes)
 
 
+# Eager PyTorch issues every op of every layer from Python, and the GPU cannot run ahead of the host: a micro-batch
+# whose kernels are short waits on the dispatch. LitGPT's resource tables (tutorials/resource-tables.md, 2023-10-20:
+# A100-SXM4-40GB, PyTorch 2.1, LoRA on Alpaca rows of ~110 tokens) show a micro-batch of 1, 2 or 4 rows taking nearly
+# the same time - 141.6 ms for Llama 2 7B at micro-batch 1, 4.4 ms for each of its 32 layers (fitted there; the other
+# models of that table check it, bench/estimator_published.py). Checkpointing replays the forward's ops: x 4/3.
+HOST_SECONDS_PER_LAYER = 4.4e-3
+
+
+def host_seconds(arch: Architecture, setup: TrainSetup) -> float:
+    """The host's dispatch time over the run (per GPU): a floor under the GPU time, not added to it - while kernels
+    are long the host runs ahead and hides (estimate_training takes the longer of the two). Only short micro-batches
+    (small models, short rows) meet it; there a larger micro-batch costs almost nothing extra."""
+    if setup.device != "cuda":
+        return 0.0
+    passes = 4 / 3 if setup.checkpointing else 1.0
+    return micro_batches_per_gpu(setup) * arch.num_layers * HOST_SECONDS_PER_LAYER * passes
+
+
 # NCCL's ring collectives reach about this share of a link's bandwidth on large messages (assumed, as the "busbw"
 # nccl-tests reports against the link's rate).
 COMM_EFFICIENCY = 0.8
@@ -687,11 +706,19 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
     fp32, fp32_replaced = fp32_matmul_flops(arch, setup, flops + extra)
     fp32_peak = gpu.fp32_tflops or gpu.bf16_tflops / 8
     fp32_s = fp32 / (setup.gpus * fp32_peak * 1e12 * mfu)
-    compute = (flops + extra - fp32_replaced) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu) + fp32_s + dequant
+    device = (flops + extra - fp32_replaced) / (setup.gpus * gpu.bf16_tflops * 1e12 * mfu) + fp32_s + dequant
+    host = host_seconds(arch, setup)
+    compute = max(device, host)
     comm = communication_seconds(arch, gpu, setup)
     seconds = max(compute, comm) + update      # communication overlaps the compute; the update follows both
     hours = seconds / 3600
     notes = []
+    if host > device:
+        per_mb = micro_batches_per_gpu(setup)
+        notes.append(f"each micro-batch ({setup.micro_batch} x {setup.seq_len:,} tokens) is {device / per_mb * 1e3:,.0f} ms "
+                     f"of GPU work but ~{host / per_mb * 1e3:,.0f} ms of host dispatch ({arch.num_layers} layers x "
+                     f"{HOST_SECONDS_PER_LAYER * 1e3:g} ms in eager PyTorch, LitGPT's resource tables), so the host sets "
+                     "the time: a larger --micro-batch or longer rows cost almost nothing extra")
     if comm > compute:
         link = gpu.interconnect_gbs or PCIE4_GBS
         notes.append(f"communication ({'ZeRO-3 parameter gathers and ' if setup.zero >= 3 else ''}gradient reduction "
@@ -749,6 +776,7 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         cost_usd=hours * setup.gpus * gpu.usd_per_hour, notes=notes, grad_checkpointing=setup.checkpointing,
         optimizer=setup.optim, recompute_flops=extra, seq_len=setup.seq_len, micro_batch=setup.micro_batch,
         optimizer_update_hours=update / 3600, dequant_hours=dequant / 3600, communication_hours=comm / 3600,
+        host_bound=host > device,
         accuracy=[accuracy_sentence("pretraining time" if setup.method == "pretrain" else "fine-tuning time"),
                   accuracy_sentence("memory")])
 

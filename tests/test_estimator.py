@@ -541,11 +541,14 @@ def test_optimizer_update_is_timed_once_per_step():
 
 def test_optimizer_update_brings_peft_short_row_full_finetuning_within_reach():
     """peft's method comparison (held out: nothing was fitted to it): full fine-tuning of Llama-3.2-3B on 210-token
-    rows, one step per batch of 4, ran at 2,310 tok/s; without the update the estimate was 3.4x too fast."""
+    rows, one step per batch of 4, ran at 2,310 tok/s; without the update the estimate is about 3x too fast. LoRA
+    (6,780 tok/s) takes no update worth the name; its short micro-batches wait on the host's dispatch instead (it was
+    1.33x too fast before the host floor)."""
     mod = sys.modules.get("estimator_published") or (_published_rows() and sys.modules["estimator_published"])
-    [full] = [r for r in mod.short_rows_peft() if r["run"].startswith("full")]
-    assert full["ratio_without_update"] > 3
+    full, lora = sorted(mod.short_rows_peft(), key=lambda r: not r["run"].startswith("full"))
+    assert full["ratio_without_update"] > 2.5
     assert full["ratio"] < 2.1
+    assert 0.8 <= lora["ratio"] <= 1.25
 
 
 def test_fp32_matmuls_are_timed_on_cuda_cores():
@@ -612,3 +615,42 @@ def test_every_estimate_says_how_far_to_trust_it():
     assert serve["accuracy"].startswith("serving: within 25 % for ")
     text = cli(*base, "--method", "lora", "--tokens", "20M").stdout
     assert "fine-tuning time: within 25 %" in " ".join(text.split())
+
+
+def test_short_micro_batches_wait_on_the_host_and_long_ones_do_not(tmp_path):
+    """LitGPT's resource tables (A100-40GB, LoRA on ~110-token rows): phi-1.5 took 97-102 ms per micro-batch of 1, 2
+    or 4 rows - nearly the same, because eager PyTorch's dispatch of 24 layers, not the GPU's 2-5 ms of work, set
+    the time. The floor was set on Llama 2 7B (4.4 ms per layer); phi-1.5 is held out. Long packed rows are not
+    host-bound, and the floor does not change their time."""
+    cfg = tmp_path / "phi-1_5.json"   # microsoft/phi-1_5 config.json
+    cfg.write_text(json.dumps({"model_type": "phi", "hidden_size": 2048, "num_hidden_layers": 24,
+                               "num_attention_heads": 32, "intermediate_size": 8192, "vocab_size": 51200,
+                               "max_position_embeddings": 2048, "partial_rotary_factor": 0.5}))
+    base = ["estimate", "--model", str(cfg), "--method", "lora", "--gpu", "A100-40GB", "--seq-len", "110",
+            "--no-grad-checkpointing", "--rank", "8", "--precision", "bf16", "--json"]
+    ms = {}
+    for mb, published in ((1, 97.2), (4, 102.0)):
+        j = json.loads(cli(*base, "--micro-batch", str(mb), "--tokens", str(1000 * mb * 110)).stdout)
+        ms[mb] = j["hours"] * 3600          # 1,000 micro-batches: seconds = ms per micro-batch
+        assert j["host_bound"] and 0.8 <= ms[mb] / published <= 1.25, (mb, ms[mb])
+        assert any("host dispatch" in n and "--micro-batch" in n for n in j["notes"])
+    assert ms[4] < 1.1 * ms[1]              # four times the rows, about the same time
+    long = json.loads(cli("estimate", "--model", "mistralai/Mistral-7B-v0.1", "--method", "lora", "--gpu", "A100-80GB",
+                          "--seq-len", "4096", "--micro-batch", "4", "--tokens", "10M", "--json").stdout)
+    assert not long["host_bound"] and not any("host dispatch" in n for n in long["notes"])
+
+
+def test_third_check_runs_whole_published_tables_through_the_cli():
+    """bench/published_check3.py: every single-GPU HF baseline row of fms-acceleration's A100 reference (time and
+    max_memory_allocated) and every LitGPT LoRA row. Only the row that set the host floor is fitted; each held-out
+    row outside 25 % says why. The memory rows - a 2025 Hugging Face stack tunepath never saw - hold within 25 %."""
+    mod = sys.modules.get("estimator_published") or (_published_rows() and sys.modules["estimator_published"])
+    rows = mod.third_check()
+    assert [r["setup"] for r in rows if r["fitted"]] == [
+        "LitGPT LoRA r=8, Llama 2 7B, None, micro-batch 1 of ~110-token rows, 1x A100-40GB: time per micro-batch"]
+    for r in rows:
+        assert r["command"].startswith("tunepath estimate ") and math.isfinite(r["ratio"]), r["setup"]
+        if not r["fitted"] and not 0.8 <= r["ratio"] <= 1.25:
+            assert r["reason"], f"outside 25 % without a written reason: {r['setup']}"
+    memory = [r for r in rows if r["group"] == "memory"]
+    assert len(memory) == 8 and all(0.8 <= r["ratio"] <= 1.25 for r in memory)
