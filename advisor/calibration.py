@@ -29,6 +29,13 @@ DEFAULT_TRAIN_PROCESS_GB = 0.46
 DEFAULT_RAG_PROCESS_GB = 0.58
 DEFAULT_TRAIN_STARTUP_S = 8.0
 DEFAULT_RAG_STARTUP_S = 8.0
+# Costs of each micro-batch that do not scale with its FLOPs. On a CPU every op runs synchronously, so eager
+# PyTorch's per-op work (dispatch, autograd bookkeeping, small elementwise kernels) adds to the matmuls, and for a
+# small model it is most of the step: a 2-layer, 64-wide model steps ~100x slower than FLOPs / FLOP/s says.
+# `tunepath calibrate` measures both from two tiny runs (1 and 6 layers); the defaults are its figures on the
+# reference machine. On a GPU the host's dispatch is a floor under the GPU's time instead (estimate.host_seconds).
+DEFAULT_CPU_SECONDS_PER_LAYER = 2.7e-3
+DEFAULT_CPU_SECONDS_PER_MICRO_BATCH = 3.1e-3
 
 
 @dataclass
@@ -44,15 +51,19 @@ class Calibration:
     rag_process_gb: float = DEFAULT_RAG_PROCESS_GB
     train_startup_s: float = DEFAULT_TRAIN_STARTUP_S
     rag_startup_s: float = DEFAULT_RAG_STARTUP_S
+    train_seconds_per_layer: float = DEFAULT_CPU_SECONDS_PER_LAYER           # per micro-batch, CPU
+    train_seconds_per_micro_batch: float = DEFAULT_CPU_SECONDS_PER_MICRO_BATCH  # beyond the layers, CPU
 
     def describe(self) -> str:
+        step = (f" + {self.train_seconds_per_layer * 1e3:.1f} ms per layer and "
+                f"{self.train_seconds_per_micro_batch * 1e3:.1f} ms per micro-batch")
         if not self.calibrated:   # both guesses: a RAG plan's estimates rest on the embedding one
             emb = f", {self.embed_chunks_per_s:.0f} chunks/s embedding" if self.embed_chunks_per_s else ""
-            return (f"uncalibrated guesses: {self.train_flops_per_s / 1e9:.0f} GFLOP/s training{emb} "
+            return (f"uncalibrated guesses: {self.train_flops_per_s / 1e9:.0f} GFLOP/s training{step}{emb} "
                     "(run `tunepath calibrate` to measure this machine)")
         emb = f", {self.embed_chunks_per_s:.1f} chunks/s embedding" if self.embed_chunks_per_s else ""
         return (f"calibrated {self.measured_at} on {self.device} ({self.model}, {self.precision}): "
-                f"{self.train_flops_per_s / 1e9:.1f} GFLOP/s training{emb}")
+                f"{self.train_flops_per_s / 1e9:.1f} GFLOP/s training{step}{emb}")
 
 
 def path() -> Path:
@@ -99,7 +110,9 @@ def local_train_estimate(arch: Any, setup: Any, cal: Calibration | None = None, 
         source = (f"{gpu.id} at the estimator's default MFU {est.mfu:.2f} (not calibrated on this GPU: "
                   "`tunepath calibrate` measures it)")
     else:
-        seconds = flops / cal.train_flops_per_s
+        overhead = step_overhead_seconds(arch, setup, cal)
+        # a CPU runs the ops one after another; a GPU runs its kernels while the host issues the next ones
+        seconds = (max if on_gpu else sum)((flops / cal.train_flops_per_s, overhead))
         source = cal.describe()
     process_gb = cal.train_process_gb if setup.device == "cpu" else 0.0
     return {"flops": flops, "memory_gb": mem.as_gb(), "process_gb": process_gb,
@@ -107,6 +120,14 @@ def local_train_estimate(arch: Any, setup: Any, cal: Calibration | None = None, 
             "wall_s": round(seconds + cal.train_startup_s, 1),
             "tokens_per_s": round(setup.tokens / seconds, 1) if seconds else None,
             "tokens": setup.tokens, "calibration": source}
+
+
+def step_overhead_seconds(arch: Any, setup: Any, cal: Calibration) -> float:
+    """The per-micro-batch costs that FLOP/s misses (see DEFAULT_CPU_SECONDS_PER_LAYER), over the run: micro-batches
+    of full rows (tunepath packs rows on CPU), each layer's ops once more under gradient checkpointing's replay."""
+    micro_batches = setup.tokens / (setup.seq_len * setup.micro_batch * setup.gpus)
+    layers = arch.num_layers * (4 / 3 if setup.checkpointing else 1)
+    return micro_batches * (layers * cal.train_seconds_per_layer + cal.train_seconds_per_micro_batch)
 
 
 def gpu_calibrated(cal: Calibration) -> bool:

@@ -133,9 +133,15 @@ def test_calibrate_then_estimates_say_they_use_it(tmp_path, tiny_base_model):
     assert r.exit_code == 0, r.output
     cal = json.loads(r.stdout)
     assert cal["train_flops_per_s"] > 0 and Path(cal["path"]).is_file()
+    # two tiny runs of 1 and 6 layers time what a step costs beyond its FLOPs: some per layer, some per step
+    assert 0 < cal["train_seconds_per_layer"] < 1 and 0 <= cal["train_seconds_per_micro_batch"] < 1
     spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model)})
     plan = json.loads(cli("run", spec, "--dry-run", "--json").stdout)
-    assert plan["calibration"].startswith("calibrated")
+    assert plan["calibration"].startswith("calibrated") and "ms per layer" in plan["calibration"]
+    [train] = [s for s in plan["steps"] if s["kind"] == "train"]
+    # the tiny model's step is mostly that overhead, so its plan runs far below FLOPs / FLOP/s
+    e = train["estimate"]
+    assert e["flops"] / cal["train_flops_per_s"] < 0.5 * e["tokens"] / e["tokens_per_s"]
 
 
 @pytest.mark.parametrize("run,args,needle", [

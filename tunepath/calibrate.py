@@ -25,6 +25,11 @@ from advisor.errors import UserError
 MICRO_LLAMA = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
                "num_attention_heads": 8, "num_key_value_heads": 4, "max_position_embeddings": 512}
 VOCAB = 4096
+# Step-overhead probe: FLOPs too small to matter, so a step's time is eager PyTorch's per-op work (DEFAULT_CPU_SECONDS_
+# PER_LAYER in advisor/calibration.py); two depths separate the per-layer part from the rest of the step.
+TINY_LLAMA = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "max_position_embeddings": 64}
+PROBE_LAYERS = (1, 6)
 MAX_PARAMS = 2e9   # the micro-run trains the model here: keep it to what a workstation can step through
 
 
@@ -72,18 +77,45 @@ def measure(model: str | None = None, steps: int = 6, seq_len: int = 256, micro_
                          "save_steps": 10 * steps, "warmup": 0},
         })
         summary = training.run(cfg, progress=False)
+        per_layer, per_micro_batch = _measure_step_overhead(Path(tmp))
     if not summary.model_flops_per_s or not summary.estimate:
         raise UserError(f"{name}: the estimator does not model this architecture, so no FLOP/s can be derived")
     states_gb = summary.estimate["memory_gb"]["total"]
+    # the FLOP/s of the run's matmuls: its time less the per-micro-batch costs measured apart (at most half of it)
+    overhead = summary.steps * (arch["num_hidden_layers"] * per_layer + per_micro_batch)
+    flops_per_s = summary.estimate["flops"] / max(summary.train_wall_s - overhead, 0.5 * summary.train_wall_s)
     emb = _measure_embedding() if embed else None
-    cal = Calibration(train_flops_per_s=summary.model_flops_per_s, embed_chunks_per_s=emb[0] if emb else None,
+    cal = Calibration(train_flops_per_s=flops_per_s, embed_chunks_per_s=emb[0] if emb else None,
                       measured_at=time.strftime("%Y-%m-%d %H:%M"), device=_device(), model=name,
                       precision=summary.precision,
                       train_process_gb=round(max(summary.peak_memory_bytes / 1e9 - states_gb, 0.0), 3),
-                      train_startup_s=round(max(summary.wall_s - summary.train_wall_s, 0.0), 2))
+                      train_startup_s=round(max(summary.wall_s - summary.train_wall_s, 0.0), 2),
+                      train_seconds_per_layer=per_layer, train_seconds_per_micro_batch=per_micro_batch)
     if emb:
         cal.rag_startup_s, cal.rag_process_gb = round(emb[1], 2), round(emb[2], 3)
     return cal
+
+
+def _measure_step_overhead(tmp: Path, steps: int = 40) -> tuple[float, float]:
+    """(seconds per layer, seconds per micro-batch beyond its layers) of training steps whose FLOPs are negligible:
+    one-row micro-batches of 16 tokens through a 1-layer and a 6-layer 32-wide Llama, the same backend as a run."""
+    import training
+
+    corpus = _corpus(tmp / "probe.txt", words=3000)
+    wall = {}
+    for layers in PROBE_LAYERS:
+        cfg = training.load_config(data={
+            "stage": "pretrain", "output_dir": str(tmp / f"probe-{layers}"), "seed": 0,
+            "model": {"architecture": {**TINY_LLAMA, "num_hidden_layers": layers}}, "tokenizer": {"vocab_size": 512},
+            "data": {"paths": [str(corpus)], "max_seq_len": 16, "eval_fraction": 0.0},
+            "training": {"max_steps": steps, "micro_batch_size": 1, "logging_steps": steps,
+                         "save_steps": 10 * steps, "warmup": 0},
+        })
+        s = training.run(cfg, progress=False)
+        wall[layers] = s.train_wall_s / max(s.steps, 1)
+    lo, hi = PROBE_LAYERS
+    per_layer = max((wall[hi] - wall[lo]) / (hi - lo), 0.0)
+    return per_layer, max(wall[lo] - lo * per_layer, 0.0)
 
 
 def _device() -> str:

@@ -75,9 +75,10 @@ def calibrate(model: str = typer.Option(None, "--model", help="Config.json / mod
                                                              "params for the micro-run (default: a 10M Llama)."),
               steps: int = typer.Option(6, "--steps", min=1, help="Timed training steps."),
               as_json: bool = JsonOpt) -> None:
-    """Measure this machine for local estimates (training FLOP/s, embedding chunks/s, memory).
+    """Measure this machine for local estimates (training FLOP/s and per-step overhead, embedding chunks/s, memory).
 
-    A short training micro-run and embedding run; `tunepath run` plans then use the measurement and say so.
+    A short training micro-run, two tiny runs that time a step's per-layer overhead (most of a small model's step
+    on a CPU), and an embedding run; `tunepath run` plans then use the measurement and say so.
     """
     from advisor import calibration
     from tunepath.calibrate import measure
