@@ -810,6 +810,30 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
                   f"{(tq['measured_gb'] - tq_now) / tq['measured_gb']:.0%} under; the rest "
                   f"({tq['measured_gb'] - tq_now:.1f} GB) is unexplained, perhaps the math kernel's own masking "
                   "copies. The next GPU run of `bash bench/gpu_checks.sh memory` is the check of both."]
+        from gpu_checks import estimate_step_s
+
+        lines += ["", "The same run timed each step (two micro-batches of 2 x 1,024 tokens and one optimizer step; "
+                  "single steps, so noisy). Nothing was fitted to these times: they check the host-dispatch floor "
+                  "(advisor/estimate.py `HOST_SECONDS_PER_LAYER`, set on LitGPT's table, third check above) on a "
+                  "real GPU. *GPU work alone*: the estimate without the floor.", "",
+                  "| model | method | checkpointing | measured step s | estimate now | ratio | host-bound | "
+                  "GPU work alone | ratio |", "|---|---|---|---|---|---|---|---|---|"]
+        ratios, alone = [], []
+        for r in g["figures"]["rows"]:
+            args = (r["model"], r["method"], r["grad_checkpointing"], r["seq"], r["micro_batch"], r["gpu"])
+            now, bound = estimate_step_s(*args)
+            work, _ = estimate_step_s(*args, host_floor=False)
+            ratios.append(now / r["step_s"])
+            alone.append(work / r["step_s"])
+            lines.append(f"| {r['model']} | {r['method']} | {r['grad_checkpointing']} | {r['step_s']:.3f} | {now:.3f} | "
+                         f"{now / r['step_s']:.2f} | {'yes' if bound else 'no'} | {work:.3f} | {work / r['step_s']:.2f} |")
+        full = [x for x, r in zip(ratios, g["figures"]["rows"]) if r["method"] == "full"]
+        lines += ["", f"Step time estimate / measured: {min(ratios):.2f}-{max(ratios):.2f} with the floor (full "
+                  f"fine-tuning {min(full):.2f}-{max(full):.2f}), {min(alone):.2f}-{max(alone):.2f} on the GPU's work "
+                  "alone. peft's adapters add host work the floor does not count - each adapted linear wraps its "
+                  "matmul in several small ops (dropout, the two low-rank matmuls, scaling, casts), again under "
+                  f"checkpointing's replay - so LoRA and QLoRA steps this short ran up to {1 / min(ratios):.1f}x "
+                  "longer than estimated."]
     else:
         lines += ["Not run yet: no GPU was available when this page was generated. `bench/gpu_checks.py` is ready:",
                   "on a CUDA machine it builds Qwen2.5-0.5B and TinyLlama-1.1B (Llama) at random init from the",

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from advisor import catalog  # noqa: E402
 from advisor.estimate import CUDA_OVERHEAD_GB, GB, TrainSetup, default_mfu, recompute_flops, training_flops  # noqa: E402
-from advisor.estimate import training_memory  # noqa: E402
+from advisor.estimate import estimate_training, training_memory  # noqa: E402,F401
 
 MODELS = {"qwen": "Qwen/Qwen2.5-0.5B", "llama": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
           "llama-large": "HuggingFaceTB/SmolLM-1.7B"}
@@ -43,6 +43,22 @@ def estimate_gb(mid: str, method: str, ckpt: bool, seq: int, batch: int, attenti
     """The estimate for one row, without the CUDA context (max_memory_allocated does not see it)."""
     return (training_memory(catalog.architecture(mid), train_setup(method, ckpt, seq, batch, attention)).total
             - CUDA_OVERHEAD_GB * GB) / GB
+
+
+def estimate_step_s(mid: str, method: str, ckpt: bool, seq: int, batch: int, gpu_id: str, attention: str = "sdpa",
+                    host_floor: bool = True) -> tuple[float, bool]:
+    """(seconds, host-bound) of one run_one step - two micro-batches, one optimizer step - as the estimator prices
+    it; host_floor=False: the GPU's work alone, as before advisor/estimate.py's host_seconds existed."""
+    from advisor import estimate
+
+    setup = train_setup(method, ckpt, seq, batch, attention).model_copy(update={"grad_accum": 2})
+    saved = estimate.HOST_SECONDS_PER_LAYER
+    estimate.HOST_SECONDS_PER_LAYER = saved if host_floor else 0.0
+    try:
+        est = estimate_training(catalog.architecture(mid), catalog.gpu(gpu_id), setup)
+    finally:
+        estimate.HOST_SECONDS_PER_LAYER = saved
+    return est.hours * 3600, est.host_bound
 
 
 def _model(mid: str, method: str, ckpt: bool, tmp: Path, attention: str = "sdpa"):
@@ -115,9 +131,13 @@ def run_one(mid: str, method: str, ckpt: bool, seq: int, batch: int, tmp: Path, 
            "estimate_gb": est / GB, "measured_gb": peak / GB, "error": (est - peak) / peak, "step_s": seconds}
     if gpu:
         mfu = (training_flops(arch, setup)) / (seconds * gpu.bf16_tflops * 1e12)
+        # the step's time as the estimator prices it (two micro-batches, one optimizer step): at 0.5-1B and
+        # 1-2k-token micro-batches the host's dispatch (estimate.host_seconds) may set it, not the GPU
+        est_s, host_bound = estimate_step_s(mid, method, ckpt, seq, batch, gpu.id, attention)
         row.update(gpu=gpu.id, implied_mfu=mfu, implied_mfu_with_recompute=(training_flops(arch, setup)
                    + recompute_flops(arch, setup)) / (seconds * gpu.bf16_tflops * 1e12),
-                   default_mfu=default_mfu(gpu.generation, arch.active_params, method)[0])
+                   default_mfu=default_mfu(gpu.generation, arch.active_params, method)[0],
+                   estimate_step_s=est_s, step_time_ratio=est_s / seconds, host_bound=host_bound)
     del model, opt
     torch.cuda.empty_cache()
     return row
@@ -166,9 +186,14 @@ def main() -> None:
                     rows.append(r)
                     print(f"{mid:38} {method:6} {ckpt!s:5} {r['estimate_gb']:>7.2f} {r['measured_gb']:>8.2f} "
                           f"{r['error']:>+7.1%} {r['step_s']:>7.3f} {r.get('implied_mfu', 0):>6.3f} "
-                          f"{r.get('default_mfu', 0):>7.3f}")
+                          f"{r.get('default_mfu', 0):>7.3f}  est step {r.get('estimate_step_s', 0):.3f} s"
+                          + (" (host-bound)" if r.get("host_bound") else ""))
     worst = max((abs(r["error"]) for r in rows), default=float("nan"))
     print(f"worst |memory error| {worst:.1%} (target 10 %)")
+    times = [r["step_time_ratio"] for r in rows if "step_time_ratio" in r]
+    if times:
+        print(f"step time estimate / measured: {min(times):.2f} - {max(times):.2f} (host-bound rows: "
+              f"{sum(1 for r in rows if r.get('host_bound'))} of {len(rows)})")
     from bench.results import record
 
     record(args.name, baseline="torch.cuda.max_memory_allocated (measured) vs advisor training_memory",
