@@ -631,11 +631,30 @@ def fp32_matmul_flops(arch: Architecture, setup: TrainSetup, total: float) -> tu
 
 
 # Eager PyTorch issues every op of every layer from Python, and the GPU cannot run ahead of the host: a micro-batch
-# whose kernels are short waits on the dispatch. LitGPT's resource tables (tutorials/resource-tables.md, 2023-10-20:
-# A100-SXM4-40GB, PyTorch 2.1, LoRA on Alpaca rows of ~110 tokens) show a micro-batch of 1, 2 or 4 rows taking nearly
-# the same time - 141.6 ms for Llama 2 7B at micro-batch 1, 4.4 ms for each of its 32 layers (fitted there; the other
-# models of that table check it, bench/estimator_published.py). Checkpointing replays the forward's ops: x 4/3.
-HOST_SECONDS_PER_LAYER = 4.4e-3
+# whose kernels are short waits on the dispatch, so its time is the ops issued x the host's time per op.
+# Ops per layer per micro-batch (forward + backward), counted on a Hugging Face Llama with and without peft LoRA and
+# gradient checkpointing (bench/host_ops.py; tests/test_estimator.py recounts them): a fully trained layer, a frozen
+# layer, and each adapted linear on top of a frozen one. Checkpointing replays the forward's ops.
+HOST_OPS = {False: {"full": 211, "frozen": 168, "adapter": 35},
+            True: {"full": 338, "frozen": 260, "adapter": 56.6}}
+# Host time per op: LitGPT's resource tables (tutorials/resource-tables.md, 2023-10-20: A100-SXM4-40GB, PyTorch 2.1,
+# LoRA r=8 on query and value, ~110-token Alpaca rows) show a micro-batch of 1, 2 or 4 rows taking nearly the same
+# time - 141.6 ms for Llama 2 7B at micro-batch 1, over 32 layers of a frozen layer + 2 adapters' ops (fitted there;
+# the other rows of that table and the H200 step times of bench/gpu_checks.py check it, docs/validation.md).
+HOST_SECONDS_PER_OP = 141.6e-3 / 32 / (HOST_OPS[False]["frozen"] + 2 * HOST_OPS[False]["adapter"])
+
+
+def host_ops_per_layer(arch: Architecture, setup: TrainSetup) -> float:
+    ops = HOST_OPS[setup.checkpointing]
+    if setup.method in ("full", "pretrain"):
+        return ops["full"]
+    adapted = 0
+    if setup.method in ("lora", "dora", "qlora"):
+        chosen = set(resolve_targets(arch, setup.target_modules))
+        adapted = sum(lin.count for lin in arch.layer_linears if lin.targetable and lin.name in chosen)
+    elif setup.method == "ia3":
+        adapted = 3        # peft's IA3 default: keys, values and the MLP's down projection
+    return ops["frozen"] + adapted * ops["adapter"]
 
 
 def host_seconds(arch: Architecture, setup: TrainSetup) -> float:
@@ -644,8 +663,7 @@ def host_seconds(arch: Architecture, setup: TrainSetup) -> float:
     (small models, short rows) meet it; there a larger micro-batch costs almost nothing extra."""
     if setup.device != "cuda":
         return 0.0
-    passes = 4 / 3 if setup.checkpointing else 1.0
-    return micro_batches_per_gpu(setup) * arch.num_layers * HOST_SECONDS_PER_LAYER * passes
+    return micro_batches_per_gpu(setup) * arch.num_layers * host_ops_per_layer(arch, setup) * HOST_SECONDS_PER_OP
 
 
 # NCCL's ring collectives reach about this share of a link's bandwidth on large messages (assumed, as the "busbw"
@@ -717,8 +735,9 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         per_mb = micro_batches_per_gpu(setup)
         notes.append(f"each micro-batch ({setup.micro_batch} x {setup.seq_len:,} tokens) is {device / per_mb * 1e3:,.0f} ms "
                      f"of GPU work but ~{host / per_mb * 1e3:,.0f} ms of host dispatch ({arch.num_layers} layers x "
-                     f"{HOST_SECONDS_PER_LAYER * 1e3:g} ms in eager PyTorch, LitGPT's resource tables), so the host sets "
-                     "the time: a larger --micro-batch or longer rows cost almost nothing extra")
+                     f"~{host_ops_per_layer(arch, setup):.0f} eager PyTorch ops at {HOST_SECONDS_PER_OP * 1e6:.0f} us, "
+                     "LitGPT's resource tables), so the host sets the time: a larger --micro-batch or longer rows cost "
+                     "almost nothing extra")
     if comm > compute:
         link = gpu.interconnect_gbs or PCIE4_GBS
         notes.append(f"communication ({'ZeRO-3 parameter gathers and ' if setup.zero >= 3 else ''}gradient reduction "

@@ -52,12 +52,12 @@ def estimate_step_s(mid: str, method: str, ckpt: bool, seq: int, batch: int, gpu
     from advisor import estimate
 
     setup = train_setup(method, ckpt, seq, batch, attention).model_copy(update={"grad_accum": 2})
-    saved = estimate.HOST_SECONDS_PER_LAYER
-    estimate.HOST_SECONDS_PER_LAYER = saved if host_floor else 0.0
+    saved = estimate.HOST_SECONDS_PER_OP
+    estimate.HOST_SECONDS_PER_OP = saved if host_floor else 0.0
     try:
         est = estimate_training(catalog.architecture(mid), catalog.gpu(gpu_id), setup)
     finally:
-        estimate.HOST_SECONDS_PER_LAYER = saved
+        estimate.HOST_SECONDS_PER_OP = saved
     return est.hours * 3600, est.host_bound
 
 

@@ -14,10 +14,11 @@ fine-tuning figures measured on one A100, taken whole by a rule fixed before any
    the bench sets, so what ran is unclear; the 2-GPU FSDP rows, whose per-device token counts differ between
    transformers versions.
 2. LitGPT's resource tables (github.com/Lightning-AI/litgpt, tutorials/resource-tables.md, 2023-10-20: A100-SXM4-40GB,
-   PyTorch 2.1, bitsandbytes 0.41.1, bf16-true, LoRA r=8 on query and value, Alpaca rows of ~110 tokens (the
-   table's note: median length; the longest 1,044-1,304), no checkpointing). Rule: every LoRA row with a time,
+   PyTorch 2.1, bitsandbytes 0.41.1, bf16-true, LoRA r=8 on query and value, Alpaca rows - the longest 1,044-1,304
+   tokens by the table's note, 110 the median by LitGPT's tutorials/oom.md, the length used here - no
+   checkpointing). Rule: every LoRA row with a time,
    unquantised and bnb.nf4. "Time 1k iterations" is read as 1,000 micro-batches. The Llama 2 7B unquantised row at
-   micro-batch 1 set advisor/estimate.py's HOST_SECONDS_PER_LAYER: it is marked fitted and counts nowhere.
+   micro-batch 1 set advisor/estimate.py's HOST_SECONDS_PER_OP: it is marked fitted and counts nowhere.
 
 Each row runs through `tunepath estimate ... --json` as written (bench/estimator_published.py, third_check).
 Metrics: tok_s_per_gpu, max_allocated_gb (the estimate's peak less CUDA_OVERHEAD_GB), ms_per_micro_batch.
@@ -99,7 +100,7 @@ for _label, _model, _quant, _b, _minutes, _targets in _LIT:
            "published": _minutes * 60, "unit": "ms", "source": LIT.format(model=_label, quant=_quant, b=_b,
                                                                          minutes=_minutes),
            "args": _args, "metric": "ms_per_micro_batch",
-           "fitted": "HOST_SECONDS_PER_LAYER" if (_label, _quant, _b) == ("Llama 2 7B", "None", 1) else ""}
+           "fitted": "HOST_SECONDS_PER_OP" if (_label, _quant, _b) == ("Llama 2 7B", "None", 1) else ""}
     if isinstance(_model, dict):
         row["config"] = _model
     ROWS.append(row)

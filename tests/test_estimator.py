@@ -654,3 +654,25 @@ def test_third_check_runs_whole_published_tables_through_the_cli():
             assert r["reason"], f"outside 25 % without a written reason: {r['setup']}"
     memory = [r for r in rows if r["group"] == "memory"]
     assert len(memory) == 8 and all(0.8 <= r["ratio"] <= 1.25 for r in memory)
+
+
+def test_host_op_counts_are_what_transformers_and_peft_dispatch_today():
+    """The host-dispatch floor prices ops per layer (advisor/estimate.py HOST_OPS); recounted here with the installed
+    transformers and peft on a tiny Llama, so a release that changes what a layer issues fails the suite."""
+    import importlib.util
+
+    from helpers import REPO
+
+    from advisor.estimate import HOST_OPS
+
+    spec = importlib.util.spec_from_file_location("host_ops", REPO / "bench" / "host_ops.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for ckpt in (False, True):
+        full = mod.per_layer("full", None, ckpt)
+        two = mod.per_layer("lora", ["q_proj", "v_proj"], ckpt)
+        seven = mod.per_layer("lora", "all-linear", ckpt)
+        want = HOST_OPS[ckpt]
+        assert full == pytest.approx(want["full"], rel=0.05), (ckpt, full)
+        assert (seven - two) / 5 == pytest.approx(want["adapter"], rel=0.05), (ckpt, seven, two)
+        assert two - 2 * (seven - two) / 5 == pytest.approx(want["frozen"], rel=0.05), (ckpt, two)
