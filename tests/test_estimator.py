@@ -620,7 +620,7 @@ def test_every_estimate_says_how_far_to_trust_it():
 def test_short_micro_batches_wait_on_the_host_and_long_ones_do_not(tmp_path):
     """LitGPT's resource tables (A100-40GB, LoRA on ~110-token rows): phi-1.5 took 97-102 ms per micro-batch of 1, 2
     or 4 rows - nearly the same, because eager PyTorch's dispatch of 24 layers, not the GPU's 2-5 ms of work, set
-    the time. The floor was set on Llama 2 7B (4.4 ms per layer); phi-1.5 is held out. Long packed rows are not
+    the time. The floor was set on Llama 2 7B (18.6 us per op issued); phi-1.5 is held out. Long packed rows are not
     host-bound, and the floor does not change their time."""
     cfg = tmp_path / "phi-1_5.json"   # microsoft/phi-1_5 config.json
     cfg.write_text(json.dumps({"model_type": "phi", "hidden_size": 2048, "num_hidden_layers": 24,
