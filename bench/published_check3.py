@@ -113,6 +113,10 @@ def reason(row: dict) -> str:
     if "LitGPT" in s and "bnb.nf4" in s:
         return ("bitsandbytes 0.41's NF4 path adds its dequantisation (about a quarter of the GPU's bandwidth) to "
                 "the host's dispatch time instead of hiding under it; the estimate takes the longer of the two")
+    if "LitGPT" in s and "StableLM" in s:
+        return ("LitGPT runs two LoRA paths (query and value) inside StableLM's fused qkv linear, where a peft user "
+                "targets the one module, whose single adapter issues fewer ops; and as the micro-batch grows the "
+                "GPU's own work no longer hides wholly under the dispatch (read after the run)")
     if "LitGPT" in s:
         return ("as the micro-batch grows the GPU's own work no longer hides wholly under the host's dispatch: the "
                 "run paid part of both, where the estimate takes the longer of the two (read after the run)")
