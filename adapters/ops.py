@@ -10,7 +10,7 @@ from torch import nn
 
 from adapters.base import AdapterConfig
 from advisor.errors import UserError
-from advisor.textio import check_output_dir
+from advisor.textio import check_output_dir, share_tree
 
 
 def linear_module_names(model: nn.Module) -> list[str]:
@@ -131,6 +131,7 @@ def merge(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, base: str 
         tok_src = adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").is_file() else \
             (base or adapter_base_path(adapter_dir))
         AutoTokenizer.from_pretrained(str(tok_src), trust_remote_code=trust_remote_code).save_pretrained(tmp)
+        share_tree(tmp)  # mkdtemp's 0700 folder and safetensors' 0600 file: readable by colleagues
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)  # atomic on one filesystem: a reader sees no half-merged model

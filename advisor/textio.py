@@ -81,3 +81,19 @@ def atomic_write_text(path: str | os.PathLike, text: str, mode: int = 0o644) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def share_tree(root: str | os.PathLike) -> Path:
+    """Files under `root` 0644, folders (root included) 0755: what a model folder should be for colleagues.
+
+    safetensors (0.8) writes every .safetensors file 0600 whatever the umask, and tempfile.mkdtemp makes
+    0700 folders, so a saved model, adapter or tokenizer was readable by its owner only."""
+    root = Path(root)
+    for p in [root, *root.rglob("*")]:
+        if p.is_symlink():
+            continue
+        if p.is_dir():
+            os.chmod(p, 0o755)
+        elif p.is_file():
+            os.chmod(p, 0o644)
+    return root

@@ -37,3 +37,16 @@ def one_line_error(res, *needles):
     assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
     for n in needles:
         assert n in lines[0], lines[0]
+
+
+def assert_shared(root: Path) -> None:
+    """Every file and folder under `root` is readable by others (folders enterable): a saved model colleagues can load."""
+    import stat
+
+    def ok(p: Path) -> bool:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        need = stat.S_IRGRP | stat.S_IROTH | ((stat.S_IXGRP | stat.S_IXOTH) if p.is_dir() else 0)
+        return mode & need == need and not mode & stat.S_IWOTH
+
+    bad = {str(p.relative_to(root)): oct(stat.S_IMODE(p.stat().st_mode)) for p in [root, *root.rglob("*")] if not ok(p)}
+    assert not bad, bad

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 from conftest import GARDEN_QA, GARDEN_TXT, TINY_LLAMA
-from helpers import cli, cli_subprocess, one_line_error
+from helpers import assert_shared, cli, cli_subprocess, one_line_error
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest.torch_one_thread
 
@@ -61,6 +61,9 @@ def test_pretrain_end_to_end(tmp_path):
     assert model.config.vocab_size == len(tok) == 500
     assert torch.isfinite(_logits(model, tok)).all()
     assert (out / "checkpoint-8" / "tunepath_complete.json").is_file()
+    # model.safetensors (safetensors writes 0600), the tokenizer/ folder (mkdtemp: 0700) and the checkpoints were
+    # readable by their owner only
+    assert_shared(out)
 
 
 def test_full_finetune_end_to_end(tmp_path, tiny_base_model):
@@ -107,6 +110,8 @@ def test_lora_end_to_end_merge_and_generate(tmp_path, tiny_base_model):
     assert r.exit_code == 0, r.output
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     assert torch.allclose(_logits(merged, tok), lora_logits, atol=1e-4)
+    assert_shared(out)                  # adapter_model.safetensors was 0600
+    assert_shared(tmp_path / "merged")  # the merged folder was 0700, its model.safetensors 0600
     r = cli("generate", tiny_base_model, "When should I sow peas?", "--adapter", out, "--max-new-tokens", "5")
     assert r.exit_code == 0, r.output
     # the same greedy continuation computed by hand: chat template + generation prompt, argmax 5 times

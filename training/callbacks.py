@@ -8,6 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import TrainerCallback
 
 from advisor.console import err
+from advisor.textio import share_tree
 from training import checkpoints
 
 
@@ -90,6 +91,7 @@ class CompleteCheckpoints(TrainerCallback):
         if state.is_world_process_zero:
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if ckpt.is_dir():
+                share_tree(ckpt)  # safetensors writes 0600; a colleague resuming reads it too
                 checkpoints.mark_complete(ckpt, state.global_step)
 
 

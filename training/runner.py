@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from advisor.errors import UserError
-from advisor.textio import atomic_write_text, check_output_dir
+from advisor.textio import atomic_write_text, check_output_dir, share_tree
 from training import checkpoints, data as datamod, tokenizer as tokmod
 from training.config import TrainConfig
 from training.plot import loss_svg
@@ -545,6 +545,7 @@ def execute(p: Plan) -> RunSummary:
     summary.model_flops_per_s, summary.mfu = _mfu(summary.estimate, summary.tokens, summary.tokens_per_s,
                                                   summary.world_size)
     if trainer.args.process_index == 0:
+        share_tree(tmp)  # safetensors writes 0600: the model or adapter would be unreadable to colleagues
         for f in tmp.iterdir():
             dest = out / f.name
             if dest.is_dir():

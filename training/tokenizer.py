@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from advisor.errors import UserError
+from advisor.textio import share_tree
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -82,6 +83,7 @@ def save_atomic(tokenizer: Any, directory: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         tokenizer.save_pretrained(tmp)
+        share_tree(tmp)  # mkdtemp made it 0700
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
