@@ -352,6 +352,17 @@ class Collator:
                 "cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
+def packed_real_tokens(position_ids: Any, labels: Any) -> int:
+    """Tokens of a packed batch that are not padding: the Collator pads a packed row with one last segment
+    (positions from 0) whose labels are all IGNORE, while every real example has a trained label after its
+    first token (examples without one are dropped in tokenize_sft)."""
+    n = 0
+    for pos, lab in zip(position_ids.tolist(), labels.tolist()):
+        last = len(pos) - 1 - pos[::-1].index(0)
+        n += last if last > 0 and all(x == IGNORE for x in lab[last:]) else len(pos)
+    return n
+
+
 # --- the whole pipeline -----------------------------------------------------------------------------
 
 @dataclass

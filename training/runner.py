@@ -446,11 +446,29 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
     }
 
     callbacks = [CompleteCheckpoints(), RichProgress(enabled=progress), Meter()]
-    trainer = Trainer(model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval or None,
+    trainer = _trainer_class(Trainer)(model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval or None,
                       data_collator=datamod.Collator(tok.pad_token_id, s.packed, flat=_flat(config)), processing_class=tok,
                       callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # it prints raw log dicts to stdout; RichProgress shows them
     return Plan(config, precision, derived, warnings, trainer, resume_from, prepared, t0, batching)
+
+
+def _trainer_class(base: Any) -> Any:
+    """transformers' Trainer, counting a packed batch's tokens from its rows.
+
+    Without an attention_mask (packed batches must have none) the Trainer counts ids != pad_token_id
+    (trainer.py, _track_num_input_tokens), and a tokenizer without a pad token pads with EOS
+    (training/tokenizer.py): every example's EOS went uncounted in `tokens` and tokens/s.
+    """
+    class PackedTokensTrainer(base):
+        def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+            if "attention_mask" in inputs or "position_ids" not in inputs:
+                return super()._track_num_input_tokens(inputs)
+            n = torch.as_tensor(datamod.packed_real_tokens(inputs["position_ids"], inputs["labels"]),
+                                device=self.args.device, dtype=torch.int64)
+            self.state.num_input_tokens_seen += self.accelerator.gather(n).sum().item()
+
+    return PackedTokensTrainer
 
 
 def _flat(config: TrainConfig) -> bool:
