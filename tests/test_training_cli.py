@@ -319,3 +319,47 @@ def test_merge_out_mistakes_fail_before_the_model_loads(tmp_path):
                    f"{tmp_path / 'gone'}: no such folder (moved? pass --base")
     one_line_error(cli("merge", adapter, "--out", tmp_path / "m", "--base", tmp_path / "file"), "--base "
                    f"{tmp_path / 'file'}: cannot load")
+
+
+def _bos_tokenizer_folder(path):
+    """A model folder's tokenizer shaped like Mistral-7B-v0.1's or Llama 2's: it puts <s> before every text
+    (add_bos_token) and has no chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(GARDEN_TXT.read_text().splitlines(), trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<s>", "</s>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(path)
+    return path
+
+
+def test_a_tokenizer_that_adds_bos_gets_it_in_training_and_generation(tmp_path):
+    """Base models whose tokenizer starts every text with BOS (Llama 2, Mistral-7B-v0.1: the brand-voice example's
+    model) were pretrained on sequences starting with it. Their tokenizers have no chat template, so tunepath's
+    default one rendered the examples - and the prompts at generation - without BOS: a start no pretraining
+    sequence had."""
+    from training import generate, tokenizer as tokmod
+
+    folder = _bos_tokenizer_folder(tmp_path / "base")
+    tok = tokmod.load(str(folder))
+    bos = tok.bos_token_id
+    for data in (GARDEN_QA, GARDEN_TXT):
+        cfg = _config(tmp_path, stage="full", model={"name_or_path": str(folder)}, output_dir=str(tmp_path / "out"),
+                      data={"paths": [str(data)], "max_seq_len": 64, "eval_fraction": 0})
+        r = cli("train", cfg, "--inspect-data", "--samples", "3", "--json")
+        assert r.exit_code == 0, r.output
+        samples = json.loads(r.stdout)["samples"]
+        assert len(samples) == 3
+        if data == GARDEN_QA:   # each example starts with one BOS; it carries no loss
+            for s in samples:
+                assert s["input_ids"][0] == bos and bos not in s["input_ids"][1:] and s["labels"][0] == -100
+        else:                   # the text starts with BOS (run_clm.py tokenizes with the tokenizer's special tokens)
+            assert samples[0]["input_ids"][:1] == [bos] and samples[0]["input_ids"][1] != bos
+    ids = generate.prompt_ids(tok, "When should I sow peas?")[0].tolist()  # the chat template, as at inference
+    assert ids[0] == bos and bos not in ids[1:]

@@ -245,11 +245,14 @@ def tokenize_sft(tokenizer: Any, conversations: list[tuple[str, list[dict[str, s
 
 
 def tokenize_text(tokenizer: Any, docs: list[str], max_seq_len: int) -> list[Example]:
-    """Documents + EOS, concatenated and cut into max_seq_len blocks (the last, shorter block is kept)."""
+    """Documents (after BOS where the tokenizer adds one) + EOS, concatenated and cut into max_seq_len blocks (the last, shorter block is kept)."""
+    from training.tokenizer import adds_bos
+
     eos = tokenizer.eos_token_id
+    bos = [tokenizer.bos_token_id] if adds_bos(tokenizer) else []  # as the tokenizer's own pretraining data began
     stream: list[int] = []
     for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]:
-        stream += ids + [eos]
+        stream += bos + ids + [eos]
     blocks = [stream[i:i + max_seq_len] for i in range(0, len(stream), max_seq_len)]
     return [Example(b, list(b), f"block {n}") for n, b in enumerate(blocks) if len(b) >= 2]
 

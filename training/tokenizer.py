@@ -31,6 +31,16 @@ DEFAULT_CHAT_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{ '### Response:\\n' }}{%- endif %}"
 )
+# The same for tokenizers that start every text with BOS (Llama 2, Mistral-7B-v0.1: add_bos_token): their models
+# never saw a sequence without it. Chat templates put BOS themselves (apply_chat_template adds no special
+# tokens), as Llama's and Gemma's own templates do.
+DEFAULT_CHAT_TEMPLATE_BOS = "{{- bos_token }}" + DEFAULT_CHAT_TEMPLATE
+
+
+def adds_bos(tokenizer: Any) -> bool:
+    """Whether the tokenizer puts its BOS before a text when asked for its special tokens (add_bos_token)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Any:
@@ -59,7 +69,7 @@ def prepare(tokenizer: Any, chat_template: str | None = None) -> Any:
     if chat_template:
         tokenizer.chat_template = chat_template
     elif not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE_BOS if adds_bos(tokenizer) else DEFAULT_CHAT_TEMPLATE
     tokenizer.padding_side = "right"
     return tokenizer
 
