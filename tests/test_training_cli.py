@@ -363,3 +363,22 @@ def test_a_tokenizer_that_adds_bos_gets_it_in_training_and_generation(tmp_path):
             assert samples[0]["input_ids"][:1] == [bos] and samples[0]["input_ids"][1] != bos
     ids = generate.prompt_ids(tok, "When should I sow peas?")[0].tolist()  # the chat template, as at inference
     assert ids[0] == bos and bos not in ids[1:]
+
+
+def test_pretrain_tokenizer_learns_from_chat_rows(tmp_path):
+    """The BPE trained for stage pretrain read a chat row's text from instruction/input/output, which chat rows
+    do not have: it learned no merges and the data took 2.4x the tokens (26,089 against 10,844 here)."""
+    rows = [json.loads(line) for line in GARDEN_QA.read_text().splitlines()]
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": r["instruction"] + (f"\n\n{r['input']}" if r["input"].strip() else "")},
+        {"role": "assistant", "content": r["output"]}]}) + "\n" for r in rows))
+    tokens = {}
+    for name, data in (("alpaca", GARDEN_QA), ("chat", chat)):
+        cfg = _config(tmp_path, stage="pretrain", model={"architecture": TINY_LLAMA}, tokenizer={"vocab_size": 600},
+                      data={"paths": [str(data)], "max_seq_len": 128, "eval_fraction": 0},
+                      output_dir=str(tmp_path / "out"))
+        r = cli("train", cfg, "--inspect-data", "--samples", "1", "--json")
+        assert r.exit_code == 0, r.output
+        tokens[name] = json.loads(r.stdout)["stats"]["train_tokens"]
+    assert tokens["chat"] == tokens["alpaca"]  # the same conversations, the same vocabulary

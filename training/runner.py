@@ -166,9 +166,15 @@ def _load_tokenizer(config: TrainConfig) -> Any:
 def train_tokenizer(config: TrainConfig) -> Any:
     """Byte-level BPE on the text of the configured data files."""
     _, records = datamod.load_records(config.data.paths, config.data.format, config.data.max_examples)
-    texts = (r.get("text") or " ".join(str(r.get(k, "")) for k in ("instruction", "input", "output"))
-             for _, r in records)
-    return tokmod.train_bpe(texts, config.tokenizer.vocab_size)
+
+    def text(where: str, row: dict) -> str:  # chat rows' text is in their messages (it was read as empty)
+        kind = datamod.detect_format(row, where)
+        if kind == "text":
+            return str(row.get("text") or "")
+        msgs = datamod.chat_messages(row, where) if kind == "chat" else datamod.alpaca_to_messages(row, where)
+        return "\n\n".join(m["content"] for m in msgs)
+
+    return tokmod.train_bpe((text(w, r) for w, r in records), config.tokenizer.vocab_size)
 
 
 def architecture_config(config: TrainConfig, tok: Any) -> Any:
