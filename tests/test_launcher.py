@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import EXAMPLES, cli, cli_subprocess
+from helpers import EXAMPLES, cli, cli_subprocess, one_line_error
 
 GARDEN_TXT = EXAMPLES / "data" / "garden.txt"
 GARDEN_QA = EXAMPLES / "data" / "garden_qa.jsonl"
@@ -244,3 +244,20 @@ def test_a_plan_on_a_gpu_machine_is_priced_on_that_gpu(tmp_path, tiny_base_model
     assert "H100-SXM at the estimator's default MFU" in gpu["estimate"]["calibration"]
     assert "H100-SXM" in gpu["description"] and "H100" not in cpu["description"]
     assert gpu["estimate"]["peak_memory_gb"] != cpu["estimate"]["peak_memory_gb"]   # CUDA context, no CPU process
+
+
+def test_a_second_run_over_an_earlier_runs_checkpoints_says_how_to_go_on(tmp_path, tiny_base_model):
+    """Running a training spec again failed, after its confirmation, with 'pass --resume to continue it or --force
+    to start over' - options `tunepath run` does not have. It now says so at plan time, naming the commands that
+    do continue it (the train.yaml the first run wrote) or start over."""
+    spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model),
+                            "train": {"max_steps": 1, "save_steps": 1}})
+    first = _run(spec)
+    out = Path(first["steps"][0]["detail"]["output_dir"])
+    assert (out / "checkpoint-1").is_dir()
+    for args in (("--yes",), ("--dry-run",)):
+        r = cli("run", spec, *args)
+        one_line_error(r, f"{out} already holds checkpoint-1", f"tunepath train {tmp_path / 'run' / 'train.yaml'} "
+                       "--resume", "run.output_dir")
+    r = cli("train", tmp_path / "run" / "train.yaml", "--resume", "--json")   # the advice works
+    assert r.exit_code == 0 and json.loads(r.stdout)["resumed_from_step"] == 1, r.output

@@ -225,6 +225,18 @@ def _tune_step(run: RunSection, base: Path, out: Path, docs: list[str], chunks: 
                  "documents": docs[0] if tsv and len(docs) == 1 else None})
 
 
+def _check_no_earlier_checkpoints(train_out: Path, train_yaml: Path) -> None:
+    """Refuse, at plan time, to train where an earlier run left checkpoints: the backend would refuse after the
+    confirmation, advising --resume / --force, which `tunepath run` does not take. Say what does continue it."""
+    from training.checkpoints import checkpoints  # stdlib only: the plan stays free of torch
+
+    found = checkpoints(train_out)
+    if found:
+        raise UserError(f"run.output_dir: {train_out} already holds checkpoint-{found[-1][0]} of an earlier run; "
+                        f"continue it with `tunepath train {train_yaml} --resume`, or start over by deleting "
+                        f"{train_out} or setting run.output_dir to another folder")
+
+
 def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> RunPlan:
     advice = recommend(spec)
     recommended = advice.recommendation.path
@@ -272,6 +284,7 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Run
             stage = paths.BY_NAME[part].training_stage
             _needs(run, ["corpus"] if stage == "pretrain" else ["labeled_data", "base_model"], part)
             cfg = _train_config(spec, run, base, stage, out / ("adapter" if stage == "peft" else "model"))
+            _check_no_earlier_checkpoints(Path(cfg["output_dir"]), out / "train.yaml")
             ref = cfg["model"].get("architecture") or cfg["model"]["name_or_path"]
             field_name = "run.architecture" if stage == "pretrain" else "run.base_model"
             no_estimate = "not in the catalog"
