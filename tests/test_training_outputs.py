@@ -3,6 +3,7 @@ rate on a second axis), both readable by others (0644, not a temp file's 0600), 
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import xml.etree.ElementTree as ET
@@ -134,3 +135,36 @@ def test_tokens_seen_count_every_eos_when_pad_is_eos(tmp_path, tiny_base_model, 
     s = json.loads(r.stdout)
     assert s["batching"] == "packing" and s["epochs"] == 1
     assert s["tokens"] == s["data"]["train_tokens"]  # one epoch: every real token once, no padding
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_eval_loss_is_the_token_mean_whatever_the_batch(tmp_path, tiny_base_model, packing):
+    """transformers' evaluate() averages each batch's token-mean loss weighted by rows, so eval_loss and the
+    perplexity moved with micro_batch_size (a trained tiny model here: 2.287 at 1 row a batch, 2.321 at 16;
+    2.320 per token). They are now the mean over every held-out loss token, as the training loss is."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from training import data as datamod, tokenizer as tokmod
+    from training.data import IGNORE
+
+    out = tmp_path / "out"
+    cfg = load_config(data={
+        "stage": "full", "model": {"name_or_path": str(tiny_base_model)}, "precision": "fp32", "seed": 0,
+        "output_dir": str(out),
+        "data": {"paths": [str(GARDEN_QA)], "max_seq_len": 96, "eval_fraction": 0.2, "packing": packing,
+                 "max_examples": 60},
+        "training": {"max_steps": 1, "micro_batch_size": 5, "save_steps": 1000, "learning_rate": 1e-2}})
+    summary = runner.execute(runner.plan(cfg, progress=False))
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    prepared = datamod.prepare(tokmod.load(str(out)), [str(GARDEN_QA)], max_seq_len=96, packing=False,
+                               eval_fraction=0.2, seed=0, max_examples=60)
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for row in prepared.eval:
+            labels = torch.tensor([row["labels"]])
+            k = int(labels[0, 1:].ne(IGNORE).sum())
+            total += float(model(input_ids=torch.tensor([row["input_ids"]]), labels=labels).loss) * k
+            n += k
+    assert summary.eval_loss == pytest.approx(total / n, rel=1e-5)
+    assert summary.perplexity == pytest.approx(math.exp(total / n), rel=1e-5)

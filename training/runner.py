@@ -460,13 +460,18 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
 
 
 def _trainer_class(base: Any) -> Any:
-    """transformers' Trainer, counting a packed batch's tokens from its rows.
+    """transformers' Trainer, counting a packed batch's tokens from its rows and taking the eval loss per token.
 
-    Without an attention_mask (packed batches must have none) the Trainer counts ids != pad_token_id
-    (trainer.py, _track_num_input_tokens), and a tokenizer without a pad token pads with EOS
-    (training/tokenizer.py): every example's EOS went uncounted in `tokens` and tokens/s.
+    - Without an attention_mask (packed batches must have none) the Trainer counts ids != pad_token_id
+      (trainer.py, _track_num_input_tokens), and a tokenizer without a pad token pads with EOS
+      (training/tokenizer.py): every example's EOS went uncounted in `tokens` and tokens/s.
+    - evaluation_loop averages each eval step's loss weighted by its rows, so eval_loss and the perplexity
+      moved with the batch size; here it is the mean over all held-out loss tokens (each batch's token-mean
+      loss times its token count, summed over batches and ranks), as the training loss is normalised.
     """
-    class PackedTokensTrainer(base):
+    class TunepathTrainer(base):
+        _eval_sums: list[float] = [0.0, 0.0]
+
         def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
             if "attention_mask" in inputs or "position_ids" not in inputs:
                 return super()._track_num_input_tokens(inputs)
@@ -474,7 +479,29 @@ def _trainer_class(base: Any) -> Any:
                                 device=self.args.device, dtype=torch.int64)
             self.state.num_input_tokens_seen += self.accelerator.gather(n).sum().item()
 
-    return PackedTokensTrainer
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            # evaluation: the batch's own token mean (no num_items_in_batch: no scaling across ranks), kept as a sum
+            n = int(inputs["labels"][..., 1:].ne(datamod.IGNORE).sum()) if "labels" in inputs else 0
+            result = super().compute_loss(model, inputs, return_outputs, None)
+            if n:
+                loss = result[0] if return_outputs else result
+                self._eval_sums = [self._eval_sums[0] + float(loss) * n, self._eval_sums[1] + n]
+            return result
+
+        def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                            metric_key_prefix="eval"):
+            self._eval_sums = [0.0, 0.0]
+            out = super().evaluation_loop(dataloader, description, prediction_loss_only=prediction_loss_only,
+                                          ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+            sums = torch.tensor(self._eval_sums, dtype=torch.float64, device=self.args.device)
+            total, n = self.accelerator.reduce(sums, reduction="sum").tolist()
+            if n > 0 and f"{metric_key_prefix}_loss" in out.metrics:
+                out.metrics[f"{metric_key_prefix}_loss"] = total / n
+            return out
+
+    return TunepathTrainer
 
 
 def _flat(config: TrainConfig) -> bool:

@@ -34,8 +34,9 @@ class RunSummary(BaseModel):
     train_loss: float | None = Field(None, description="Mean training loss over this session's steps (Trainer's).")
     final_loss: float | None = Field(
         None, description="Last logged training loss (mean over the last logging window; train_loss if none was logged).")
-    eval_loss: float | None = None
-    perplexity: float | None = Field(None, description="exp(eval_loss).")
+    eval_loss: float | None = Field(None, description="Mean loss over every held-out loss token (all batches and ranks), "
+                                    "whatever the batch size.")
+    perplexity: float | None = Field(None, description="exp(eval_loss): per-token perplexity of the held-out examples.")
     trainable_params: int
     total_params: int
     trainable_percent: float
