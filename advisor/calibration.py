@@ -32,10 +32,11 @@ DEFAULT_RAG_STARTUP_S = 8.0
 # Costs of each micro-batch that do not scale with its FLOPs. On a CPU every op runs synchronously, so eager
 # PyTorch's per-op work (dispatch, autograd bookkeeping, small elementwise kernels) adds to the matmuls, and for a
 # small model it is most of the step: a 2-layer, 64-wide model steps ~100x slower than FLOPs / FLOP/s says.
-# `tunepath calibrate` measures both from two tiny runs (1 and 6 layers); the defaults are its figures on the
-# reference machine. On a GPU the host's dispatch is a floor under the GPU's time instead (estimate.host_seconds).
-DEFAULT_CPU_SECONDS_PER_LAYER = 2.7e-3
-DEFAULT_CPU_SECONDS_PER_MICRO_BATCH = 3.1e-3
+# `tunepath calibrate` measures both from two tiny runs (1 and 6 layers); the defaults are the mean of two runs of it
+# on the reference machine, 2 threads (2.6 / 3.0 ms per layer, 5.9 / 4.1 ms per micro-batch). On a GPU the host's
+# dispatch is a floor under the GPU's time instead (estimate.host_seconds).
+DEFAULT_CPU_SECONDS_PER_LAYER = 2.8e-3
+DEFAULT_CPU_SECONDS_PER_MICRO_BATCH = 5.0e-3
 
 
 @dataclass
