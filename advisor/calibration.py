@@ -18,9 +18,11 @@ from typing import Any
 from advisor.errors import UserError
 
 # Uncalibrated guesses, stated as such in every plan that uses them (measured on a 2-core AVX-512
-# cloud VM, the reference machine of docs/benchmarks.md): fp32 matmuls reach ~150 GFLOP/s per core
-# and a small-model training step about a third of two cores' worth.
-DEFAULT_CPU_FLOPS = 40e9
+# cloud VM, the reference machine of docs/benchmarks.md): fp32 matmuls reach ~150 GFLOP/s per core;
+# a training step's matmuls, once its per-step costs below are counted apart, 118-120 GFLOP/s on two
+# threads (two runs of `tunepath calibrate`). Before those costs were modelled this guess was 40 GFLOP/s,
+# a small model's whole step.
+DEFAULT_CPU_FLOPS = 118e9
 DEFAULT_EMBED_CHUNKS_PER_S = 26.0   # all-MiniLM-L6-v2, 256-token chunks, 2 cores
 # Resident memory and start-up of a process that has loaded its backend (ru_maxrss): torch +
 # transformers + Trainer 0.46 GB; sentence-transformers + faiss + all-MiniLM-L6-v2 0.58 GB; imports

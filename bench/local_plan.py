@@ -4,7 +4,7 @@ For each model shape, a short pretraining run through the training backend (`tra
 `tunepath train` do) measures the training wall time; beside it, the plan's time (advisor.calibration.
 local_train_estimate, what `tunepath run --dry-run` shows and the run summary prints) three ways:
   - flops_only: FLOPs / FLOP/s of `tunepath calibrate` - the baseline, what the plan was before per-step costs;
-  - uncalibrated: the stated defaults (40 GFLOP/s, DEFAULT_CPU_SECONDS_PER_LAYER / _PER_MICRO_BATCH);
+  - uncalibrated: the stated defaults (DEFAULT_CPU_FLOPS, DEFAULT_CPU_SECONDS_PER_LAYER / _PER_MICRO_BATCH);
   - calibrated: this machine's `tunepath calibrate` measurement (FLOP/s and per-step costs).
 Ratio = plan / measured. One torch thread (the steadiest on a shared 2-core machine); the calibration runs in the
 same process with the same thread count.
