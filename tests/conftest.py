@@ -27,6 +27,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(_module(item.nodeid), len(rank)))   # stable: file order otherwise
 
 
+@_pytest.hookimpl(optionalhook=True)   # an xdist hook: the suite still runs where pytest-xdist is absent
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
