@@ -652,8 +652,10 @@ def host_ops_per_layer(arch: Architecture, setup: TrainSetup) -> float:
     if setup.method in ("lora", "dora", "qlora"):
         chosen = set(resolve_targets(arch, setup.target_modules))
         adapted = sum(lin.count for lin in arch.layer_linears if lin.targetable and lin.name in chosen)
-    elif setup.method == "ia3":
-        adapted = 3        # peft's IA3 default: keys, values and the MLP's down projection
+    elif setup.method == "ia3":     # the modules ia3_trainable scales: the given ones, else peft's default for the type
+        targets = setup.target_modules if isinstance(setup.target_modules, list) else \
+            IA3_DEFAULT_TARGETS.get(arch.model_type, ([],))[0]
+        adapted = sum(lin.count for lin in arch.layer_linears if lin.targetable and any(_matches(lin, t) for t in targets))
     return ops["frozen"] + adapted * ops["adapter"]
 
 
