@@ -628,7 +628,8 @@ def test_short_micro_batches_wait_on_the_host_and_long_ones_do_not(tmp_path):
                                "num_attention_heads": 32, "intermediate_size": 8192, "vocab_size": 51200,
                                "max_position_embeddings": 2048, "partial_rotary_factor": 0.5}))
     base = ["estimate", "--model", str(cfg), "--method", "lora", "--gpu", "A100-40GB", "--seq-len", "110",
-            "--no-grad-checkpointing", "--rank", "8", "--precision", "bf16", "--json"]
+            "--no-grad-checkpointing", "--rank", "8", "--target-modules", "q_proj,v_proj", "--precision", "bf16",
+            "--json"]
     ms = {}
     for mb, published in ((1, 97.2), (4, 102.0)):
         j = json.loads(cli(*base, "--micro-batch", str(mb), "--tokens", str(1000 * mb * 110)).stdout)
@@ -689,3 +690,14 @@ def test_ia3_host_ops_count_the_modules_it_scales():
         return int(note.split("layers x ~")[1].split()[0])
     one, three = host_ops("k_proj"), host_ops("k_proj,v_proj,down_proj")
     assert one < three and (three - one) / 2 == pytest.approx(HOST_OPS[False]["adapter"], abs=1)
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3", "prompt_tuning", "prefix_tuning"])
+def test_target_modules_default_to_peft_s_default_for_the_model_type(method):
+    """Without --target-modules the estimate takes peft's default for the model type, as peft does with
+    target_modules=None: GPT-2's is c_attn. It was q_proj,v_proj for every model, so every PEFT estimate of GPT-2 or
+    Pythia - prompt tuning too, which targets no module - failed with 'q_proj, v_proj not in gpt2'."""
+    r = cli("estimate", "--model", "openai-community/gpt2", "--method", method, "--tokens", "1M", "--json")
+    assert r.exit_code == 0, r.output
+    if method == "lora":     # c_attn: 768 in, 2,304 out, rank 16, 12 layers
+        assert json.loads(r.stdout)["trainable_params"] == 12 * 16 * (768 + 2304)

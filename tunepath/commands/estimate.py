@@ -46,8 +46,9 @@ def estimate(
     gpus_: str = typer.Option("1", "--gpus", help="Number of GPUs."),
     rank: str = typer.Option("16", "--rank", help="LoRA/DoRA/QLoRA rank."),
     virtual_tokens: str = typer.Option("20", "--virtual-tokens", help="Prompt/prefix tuning: virtual tokens."),
-    target_modules: str = typer.Option("q_proj,v_proj", "--target-modules",
-                                       help="Comma-separated module names, or all-linear."),
+    target_modules: str = typer.Option(None, "--target-modules",
+                                       help="Comma-separated module names, or all-linear (default: peft's default "
+                                            "for the model type, e.g. q_proj,v_proj for Llama, c_attn for GPT-2)."),
     seq_len: str = typer.Option("2048", "--seq-len", help="Sequence length."),
     micro_batch: str = typer.Option("1", "--micro-batch", help="Sequences per GPU per forward pass."),
     grad_accum: str = typer.Option("1", "--grad-accum", help="Micro-batches per optimizer step (gradient "
@@ -144,10 +145,18 @@ def estimate(
         n_tokens = chinchilla_tokens(arch.total_params)
     else:
         n_tokens = n["--tokens"]
-    targets = "all-linear" if target_modules.strip() == "all-linear" else \
-        [t.strip() for t in target_modules.split(",") if t.strip()]
-    if not targets:
-        raise UserError("--target-modules: expected comma-separated module names or all-linear, got an empty list")
+    if target_modules is None:      # peft's default for the model type (advisor.estimate.LORA_DEFAULT_TARGETS)
+        from advisor.estimate import resolve_targets
+
+        targets = None
+        if method in ("lora", "dora", "qlora") and not resolve_targets(arch, None):
+            raise UserError(f"--target-modules: peft has no default for model_type {arch.model_type!r}; name the "
+                            f"modules ({', '.join(arch.linear_names())}) or all-linear")
+    else:
+        targets = "all-linear" if target_modules.strip() == "all-linear" else \
+            [t.strip() for t in target_modules.split(",") if t.strip()]
+        if not targets:
+            raise UserError("--target-modules: expected comma-separated module names or all-linear, got an empty list")
     if method in ("lora", "dora", "qlora"):
         from advisor.estimate import resolve_targets
 
