@@ -127,9 +127,13 @@ def local_train_estimate(arch: Any, setup: Any, cal: Calibration | None = None, 
 
 def step_overhead_seconds(arch: Any, setup: Any, cal: Calibration) -> float:
     """The per-micro-batch costs that FLOP/s misses (see DEFAULT_CPU_SECONDS_PER_LAYER), over the run: micro-batches
-    of full rows (tunepath packs rows on CPU), each layer's ops once more under gradient checkpointing's replay."""
+    of full rows (tunepath packs rows on CPU). The per-layer cost was timed on fully trained layers; a layer of
+    another method, or under gradient checkpointing's replay, costs in proportion to the ops it issues (the counts
+    of advisor.estimate.HOST_OPS: a LoRA layer 238 against 211, checkpointing ~1.6x)."""
+    from advisor.estimate import HOST_OPS, host_ops_per_layer
+
     micro_batches = setup.tokens / (setup.seq_len * setup.micro_batch * setup.gpus)
-    layers = arch.num_layers * (4 / 3 if setup.checkpointing else 1)
+    layers = arch.num_layers * host_ops_per_layer(arch, setup) / HOST_OPS[False]["full"]
     return micro_batches * (layers * cal.train_seconds_per_layer + cal.train_seconds_per_micro_batch)
 
 

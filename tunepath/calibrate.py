@@ -81,9 +81,14 @@ def measure(model: str | None = None, steps: int = 6, seq_len: int = 256, micro_
     if not summary.model_flops_per_s or not summary.estimate:
         raise UserError(f"{name}: the estimator does not model this architecture, so no FLOP/s can be derived")
     states_gb = summary.estimate["memory_gb"]["total"]
-    # the FLOP/s of the run's matmuls: its time less the per-micro-batch costs measured apart (at most half of it)
+    # the FLOP/s of the run's matmuls: on a CPU its time less the per-micro-batch costs measured apart (at most half
+    # of it), which plans add back; on a GPU the host's dispatch overlaps the kernels and plans take the longer of
+    # the two (advisor.calibration.local_train_estimate), so nothing is taken out
     overhead = summary.steps * (arch["num_hidden_layers"] * per_layer + per_micro_batch)
-    flops_per_s = summary.estimate["flops"] / max(summary.train_wall_s - overhead, 0.5 * summary.train_wall_s)
+    if _device().startswith("cpu"):
+        flops_per_s = summary.estimate["flops"] / max(summary.train_wall_s - overhead, 0.5 * summary.train_wall_s)
+    else:
+        flops_per_s = summary.model_flops_per_s
     emb = _measure_embedding() if embed else None
     cal = Calibration(train_flops_per_s=flops_per_s, embed_chunks_per_s=emb[0] if emb else None,
                       measured_at=time.strftime("%Y-%m-%d %H:%M"), device=_device(), model=name,
