@@ -15,7 +15,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from advisor.architecture import Architecture
+from advisor.architecture import Architecture, Linear
 from advisor.catalog import GPU
 from advisor.errors import UserError
 
@@ -318,21 +318,24 @@ def _matches(lin, target: str) -> bool:
     return lin.name == name and (not scope or lin.scope == scope)
 
 
-def ia3_trainable(arch: Architecture, targets: list[str] | None = None, feedforward: list[str] | None = None) -> int:
-    """(IA)^3 learns one scaling vector per targeted module: `out` features, or `in` for feed-forward
-    modules, which scale their input (Liu et al. 2022; peft IA3Layer)."""
+def ia3_modules(arch: Architecture, targets: list[str] | None = None,
+                feedforward: list[str] | None = None) -> list[tuple[Linear, bool]]:
+    """The layer linears (IA)^3 scales, each with whether it is a feed-forward module: the given targets, else
+    peft's default for the model type."""
     if targets is None:
         if arch.model_type not in IA3_DEFAULT_TARGETS:
             raise UserError(f"IA3 has no default target modules for {arch.model_type}; give target_modules")
         targets, feedforward = IA3_DEFAULT_TARGETS[arch.model_type]
     resolve_targets(arch, [t.rpartition(".")[2] for t in targets])
-    feedforward = feedforward or []
-    total = 0
-    for lin in arch.layer_linears:
-        if lin.targetable and any(_matches(lin, t) for t in targets):
-            is_ff = any(_matches(lin, f) for f in feedforward)
-            total += lin.count * (lin.in_features if is_ff else lin.out_features)
-    return total * arch.num_layers
+    return [(lin, any(_matches(lin, f) for f in feedforward or [])) for lin in arch.layer_linears
+            if lin.targetable and any(_matches(lin, t) for t in targets)]
+
+
+def ia3_trainable(arch: Architecture, targets: list[str] | None = None, feedforward: list[str] | None = None) -> int:
+    """(IA)^3 learns one scaling vector per targeted module: `out` features, or `in` for feed-forward
+    modules, which scale their input (Liu et al. 2022; peft IA3Layer)."""
+    return arch.num_layers * sum(lin.count * (lin.in_features if is_ff else lin.out_features)
+                                 for lin, is_ff in ia3_modules(arch, targets, feedforward))
 
 
 def prompt_tuning_trainable(arch: Architecture, num_virtual_tokens: int) -> int:
@@ -652,10 +655,9 @@ def host_ops_per_layer(arch: Architecture, setup: TrainSetup) -> float:
     if setup.method in ("lora", "dora", "qlora"):
         chosen = set(resolve_targets(arch, setup.target_modules))
         adapted = sum(lin.count for lin in arch.layer_linears if lin.targetable and lin.name in chosen)
-    elif setup.method == "ia3":     # the modules ia3_trainable scales: the given ones, else peft's default for the type
-        targets = setup.target_modules if isinstance(setup.target_modules, list) else \
-            IA3_DEFAULT_TARGETS.get(arch.model_type, ([],))[0]
-        adapted = sum(lin.count for lin in arch.layer_linears if lin.targetable and any(_matches(lin, t) for t in targets))
+    elif setup.method == "ia3":
+        targets = setup.target_modules if isinstance(setup.target_modules, list) else None
+        adapted = sum(lin.count for lin, _ in ia3_modules(arch, targets))
     return ops["frozen"] + adapted * ops["adapter"]
 
 

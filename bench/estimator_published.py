@@ -614,15 +614,23 @@ def blind_check_lines(blind: dict | None) -> list[str]:
         "0.66 between published runs on the same GPU, fine-tuning memory is estimated for the peft stack tunepath "
         "trains with (other stacks use less), and serving on an H100 lacks a fixed per-step engine cost.",
         "",
-        "| # | what | setup | published | estimate | ratio | command | source | note |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for i, r in enumerate(blind["rows"], 1):
-        note = r["note"]
-        if not 0.8 <= r["ratio"] <= 1.25:
-            note = f"outside 25 %: {r['reason']}; {note}" if note else f"outside 25 %: {r['reason']}"
+
+    def note(r: dict) -> str:
+        if 0.8 <= r["ratio"] <= 1.25:
+            return r["note"]
+        return f"outside 25 %: {r['reason']}; {r['note']}" if r["note"] else f"outside 25 %: {r['reason']}"
+
+    return lines + cli_rows_table(blind["rows"], note)
+
+
+def cli_rows_table(rows: list[dict], note: Callable[[dict], str]) -> list[str]:
+    """The markdown table of rows run through the CLI (run_cli_rows), each with its command and a note."""
+    lines = ["| # | what | setup | published | estimate | ratio | command | source | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(rows, 1):
         lines.append(f"| {i} | {r['group']} | {r['setup']} | {r['published']:,.4g} {r['unit']} | {r['estimate']:,.4g} | "
-                     f"{r['ratio']:.3f} | `{r['command']}` | {r['source']} | {note} |")
+                     f"{r['ratio']:.3f} | `{r['command']}` | {r['source']} | {note(r)} |")
     return lines + [""]
 
 
@@ -649,15 +657,9 @@ def third_check_lines(third: dict | None) -> list[str]:
         "fine-tuning time on large packed micro-batches is pessimistic: that stack's step throughput is above the",
         "whole-run MFU anchors the estimate uses, and no default was refitted to these rows.",
         "",
-        "| # | what | setup | published | estimate | ratio | command | source | note |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for i, r in enumerate(third["rows"], 1):
-        note = "**fitted**: HOST_SECONDS_PER_OP" if r["fitted"] else (
-            "" if 0.8 <= r["ratio"] <= 1.25 else f"outside 25 %: {r['reason']}")
-        lines.append(f"| {i} | {r['group']} | {r['setup']} | {r['published']:,.4g} {r['unit']} | {r['estimate']:,.4g} | "
-                     f"{r['ratio']:.3f} | `{r['command']}` | {r['source']} | {note} |")
-    return lines + [""]
+    return lines + cli_rows_table(third["rows"], lambda r: "**fitted**: HOST_SECONDS_PER_OP" if r["fitted"] else (
+        "" if 0.8 <= r["ratio"] <= 1.25 else f"outside 25 %: {r['reason']}"))
 
 
 def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "validation.md") -> None:
