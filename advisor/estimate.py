@@ -637,9 +637,10 @@ def fp32_matmul_flops(arch: Architecture, setup: TrainSetup, total: float) -> tu
 # whose kernels are short waits on the dispatch, so its time is the ops issued x the host's time per op.
 # Ops per layer per micro-batch (forward + backward), counted on a Hugging Face Llama with and without peft LoRA and
 # gradient checkpointing (bench/host_ops.py; tests/test_estimator.py recounts them): a fully trained layer, a frozen
-# layer, and each adapted linear on top of a frozen one. Checkpointing replays the forward's ops.
-HOST_OPS = {False: {"full": 211, "frozen": 168, "adapter": 35},
-            True: {"full": 338, "frozen": 260, "adapter": 56.6}}
+# layer, each LoRA/DoRA-adapted linear on top of a frozen one, and each linear (IA)^3 scales (one elementwise
+# product and its gradients, where a LoRA adapter runs dropout and two matmuls). Checkpointing replays the forward's ops.
+HOST_OPS = {False: {"full": 211, "frozen": 168, "adapter": 35, "ia3": 10},
+            True: {"full": 338, "frozen": 260, "adapter": 56.6, "ia3": 17}}
 # Host time per op: LitGPT's resource tables (tutorials/resource-tables.md, 2023-10-20: A100-SXM4-40GB, PyTorch 2.1,
 # LoRA r=8 on query and value, ~110-token Alpaca rows) show a micro-batch of 1, 2 or 4 rows taking nearly the same
 # time - 141.6 ms for Llama 2 7B at micro-batch 1, over 32 layers of a frozen layer + 2 adapters' ops (fitted there;
@@ -651,14 +652,14 @@ def host_ops_per_layer(arch: Architecture, setup: TrainSetup) -> float:
     ops = HOST_OPS[setup.checkpointing]
     if setup.method in ("full", "pretrain"):
         return ops["full"]
-    adapted = 0
     if setup.method in ("lora", "dora", "qlora"):
         chosen = set(resolve_targets(arch, setup.target_modules))
         adapted = sum(lin.count for lin in arch.layer_linears if lin.targetable and lin.name in chosen)
-    elif setup.method == "ia3":
+        return ops["frozen"] + adapted * ops["adapter"]
+    if setup.method == "ia3":
         targets = setup.target_modules if isinstance(setup.target_modules, list) else None
-        adapted = sum(lin.count for lin, _ in ia3_modules(arch, targets))
-    return ops["frozen"] + adapted * ops["adapter"]
+        return ops["frozen"] + sum(lin.count for lin, _ in ia3_modules(arch, targets)) * ops["ia3"]
+    return ops["frozen"]
 
 
 def host_seconds(arch: Architecture, setup: TrainSetup) -> float:

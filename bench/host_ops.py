@@ -23,6 +23,10 @@ CASES = {  # name: (method, LoRA targets, gradient checkpointing)
     "lora q,v, checkpointing": ("lora", ["q_proj", "v_proj"], True),
     "lora all-linear": ("lora", "all-linear", False),
     "lora all-linear, checkpointing": ("lora", "all-linear", True),
+    "ia3 k": ("ia3", ["k_proj"], False),
+    "ia3 k,v,down": ("ia3", ["k_proj", "v_proj", "down_proj"], False),
+    "ia3 k, checkpointing": ("ia3", ["k_proj"], True),
+    "ia3 k,v,down, checkpointing": ("ia3", ["k_proj", "v_proj", "down_proj"], True),
 }
 
 
@@ -36,9 +40,14 @@ def _model(layers: int, method: str, targets, ckpt: bool):
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=8, target_modules=targets, lora_dropout=0.05))
+    elif method == "ia3":         # peft's Llama default scales k, v (outputs) and down_proj (its input)
+        from peft import IA3Config, get_peft_model
+
+        model = get_peft_model(model, IA3Config(target_modules=targets,
+                                                feedforward_modules=[t for t in targets if t == "down_proj"]))
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if method == "lora":
+        if method in ("lora", "ia3"):
             model.enable_input_require_grads()     # as peft's prepare_model_for_kbit_training / the Trainer do
     model.train()
     return model
@@ -86,11 +95,14 @@ def main() -> None:
         print(f"{name:32} {n:6.0f} ops per layer")
     per_adapter = (c["lora all-linear"] - c["lora q,v"]) / 5          # Llama: 7 linears per layer vs 2
     frozen_base = c["lora q,v"] - 2 * per_adapter
+    per_ia3 = {ck: (c[f"ia3 k,v,down{ck}"] - c[f"ia3 k{ck}"]) / 2 for ck in ("", ", checkpointing")}
     ckpt = {k: c[f"{k}, checkpointing"] / c[k] for k in ("full", "lora q,v", "lora all-linear")}
     print(f"per adapted linear {per_adapter:.0f}, frozen layer without adapters {frozen_base:.0f}, "
-          f"checkpointing x {min(ckpt.values()):.2f}-{max(ckpt.values()):.2f}")
+          f"checkpointing x {min(ckpt.values()):.2f}-{max(ckpt.values()):.2f}; per IA3-scaled linear "
+          f"{per_ia3['']:.1f} ({per_ia3[', checkpointing']:.1f} with checkpointing)")
     record("host_ops", baseline="none: a count, not a speed",
            figures={"per_layer": c, "per_adapted_linear": per_adapter, "frozen_layer": frozen_base,
+                    "per_ia3_linear": per_ia3[""], "per_ia3_linear_checkpointing": per_ia3[", checkpointing"],
                     "checkpointing_factor": ckpt,
                     "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                  "peft": peft.__version__}},

@@ -678,18 +678,21 @@ def test_host_op_counts_are_what_transformers_and_peft_dispatch_today():
         assert full == pytest.approx(want["full"], rel=0.05), (ckpt, full)
         assert (seven - two) / 5 == pytest.approx(want["adapter"], rel=0.05), (ckpt, seven, two)
         assert two - 2 * (seven - two) / 5 == pytest.approx(want["frozen"], rel=0.05), (ckpt, two)
+        ia3_one = mod.per_layer("ia3", ["k_proj"], ckpt)
+        ia3_three = mod.per_layer("ia3", ["k_proj", "v_proj", "down_proj"], ckpt)
+        assert (ia3_three - ia3_one) / 2 == pytest.approx(want["ia3"], abs=1.5), (ckpt, ia3_one, ia3_three)
 
 
 def test_ia3_host_ops_count_the_modules_it_scales():
-    """The host floor counts one adapter's ops per module IA3 scales (the given --target-modules, else peft's
-    default): it counted three for every model and target list."""
+    """The host floor counts one IA3 scaling's ops per module IA3 scales (the given --target-modules, else peft's
+    default): it counted three for every model and target list, each at a LoRA adapter's 35 ops."""
     def host_ops(targets):
         j = json.loads(cli("estimate", "--model", "HuggingFaceTB/SmolLM-135M", "--method", "ia3", "--target-modules",
                            targets, "--tokens", "1M", "--seq-len", "256", "--gpu", "H100-SXM", "--json").stdout)
         [note] = [n for n in j["notes"] if "host dispatch" in n]
         return int(note.split("layers x ~")[1].split()[0])
     one, three = host_ops("k_proj"), host_ops("k_proj,v_proj,down_proj")
-    assert one < three and (three - one) / 2 == pytest.approx(HOST_OPS[False]["adapter"], abs=1)
+    assert one < three and (three - one) / 2 == pytest.approx(HOST_OPS[False]["ia3"], abs=1)
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3", "prompt_tuning", "prefix_tuning"])
