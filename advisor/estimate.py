@@ -638,9 +638,11 @@ def fp32_matmul_flops(arch: Architecture, setup: TrainSetup, total: float) -> tu
 # Ops per layer per micro-batch (forward + backward), counted on a Hugging Face Llama with and without peft LoRA and
 # gradient checkpointing (bench/host_ops.py; tests/test_estimator.py recounts them): a fully trained layer, a frozen
 # layer, each LoRA/DoRA-adapted linear on top of a frozen one, and each linear (IA)^3 scales (one elementwise
-# product and its gradients, where a LoRA adapter runs dropout and two matmuls). Checkpointing replays the forward's ops.
-HOST_OPS = {False: {"full": 211, "frozen": 168, "adapter": 35, "ia3": 10},
-            True: {"full": 338, "frozen": 260, "adapter": 56.6, "ia3": 17}}
+# product and its gradients, where a LoRA adapter runs dropout and two matmuls), and what a mixture-of-experts layer
+# adds to a dense one (a Mixtral's router, top-k and grouped expert matmuls, transformers' default grouped_mm experts;
+# the same trained or frozen). Checkpointing replays the forward's ops.
+HOST_OPS = {False: {"full": 211, "frozen": 168, "adapter": 35, "ia3": 10, "moe": 46},
+            True: {"full": 338, "frozen": 260, "adapter": 56.6, "ia3": 17, "moe": 72}}
 # Host time per op: LitGPT's resource tables (tutorials/resource-tables.md, 2023-10-20: A100-SXM4-40GB, PyTorch 2.1,
 # LoRA r=8 on query and value, ~110-token Alpaca rows) show a micro-batch of 1, 2 or 4 rows taking nearly the same
 # time - 141.6 ms for Llama 2 7B at micro-batch 1, over 32 layers of a frozen layer + 2 adapters' ops (fitted there;
@@ -650,16 +652,17 @@ HOST_SECONDS_PER_OP = 141.6e-3 / 32 / (HOST_OPS[False]["frozen"] + 2 * HOST_OPS[
 
 def host_ops_per_layer(arch: Architecture, setup: TrainSetup) -> float:
     ops = HOST_OPS[setup.checkpointing]
+    moe = ops["moe"] if arch.num_experts else 0
     if setup.method in ("full", "pretrain"):
-        return ops["full"]
+        return ops["full"] + moe
     if setup.method in ("lora", "dora", "qlora"):
         chosen = set(resolve_targets(arch, setup.target_modules))
         adapted = sum(lin.count for lin in arch.layer_linears if lin.targetable and lin.name in chosen)
-        return ops["frozen"] + adapted * ops["adapter"]
+        return ops["frozen"] + moe + adapted * ops["adapter"]
     if setup.method == "ia3":
         targets = setup.target_modules if isinstance(setup.target_modules, list) else None
-        return ops["frozen"] + sum(lin.count for lin, _ in ia3_modules(arch, targets)) * ops["ia3"]
-    return ops["frozen"]
+        return ops["frozen"] + moe + sum(lin.count for lin, _ in ia3_modules(arch, targets)) * ops["ia3"]
+    return ops["frozen"] + moe
 
 
 def host_seconds(arch: Architecture, setup: TrainSetup) -> float:

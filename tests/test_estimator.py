@@ -660,7 +660,7 @@ def test_third_check_runs_whole_published_tables_through_the_cli():
 
 def test_host_op_counts_are_what_transformers_and_peft_dispatch_today():
     """The host-dispatch floor prices ops per layer (advisor/estimate.py HOST_OPS); recounted here with the installed
-    transformers and peft on a tiny Llama, so a release that changes what a layer issues fails the suite."""
+    transformers and peft on a tiny Llama and Mixtral, so a release that changes what a layer issues fails the suite."""
     import importlib.util
 
     from helpers import REPO
@@ -681,6 +681,10 @@ def test_host_op_counts_are_what_transformers_and_peft_dispatch_today():
         ia3_one = mod.per_layer("ia3", ["k_proj"], ckpt)
         ia3_three = mod.per_layer("ia3", ["k_proj", "v_proj", "down_proj"], ckpt)
         assert (ia3_three - ia3_one) / 2 == pytest.approx(want["ia3"], abs=1.5), (ckpt, ia3_one, ia3_three)
+        moe_full = mod.per_layer("full", None, ckpt, True)
+        moe_two = mod.per_layer("lora", ["q_proj", "v_proj"], ckpt, True)
+        assert moe_full - full == pytest.approx(want["moe"], rel=0.05), (ckpt, moe_full)
+        assert moe_two - two == pytest.approx(want["moe"], rel=0.05), (ckpt, moe_two)
 
 
 def test_ia3_host_ops_count_the_modules_it_scales():
@@ -693,6 +697,19 @@ def test_ia3_host_ops_count_the_modules_it_scales():
         return int(note.split("layers x ~")[1].split()[0])
     one, three = host_ops("k_proj"), host_ops("k_proj,v_proj,down_proj")
     assert one < three and (three - one) / 2 == pytest.approx(HOST_OPS[False]["ia3"], abs=1)
+
+
+def test_host_floor_counts_a_mixture_of_experts_layer_s_routing():
+    """A Mixtral layer issues its router's and grouped experts' ops on top of a dense layer's: the floor of a short
+    LoRA micro-batch counts them (it priced a Mixtral layer as a Llama one)."""
+    def ops(model):
+        j = json.loads(cli("estimate", "--model", model, "--method", "lora", "--target-modules", "q_proj,v_proj",
+                           "--tokens", "1M", "--seq-len", "64", "--gpu", "H100-SXM", "--no-grad-checkpointing",
+                           "--json").stdout)
+        [note] = [n for n in j["notes"] if "host dispatch" in n]
+        return int(note.split("layers x ~")[1].split()[0])
+    dense, moe = ops("mistralai/Mistral-7B-v0.1"), ops("mistralai/Mixtral-8x7B-v0.1")
+    assert moe - dense == HOST_OPS[False]["moe"] and dense == HOST_OPS[False]["frozen"] + 2 * HOST_OPS[False]["adapter"]
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3", "prompt_tuning", "prefix_tuning"])
