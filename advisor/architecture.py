@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from advisor.errors import UserError
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3", "gpt2", "gpt_neox",
-             "falcon", "mixtral")
+             "falcon", "mixtral", "qwen3_moe")
 
 # Legacy / remote-code model types and the key aliases they use, as published in older revisions of
 # the models' config.json on the Hugging Face hub: phi-2's `phi-msft` and `mixformer-sequential`,
@@ -185,10 +185,11 @@ def from_config(raw: dict, where: str = "config.json") -> Architecture:
 # --- per-family module trees (transformers 5 modeling files) ---------------------------------
 
 def _llama_like(cfg: dict, where: str) -> Architecture:
-    """Llama, Mistral, Qwen2/3, Gemma/Gemma2, Mixtral, Phi3: RMSNorm, gated MLP, GQA."""
+    """Llama, Mistral, Qwen2/3, Qwen3-MoE, Gemma/Gemma2, Mixtral, Phi3: RMSNorm, gated MLP, GQA."""
     mt = cfg["model_type"]
     h, L, nh, V = _core_dims(cfg, where)
-    inter = _require(cfg, "intermediate_size", where)
+    # Qwen3-MoE's layers run experts of moe_intermediate_size; its intermediate_size is for dense layers only
+    inter = _require(cfg, "moe_intermediate_size" if mt == "qwen3_moe" else "intermediate_size", where)
     kv = _kv_heads(cfg, "num_key_value_heads", nh, where)
     hd = optional_int(cfg, "head_dim", h // nh, where)
     # Qwen2 has biases on q/k/v only (modeling_qwen2.py); Llama-family exposes attention_bias.
@@ -219,6 +220,23 @@ def _llama_like(cfg: dict, where: str) -> Architecture:
                       targetable=False),
                Linear(name="w2", in_features=inter, out_features=h, bias=False, count=experts, expert=True,
                       targetable=False))
+    elif mt == "qwen3_moe":
+        # modeling_qwen3_moe.py: router `gate` (an E x h parameter) + E experts stored as fused 3-D parameters
+        # gate_up_proj (E, 2I, h) and down_proj (E, h, I) - none of them an nn.Linear peft can wrap. A layer is
+        # sparse unless listed in mlp_only_layers or off the decoder_sparse_step; those run a dense MLP of
+        # intermediate_size instead, which this per-layer description cannot mix in, so they are refused.
+        experts = _require(cfg, "num_experts", where)
+        top_k = _require(cfg, "num_experts_per_tok", where)
+        if top_k > experts:
+            raise UserError(f"{where}: 'num_experts_per_tok' ({top_k}) exceeds 'num_experts' ({experts})")
+        if optional_int(cfg, "decoder_sparse_step", 1, where) != 1 or cfg.get("mlp_only_layers"):
+            raise UserError(f"{where}: qwen3_moe with dense layers (decoder_sparse_step > 1 or mlp_only_layers) "
+                            "is not supported for exact counts; only configs whose every layer is sparse")
+        mlp = (Linear(name="gate", in_features=h, out_features=experts, bias=False, targetable=False),
+               Linear(name="gate_up_proj", in_features=h, out_features=2 * inter, bias=False, count=experts,
+                      expert=True, targetable=False),
+               Linear(name="down_proj", in_features=inter, out_features=h, bias=False, count=experts, expert=True,
+                      targetable=False))
     elif mt == "phi3":
         mlp = (Linear(name="gate_up_proj", in_features=h, out_features=2 * inter, bias=False),
                Linear(name="down_proj", in_features=inter, out_features=h, bias=False))
@@ -227,7 +245,7 @@ def _llama_like(cfg: dict, where: str) -> Architecture:
                Linear(name="up_proj", in_features=h, out_features=inter, bias=mlp_bias),
                Linear(name="down_proj", in_features=inter, out_features=h, bias=mlp_bias))
     norms = (4 if mt == "gemma2" else 2) * h          # gemma2 adds pre/post feed-forward norms
-    if mt == "qwen3":
+    if mt in ("qwen3", "qwen3_moe"):
         norms += 2 * hd                                # q_norm and k_norm over head_dim
     tied_default = mt in ("gemma", "gemma2")           # GemmaConfig defaults to tied (SOURCES.md)
     return Architecture(
@@ -318,4 +336,5 @@ def _falcon(cfg: dict, where: str) -> Architecture:
 
 _BUILDERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "qwen3": _llama_like,
              "gemma": _llama_like, "gemma2": _llama_like, "mixtral": _llama_like, "phi3": _llama_like,
+             "qwen3_moe": _llama_like,
              "phi": _phi, "gpt2": _gpt2, "gpt_neox": _gpt_neox, "falcon": _falcon}

@@ -198,7 +198,8 @@ def _user_catalogs() -> list[Path]:
 
 
 def _packaged_models() -> dict[str, CatalogModel]:
-    """File `owner__name[__note].json` -> id `owner/name`; a second file of the same model gets `:note`."""
+    """File `owner__name[__note].json` -> id `owner/name`; a second file of the same model gets `:note`; a note
+    `arch-equivalent-of-A+B` also answers to `owner/A` and `owner/B` (releases with the same architecture)."""
     models: dict[str, CatalogModel] = {}
     for f in sorted(MODELS_DIR.glob("*.json"), key=lambda p: (p.stem.count("__"), p.stem)):
         owner, name, *rest = f.stem.split("__")
@@ -208,8 +209,9 @@ def _packaged_models() -> dict[str, CatalogModel]:
             mid = f"{mid}:{note.removeprefix('legacy-')}"
         models[mid] = CatalogModel(id=mid, path=f, note=note)
         if note.startswith("arch-equivalent-of-"):   # same architecture, so the same count (SOURCES.md)
-            alias = f"{owner}/{note.removeprefix('arch-equivalent-of-')}"
-            models.setdefault(alias, CatalogModel(id=alias, path=f, note=f"architecture of {mid}"))
+            for name in note.removeprefix("arch-equivalent-of-").split("+"):   # several releases: A+B
+                alias = f"{owner}/{name}"
+                models.setdefault(alias, CatalogModel(id=alias, path=f, note=f"architecture of {mid}"))
     return models
 
 

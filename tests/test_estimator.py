@@ -9,6 +9,7 @@ import pytest
 
 from advisor import catalog
 from advisor.architecture import from_config, normalize_config
+from advisor.errors import UserError
 from advisor.estimate import (
     HOST_OPS,
     METHOD_MFU_FACTOR,
@@ -56,6 +57,11 @@ def test_catalog_counts_equal_transformers_on_meta_device(mid):
     ("meta-llama/Llama-2-7b-hf", 6_738_415_616), ("mistralai/Mistral-7B-v0.1", 7_241_732_096),
     ("mistralai/Mixtral-8x7B-v0.1", 46_702_792_704), ("tiiuae/falcon-7b", 6_921_720_704),
     ("microsoft/phi-2:phi-msft", 2_779_683_840), ("google/gemma-2b", 2_506_172_416),
+    # KerasHub presets' metadata.params (advisor/data/models/SOURCES.md names each preset)
+    ("google/gemma-2-2b", 2_614_341_888), ("google/gemma-2-9b", 9_241_705_984), ("google/gemma-2-27b", 27_227_128_320),
+    ("mistralai/Mistral-7B-v0.3", 7_248_023_552), ("microsoft/Phi-3-mini-4k-instruct", 3_821_079_552),
+    ("Qwen/Qwen2.5-3B", 3_085_938_688), ("Qwen/Qwen2.5-32B", 32_763_876_352), ("Qwen/Qwen3-4B", 4_022_468_096),
+    ("Qwen/Qwen3-14B", 14_768_307_200), ("Qwen/Qwen3-32B", 32_762_123_264), ("Qwen/Qwen3-30B-A3B", 30_532_122_624),
 ])
 def test_published_counts(mid, published):
     assert catalog.architecture(mid).total_params == published
@@ -332,10 +338,68 @@ def test_user_catalog_adds_gpus_and_models(tmp_path):
 @pytest.mark.parametrize("variant,base", [
     ("meta-llama/Llama-2-7b-chat-hf", "meta-llama/Llama-2-7b-hf"), ("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B"),
     ("mistralai/Mistral-7B-Instruct-v0.1", "mistralai/Mistral-7B-v0.1"), ("google/gemma-2b-it", "google/gemma-2b"),
+    ("mistralai/Mistral-7B-Instruct-v0.3", "mistralai/Mistral-7B-v0.3"), ("google/gemma-2-9b-it", "google/gemma-2-9b"),
+    ("Qwen/Qwen2.5-14B-Instruct", "Qwen/Qwen2.5-14B"), ("Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B"),
 ])
 def test_chat_and_instruct_variants_resolve_to_their_base_architecture(variant, base):
     assert catalog.model_config(variant)[0] == base
     assert catalog.architecture(variant).total_params == catalog.architecture(base).total_params
+
+
+# Base models of current projects, each as its users name it on the Hugging Face hub: every one resolves to a
+# catalog config whose count transformers reproduces (test_catalog_counts_equal_transformers_on_meta_device).
+CURRENT_BASES = {
+    "meta-llama/Llama-3.1-70B-Instruct": 70_553_706_496, "meta-llama/Llama-3.3-70B-Instruct": 70_553_706_496,
+    "meta-llama/Llama-3.1-70B": 70_553_706_496, "meta-llama/Llama-3.2-1B-Instruct": 1_235_814_400,
+    "meta-llama/Llama-3.2-3B-Instruct": 3_212_749_824, "Qwen/Qwen2.5-14B-Instruct": 14_770_033_664,
+    "Qwen/Qwen2.5-32B": 32_763_876_352, "Qwen/Qwen3-14B": 14_768_307_200, "google/gemma-2-9b-it": 9_241_705_984,
+    "google/gemma-2-2b": 2_614_341_888, "mistralai/Mistral-7B-Instruct-v0.3": 7_248_023_552,
+    "mistralai/Mistral-Nemo-Instruct-2407": 12_247_782_400, "mistralai/Mistral-Nemo-Base-2407": 12_247_782_400,
+    "microsoft/Phi-3-mini-4k-instruct": 3_821_079_552, "microsoft/phi-4": 14_659_507_200,
+    "mistralai/Mixtral-8x22B-v0.1": 140_620_634_112, "meta-llama/Llama-3.1-405B": 405_853_388_800,
+    # the Instruct release has a larger vocabulary (32,768 against the base's 32,000): its own config
+    "mistralai/Mixtral-8x22B-Instruct-v0.1": 140_630_071_296,
+}
+
+
+def test_current_base_models_resolve_through_the_cli():
+    """`tunepath estimate --model <hub id>` answers for each (it said "unknown model" before they were added)."""
+    for mid, total in CURRENT_BASES.items():
+        assert catalog.architecture(mid).total_params == total, mid
+    d = json.loads(cli("estimate", "--model", "meta-llama/Llama-3.3-70B-Instruct", "--method", "qlora", "--tokens",
+                       "1M", "--gpu", "H100-SXM", "--json").stdout)
+    assert d["model"]["total_params"] == 70_553_706_496
+
+
+def _tiny_qwen3_moe(**over):
+    return {"model_type": "qwen3_moe", "hidden_size": 64, "intermediate_size": 96, "moe_intermediate_size": 32,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+            "num_experts": 8, "num_experts_per_tok": 2, "vocab_size": 300, "tie_word_embeddings": False, **over}
+
+
+def test_qwen3_moe_counts_total_and_active_from_the_module_tree():
+    """Total = transformers' count; active = total less the experts a token does not run, read off the built model's
+    expert tensors (not from the formula under test)."""
+    raw = _tiny_qwen3_moe()
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(_hf_config(raw))
+    arch = from_config(raw)
+    assert arch.total_params == model.num_parameters()
+    expert_params = sum(p.numel() for n, p in model.named_parameters() if ".mlp.experts." in n)
+    idle = expert_params * (raw["num_experts"] - raw["num_experts_per_tok"]) // raw["num_experts"]
+    assert arch.active_params == model.num_parameters() - idle
+    assert arch.linear_names() == ["k_proj", "o_proj", "q_proj", "v_proj"]      # experts are 3-D parameters
+
+
+@pytest.mark.parametrize("over", [{"mlp_only_layers": [0]}, {"decoder_sparse_step": 2}])
+def test_qwen3_moe_with_dense_layers_is_refused_not_miscounted(over):
+    """transformers builds a dense MLP of intermediate_size in such layers; one per-layer description cannot hold
+    both kinds, so the count is refused rather than guessed."""
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(_hf_config(_tiny_qwen3_moe(**over)))
+    assert type(model.model.layers[0].mlp).__name__ == "Qwen3MoeMLP"
+    with pytest.raises(UserError, match="dense layers"):
+        from_config(_tiny_qwen3_moe(**over))
 
 
 def _published_rows():
