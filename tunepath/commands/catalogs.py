@@ -38,6 +38,8 @@ def models(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
                      "active_params": a.active_params, "layers": a.num_layers, "hidden_size": a.hidden_size,
                      "kv_heads": a.num_kv_heads, "vocab_size": a.vocab_size,
                      "context": context_window(mid), "tied_embeddings": a.tied_embeddings, "note": row.note})
+    # by owner, then size: a family reads as the ladder the search steps along (advisor/costs.py `ladder`)
+    rows.sort(key=lambda r: (r["id"].split("/")[0].lower(), r["total_params"], r["id"].lower()))
     if as_json:
         print_json(rows)
         return
