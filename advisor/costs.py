@@ -198,7 +198,10 @@ def ladder(spec: ProjectSpec, path: str) -> list[str]:
     if spec.model.fixed or path == "pretraining":
         return [base]
     models = catalog.models()
-    if base not in models:
+    # An Instruct/chat id the catalog resolves to its base's config (Qwen/Qwen2.5-14B-Instruct -> Qwen2.5-14B)
+    # steps along that base's family too; a config.json path has no family.
+    row = base if base in models else catalog.model_config(base)[0]
+    if row not in models:
         return [base]
     arch = catalog.architecture(base)
     owner = base.split("/")[0]
@@ -208,7 +211,7 @@ def ladder(spec: ProjectSpec, path: str) -> list[str]:
         ceiling = arch.total_params
         if spec.task.complexity.value != "high" and tuned_labels(spec) >= TUNED_DOWNSIZE_MIN_LABELS:
             floor = 0 if spec.task.kind.value in TUNED_ANY_SIZE_KINDS else arch.total_params / TUNED_DOWNSIZE
-    out, seen = [base], {models[base].path}
+    out, seen = [base], {models[row].path}
     for mid, m in models.items():
         if m.path in seen or not mid.startswith(owner + "/") or ":" in mid:
             continue

@@ -520,3 +520,16 @@ constraints: {{budget_usd: 400000, gpu: H100-SXM, gpu_count: 64, data_may_leave:
     spec.write_text(text.format(corpus="30_000_000_000"))     # about compute-optimal: nothing to add
     out, _ = _json(spec)
     assert not any(s.startswith("Priced at the compute-optimal") for s in out["recommendation"]["rationale"])
+
+
+def test_an_instruct_id_searches_its_base_models_family():
+    """A project naming Qwen/Qwen2.5-14B-Instruct (resolved to Qwen2.5-14B's config) was priced on that model only,
+    while the same project naming Qwen/Qwen2.5-14B stepped down to Qwen2.5-7B: the hub id of a release must not
+    switch the search off."""
+    spec = CASES / "indeed-job-explanations.yaml"
+    _, base = _json(spec, "model.base=Qwen/Qwen2.5-14B")
+    _, instruct = _json(spec, "model.base=Qwen/Qwen2.5-14B-Instruct")
+    assert base["peft"]["cost"]["setup"]["model"] == "Qwen/Qwen2.5-7B"
+    assert instruct["peft"]["cost"]["setup"]["model"] == "Qwen/Qwen2.5-7B"
+    assert [instruct["peft"]["cost"][k] for k in ("one_off_usd", "monthly_usd")] == \
+        [base["peft"]["cost"][k] for k in ("one_off_usd", "monthly_usd")]
