@@ -78,11 +78,17 @@ class GPU(BaseModel):
     caveat: str = Field("", description="What a recommendation on this GPU must say besides its cost (e.g. a "
                                         "consumer card's licence terms).")
     bandwidth_gbs: float = Field(gt=0, le=_MAX_GBS, allow_inf_nan=False, description="Memory bandwidth, GB/s.")
-    usd_per_hour: float = Field(ge=0, le=_MAX_USD_PER_HOUR, allow_inf_nan=False,
-                                description="Price per GPU-hour used for costs: the chosen price class's quote "
-                                            "unless set directly.")
-    generation: str = Field("ampere", description="ampere | hopper | ada | turing | blackwell: picks the MFU "
-                                                  "defaults (advisor/estimate.py MFU_ANCHORS).")
+    usd_per_hour: float | None = Field(None, ge=0, le=_MAX_USD_PER_HOUR, allow_inf_nan=False,
+                                       description="Price per GPU-hour used for costs: the chosen price class's "
+                                                   "quote unless set directly. None: no dated quote was found; "
+                                                   "`tunepath estimate` gives no cost and the advisor's search "
+                                                   "skips the GPU (GPU.priced).")
+    aliases: list[str] = Field(default_factory=list,
+                               description="Other names `gpu()` accepts, each naming this GPU alone (A6000 for "
+                                           "RTX-A6000); an ambiguous name (H100: SXM or PCIe) is no alias.")
+    generation: str = Field("ampere", description="ampere | hopper | ada | turing | volta | blackwell: picks the "
+                                                  "MFU defaults (advisor/estimate.py MFU_ANCHORS, "
+                                                  "MFU_GENERATION_FALLBACK).")
     decode_bandwidth_efficiency: float = Field(0.73, gt=0, le=1, allow_inf_nan=False,
                                                description="Fraction of peak bandwidth a 16-bit decode step "
                                                            "reaches.")
@@ -102,6 +108,15 @@ class GPU(BaseModel):
         (GB = 1e9), so a fit is checked against this, not memory_gb * 1e9 (7 % too strict). GDDR cards with
         ECC on keep 15/16 of it (nvidia-smi shows 15,360 MiB on a 16 GB T4)."""
         return self.memory_gb * 2**30 * (15 / 16 if self.ecc_memory_reserve else 1)
+
+    @property
+    def priced(self) -> bool:
+        return self.usd_per_hour is not None
+
+    def no_price_reason(self) -> str:
+        """Why a GPU without a quote has no cost, and how to give it one (one line)."""
+        return (f"{self.id} has no dated price quote in the catalog (`tunepath gpus --wide` says what was "
+                f"searched): set gpus.{self.id}.usd_per_hour in a TUNEPATH_CATALOG file")
 
 
 class PriceTier(BaseModel):
@@ -294,7 +309,25 @@ def gpus() -> dict[str, GPU]:
             text = read_document_text(origin[gid])    # read before: for the line number
             raise CatalogError(format_validation_error(e, str(origin[gid]), GPU, text=text,
                                                        prefix=("gpus", gid))) from None
+    names: dict[str, str] = {}      # every id and alias, as gpu() compares them: one GPU each
+    for g in out.values():
+        for name in (g.id, *g.aliases):
+            other = names.setdefault(_gpu_key(name), g.id)
+            if other != g.id:
+                raise CatalogError(f"{origin[g.id]}: gpus.{g.id}: the name {name!r} also names {other} (ids and "
+                                   "aliases compare ignoring case, spaces, '-' and '_'); remove one")
     return out
+
+
+def _gpu_key(name: str) -> str:
+    """A GPU name as lookups compare it: case, spaces, hyphens and underscores ignored ('rtx 4090', 'RTX_4090'
+    and 'RTX-4090' are one name)."""
+    return re.sub(r"[\s_-]+", "", name.lower())
+
+
+def priced_gpus() -> dict[str, GPU]:
+    """The GPUs with a price: the ones the advisor's search can cost."""
+    return {k: g for k, g in gpus().items() if g.priced}
 
 
 @lru_cache(maxsize=1)
@@ -330,18 +363,27 @@ def _did_you_mean(name: str, choices) -> str:
 
 
 def gpu(gid: str) -> GPU:
+    """A GPU by its id or an alias, ignoring case, spaces, hyphens and underscores ('a100 80gb', 'rtx4090',
+    ' H100-SXM' from a quoted YAML value); a name of several GPUs ('H100', 'V100') gets a did-you-mean."""
     table = gpus()
-    for k, v in table.items():
-        if k.lower() == gid.strip().lower():     # ' H100-SXM' from a quoted YAML value or a script
-            return v
+    key = _gpu_key(gid)
+    for g in table.values():
+        if _gpu_key(g.id) == key:
+            return g
+    for g in table.values():
+        if any(_gpu_key(a) == key for a in g.aliases):
+            return g
     raise UserError(f"unknown GPU {_short(gid)}: expected one of {', '.join(table)}{_did_you_mean(gid, table)} "
                     "(add your own with TUNEPATH_CATALOG)")
 
 
 # torch.cuda.get_device_name() -> catalog id, most specific first ("NVIDIA H100 80GB HBM3", "Tesla T4", ...)
-_DEVICE_PATTERNS = [(("H200",), "H200"), (("H100", "PCIE"), "H100-PCIe"), (("H100",), "H100-SXM"),
-                    (("A100", "40GB"), "A100-40GB"), (("A100",), "A100-80GB"), (("L40S",), "L40S"),
-                    (("L4",), "L4"), (("A10",), "A10"), (("T4",), "T4"), (("4090",), "RTX-4090")]
+_DEVICE_PATTERNS = [(("GH200",), "GH200"), (("H200",), "H200"), (("H100", "PCIE"), "H100-PCIe"),
+                    (("H100",), "H100-SXM"), (("B200",), "B200"), (("A100", "40GB"), "A100-40GB"),
+                    (("A100",), "A100-80GB"), (("V100", "32GB"), "V100-32GB"), (("V100",), "V100-16GB"),
+                    (("L40S",), "L40S"), (("L40",), "L40"), (("L4",), "L4"), (("A10",), "A10"), (("A40",), "A40"),
+                    (("A6000",), "RTX-A6000"), (("T4",), "T4"), (("3090",), "RTX-3090"), (("4090",), "RTX-4090"),
+                    (("5090",), "RTX-5090")]
 
 
 def gpu_for_device(name: str) -> GPU | None:

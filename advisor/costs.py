@@ -18,6 +18,7 @@ from typing import Any
 from advisor import catalog, paths, retrieval
 from advisor.architecture import Architecture
 from advisor.catalog import CONFIG_DEFAULT_WINDOW, context_window  # noqa: F401 (the window is read from the config)
+from advisor.errors import UserError
 from advisor.estimate import (
     MEMORY_MARGIN,
     TrainEstimate,
@@ -74,7 +75,7 @@ TUNED_DOWNSIZE_MIN_LABELS = 1000
 TUNED_ANY_SIZE_KINDS = ("classification",)
 # Consumer cards have no NVLink and their driver licence excludes datacenter deployment (NVIDIA GeForce
 # software licence, 2017): one server of them at most.
-MAX_TRAIN_GPUS = {"RTX-4090": 8}
+MAX_TRAIN_GPUS = {"RTX-3090": 8, "RTX-4090": 8, "RTX-5090": 8}
 TRAIN_COUNTS = {"peft": (1, 2, 4, 8), "full_finetuning": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
                 "pretraining": (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)}
 # Serving precision: weight bits, and the quality caveat that goes with it.
@@ -227,7 +228,24 @@ def ladder(spec: ProjectSpec, path: str) -> list[str]:
 
 
 def _gpu_ids(spec: ProjectSpec) -> list[str]:
-    return [spec.constraints.gpu] if spec.constraints.gpu_fixed else list(catalog.gpus())
+    """The GPU types the search tries: the spec's alone when fixed, else every catalog GPU with a price (one
+    without cannot be compared on cost: skipped_gpus says which and why)."""
+    return [spec.constraints.gpu] if spec.constraints.gpu_fixed else list(catalog.priced_gpus())
+
+
+def skipped_gpus(spec: ProjectSpec) -> dict[str, str]:
+    """Catalog GPUs the search leaves out, each with the reason (reports list them beside the assumptions)."""
+    if spec.constraints.gpu_fixed:
+        return {}
+    return {g.id: g.no_price_reason() for g in catalog.gpus().values() if not g.priced}
+
+
+def _check_priced(spec: ProjectSpec) -> None:
+    """The spec's own GPU prices RAG's embedding (and every run when gpu_fixed): it needs a price."""
+    g = catalog.gpu(spec.constraints.gpu)
+    if not g.priced:
+        raise UserError(f"constraints.gpu: {g.no_price_reason()}, or name a GPU with a price (`tunepath gpus`): "
+                        "the advisor costs every path on it")
 
 
 # --- serving -------------------------------------------------------------------------------
@@ -663,4 +681,5 @@ def clear_caches() -> None:
 
 def path_costs(spec: ProjectSpec) -> dict[str, PathCost]:
     """Cost of every path for this spec (cached: reports and sensitivity sweeps call it often)."""
+    _check_priced(spec)
     return copy.deepcopy(_path_costs_cached(spec.model_dump_json()))

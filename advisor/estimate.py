@@ -53,7 +53,9 @@ MFU_ANCHORS: dict[str, list[tuple[float, float, str]]] = {
     ],
 }
 # GPU generations without a published large training run borrow another generation's anchors (assumed).
-MFU_GENERATION_FALLBACK = {"ada": "ampere", "turing": "ampere", "blackwell": "hopper"}
+# Volta (V100) trains in fp16 on first-generation tensor cores; no published large run on it is priced here, so it
+# takes Ampere's (assumed: likely generous, as Turing's).
+MFU_GENERATION_FALLBACK = {"ada": "ampere", "turing": "ampere", "volta": "ampere", "blackwell": "hopper"}
 
 # Hopper's whole-run anchors price a pretraining budget on tens of thousands of GPUs; a fine-tuning job on
 # one node runs at step throughput, where an H100 is not 0.167/0.414 of an A100's utilisation. The same code,
@@ -109,7 +111,8 @@ MFU_SOURCE = ("per GPU generation and model size, interpolated between published
               + "; ".join(f"{gen}: " + ", ".join(f"{m:.3f} at {p / 1e9:.0f}B ({s.split(':')[0]})"
                                                    for p, m, s in rows) for gen, rows in MFU_ANCHORS.items())
               + f"; hopper, every method but pretraining: the higher of hopper's anchor and ampere's {_STEP_SOURCE}"
-              + "; ada/turing use ampere's (assumed); adapters x "
+              + "; " + ", ".join(f"{g} uses {f}'s" for g, f in MFU_GENERATION_FALLBACK.items())
+              + " (assumed); adapters x "
               + ", ".join(f"{k} {v}" for k, v in METHOD_MFU_FACTOR.items() if v != 1.0) + " (assumed)")
 
 
@@ -245,7 +248,7 @@ class TrainEstimate:
     mfu_source: str
     hours: float              # wall-clock
     gpu_hours: float
-    cost_usd: float
+    cost_usd: float | None           # None: the GPU has no price in the catalog
     notes: list[str] = field(default_factory=list)
     grad_checkpointing: bool = False
     optimizer: str = "adamw"
@@ -791,6 +794,8 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
                      "published runs sat at a card's limit the estimate was 81-94 % of the card (allocator "
                      "fragmentation; docs/validation.md): a shorter row or a smaller micro-batch (or checkpointing, "
                      "if off) buys a margin")
+    if gpu.usd_per_hour is None:
+        notes.append(f"no cost: {gpu.no_price_reason()}")
     if setup.method == "qlora" and setup.grad_checkpointing is None:
         notes.append("qlora: gradient checkpointing on and paged AdamW, as peft's prepare_model_for_kbit_training "
                      "and the QLoRA paper run it (--no-grad-checkpointing / --optimizer to change)")
@@ -800,7 +805,8 @@ def estimate_training(arch: Architecture, gpu: GPU, setup: TrainSetup) -> TrainE
         trainable_params=trainable_params(arch, setup), tokens=setup.tokens, flops=flops, memory=mem,
         memory_per_gpu_gb=per_gpu / GB, gpu_memory_gb=gpu.memory_bytes / GB, fits=per_gpu <= gpu.memory_bytes,
         mfu=mfu, mfu_source=src, hours=hours, gpu_hours=hours * setup.gpus,
-        cost_usd=hours * setup.gpus * gpu.usd_per_hour, notes=notes, grad_checkpointing=setup.checkpointing,
+        cost_usd=None if gpu.usd_per_hour is None else hours * setup.gpus * gpu.usd_per_hour, notes=notes,
+        grad_checkpointing=setup.checkpointing,
         optimizer=setup.optim, recompute_flops=extra, seq_len=setup.seq_len, micro_batch=setup.micro_batch,
         optimizer_update_hours=update / 3600, dequant_hours=dequant / 3600, communication_hours=comm / 3600,
         host_bound=host > device,
@@ -827,7 +833,7 @@ class InferenceEstimate:
     gpu_seconds_per_request: float
     replicas: int
     monthly_gpu_hours: float
-    monthly_usd: float
+    monthly_usd: float | None        # None: the GPU has no price in the catalog
     weight_bits: int = 16
     bandwidth_efficiency: float = DECODE_BANDWIDTH_EFF
     max_batch: int = 1
@@ -936,7 +942,7 @@ def estimate_inference(arch: Architecture, gpu: GPU, prompt_tokens: int, output_
         + g * CUDA_OVERHEAD_GB, gpus_per_replica=g, prefill_tokens_per_s=prefill_tps,
         decode_tokens_per_s_batch1=decode_b1, decode_tokens_per_s=decode_tps, concurrency=batch,
         gpu_seconds_per_request=sec_per_req * g, replicas=replicas, monthly_gpu_hours=gpu_hours,
-        monthly_usd=gpu_hours * gpu.usd_per_hour, weight_bits=weight_bits,
+        monthly_usd=None if gpu.usd_per_hour is None else gpu_hours * gpu.usd_per_hour, weight_bits=weight_bits,
         bandwidth_efficiency=gpu.decode_bandwidth_efficiency * quant_kernel_eff(weight_bits),
         max_batch=max_batch)
 

@@ -23,6 +23,7 @@ from advisor.costs import (
     SFT_SEQ_LEN,
     econ,
     setup_gpus,
+    skipped_gpus,
 )
 from advisor.errors import UserError
 from advisor.estimate import MEMORY_MARGIN, MFU_SOURCE, PREFILL_MFU, accuracy_sentence, accuracy_source
@@ -279,10 +280,14 @@ def assumptions(spec: ProjectSpec, advice: Advice | None = None) -> list[dict]:
     prices = catalog.api_prices()
     return [
         {"what": f"GPU {g.id}", "value": f"{g.bf16_tflops:g} TFLOP/s, {g.memory_gb:g} GiB, "
-                                         f"{g.bandwidth_gbs:,.0f} GB/s, ${g.usd_per_hour:.2f}/h",
+                                         f"{g.bandwidth_gbs:,.0f} GB/s, "
+                                         + (f"${g.usd_per_hour:.2f}/h" if g.priced else "no price"),
          "source": f"{g.spec_source}; price: {g.price_source}" + (f" ({g.price_date})" if g.price_date else "")}
         for g in gpus
-    ] + ([] if spec.constraints.data_may_leave else [
+    ] + ([{"what": "GPUs the search skipped", "value": ", ".join(skipped),
+           "source": "no dated price quote in advisor/data/gpus.yaml: a GPU without a price cannot be compared on "
+                     "cost; give one a price (gpus.<id>.usd_per_hour) in a TUNEPATH_CATALOG file and it is searched"}]
+         if (skipped := skipped_gpus(spec)) else []) + ([] if spec.constraints.data_may_leave else [
         {"what": "Where self-hosted GPUs run", "value": f"data may not leave (constraints.data_may_leave): no hosted "
                                                         f"APIs; the GPUs are priced at {gpu.price_class} rates, so "
                                                         "run them where your data may go (your own cloud account "

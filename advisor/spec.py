@@ -292,6 +292,12 @@ class Constraints(_Strict):
     gpu_fixed: StrictBool = Field(False, description="true: train and serve on exactly `gpu` x `gpu_count`; "
                                                      "false: the advisor searches the catalog's GPU types and counts.")
 
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _number_is_a_name(cls, v):
+        """`gpu: 4090` (an alias of RTX-4090) reads as a YAML integer: it is the name typed."""
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
     @field_validator("gpu")
     @classmethod
     def _known_gpu(cls, v: str) -> str:

@@ -552,7 +552,7 @@ def test_inference_notes_a_request_longer_than_the_window_and_prints_batch_1_onc
 
 
 @pytest.mark.parametrize("name,hint", [("H100-80GB", "'H100-SXM' or 'H100-PCIe'"), ("a100", "'A100-80GB' or 'A100-40GB'"),
-                                       ("RTX4090", "'RTX-4090'")])
+                                       ("V100", "'V100-16GB' or 'V100-32GB'")])
 def test_unknown_gpu_names_its_family(name, hint):
     one_line_error(cli("estimate", "--model", "meta-llama/Llama-2-7b-hf", "--tokens", "1M", "--gpu", name),
                    f"did you mean {hint}?")

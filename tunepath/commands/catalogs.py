@@ -82,11 +82,14 @@ def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
     for col in cols:
         t.add_column(col, justify="left" if col in ("id", "read", "spec source") else "right",
                      no_wrap=col != "spec source")
-    unquoted = []
+    unquoted, unpriced = [], []
     for g in rows:
         prices = [f"{g['prices'][c]['usd_per_hour']:.2f}" + ("*" if g["price_class"] == c else "")
                   if c in g["prices"] else "-" for c in classes]
-        if g["price_class"] == "user" or not g["prices"]:
+        if g["usd_per_hour"] is None:
+            unpriced.append(g["id"])
+            unquoted.append(f"{g['id']}: {g['price_source'] or 'no quote'}")
+        elif g["price_class"] == "user" or not g["prices"]:
             prices[0] = f"{g['usd_per_hour']:.2f}*"
             unquoted.append(f"{g['id']}: {g['price_source'] or 'no source'}")
         dates = sorted({q["date"] for q in g["prices"].values()})
@@ -94,6 +97,10 @@ def gpus(as_json: bool = JsonOpt, wide: bool = WideOpt) -> None:
                  f"{g['bandwidth_gbs']:,.0f}", *prices]
         t.add_row(*map(escape, [*cells, *([", ".join(dates) or "-", g["spec_source"]] if wide else [])]))
     out.print(t)
+    if unpriced:      # why a listed GPU never shows up in a recommendation
+        out.print(f"No price quote found: {', '.join(unpriced)}. `tunepath estimate` gives no cost on them and "
+                  "the advisor's search skips them; price one in a TUNEPATH_CATALOG file "
+                  "(gpus.<id>.usd_per_hour).", markup=False)
     out.print("$/GPU-hour classes: " + "; ".join(f"{short[c].split()[0]} = {catalog.PRICE_CLASS_LABELS[c]}"
                                                 for c in classes))
     if wide:

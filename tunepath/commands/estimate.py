@@ -116,9 +116,9 @@ def estimate(
     if method != INFERENCE and n["--zero"] and n["--gpus"] == 1:
         err.print(f"note: --zero {n['--zero']} on 1 GPU partitions nothing (ZeRO shards over the data-parallel "
                   "GPUs: Rajbhandari et al. 2020); the estimate is that of --zero 0", soft_wrap=True)
-    if method != INFERENCE and attention == "flash_attention_2" and g.generation == "turing":
+    if method != INFERENCE and attention == "flash_attention_2" and g.generation in ("turing", "volta"):
         raise UserError(f"--attention flash_attention_2: FlashAttention-2 runs on Ampere, Ada and Hopper GPUs, not "
-                        f"on {g.id} (turing; flash-attention's README); use sdpa or eager")
+                        f"on {g.id} ({g.generation}; flash-attention's README); use sdpa or eager")
     if method == INFERENCE:
         from advisor.costs import context_window
 
@@ -136,6 +136,10 @@ def estimate(
 
         out.print(inference_table(inf, g.id))
         out.print(f"[dim]assumes {inf.engine}[/]")
+        if inf.monthly_usd is None:
+            from rich.markup import escape
+
+            out.print(f"[yellow]note:[/] no cost: {escape(g.no_price_reason())}")
         if inf.accuracy:
             out.print(f"[dim]accuracy: {inf.accuracy}[/]")
         return
