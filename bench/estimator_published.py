@@ -856,7 +856,8 @@ def write_docs(path: Path = Path(__file__).resolve().parents[1] / "docs" / "vali
               "| GPU | class | $/GPU-hour | source | read |", "|---|---|---|---|---|"]
     for g in catalog.gpus().values():
         if not g.prices:
-            lines.append(f"| {g.id} | - | {g.usd_per_hour:.2f} | {g.price_source} | - |")
+            price = "-" if g.usd_per_hour is None else f"{g.usd_per_hour:.2f}"     # no quote found: no price
+            lines.append(f"| {g.id} | - | {price} | {g.price_source} | - |")
         for c, q in g.prices.items():
             lines.append(f"| {g.id} | {catalog.PRICE_CLASS_LABELS[c]} | {q.usd_per_hour:.2f} | {q.source} | {q.date} |")
     api = catalog.api_prices()
