@@ -99,7 +99,10 @@ def test_names_that_collide_are_a_catalog_error(tmp_path):
                                         ("NVIDIA GeForce RTX 5090", "RTX-5090"), ("NVIDIA L40", "L40"),
                                         ("NVIDIA L40S", "L40S"), ("NVIDIA B200", "B200"),
                                         ("NVIDIA GH200 480GB", "GH200"), ("NVIDIA H200", "H200"),
-                                        ("NVIDIA A40", "A40"), ("NVIDIA RTX A4000", None)])
+                                        ("NVIDIA A40", "A40"), ("NVIDIA RTX A4000", None),
+                                        ("NVIDIA H100 80GB HBM3", "H100-SXM"), ("NVIDIA H100 PCIe", "H100-PCIe"),
+                                        ("NVIDIA A100-SXM4-40GB", "A100-40GB"), ("Tesla T4", "T4"),
+                                        ("NVIDIA A10", "A10"), ("NVIDIA GeForce RTX 4090", "RTX-4090")])
 def test_a_cuda_device_name_finds_its_row(device, gid):
     """torch.cuda.get_device_name() -> the catalog row a run's measured MFU is computed against."""
     g = catalog.gpu_for_device(device)
