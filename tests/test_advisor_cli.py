@@ -132,7 +132,7 @@ GOOD = (EXAMPLES / "faq-bot.yaml").read_text()
     (lambda s: s.replace("labeled_examples: 20", "labeled_examples: many"), "data.labeled_examples"),
     (lambda s: s.replace("labeled_examples: 20", "labeled_examples: -5"), "data.labeled_examples"),
     (lambda s: s.replace("update_frequency: yearly", "update_frequency: hourly"), "knowledge.update_frequency: expected"),
-    (lambda s: s.replace("gpu: L4", "gpu: L40"), "constraints.gpu: unknown GPU 'L40'"),
+    (lambda s: s.replace("gpu: L4", "gpu: L20"), "constraints.gpu: unknown GPU 'L20'"),
     (lambda s: s.replace("base: Qwen/Qwen2.5-7B", "base: acme/NoSuchModel-7B"), "model.base: unknown model"),
     (lambda s: s.replace("name: faq-bot\n", ""), "name: required field is missing"),
     (lambda s: s + "\n  bad: [unclosed\n", "invalid YAML"),
