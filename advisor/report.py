@@ -226,13 +226,58 @@ def sensitivity(spec: ProjectSpec, fields=SENSITIVE_FIELDS, max_factor: float = 
             new_path = _rec(_with(spec, f, hi))
             word = "above" if direction == 1 else "below"
             op = "≥" if direction == 1 else "≤"
-            to_label = label(new_path)
-            from_label = label(base) if base else "nothing"
+            shown_hi, shown_lo = _readable(spec, f, hi, lo, direction, new_path, base)
+            t, b = fmt_value(f, shown_hi), fmt_value(f, shown_lo)
+            if new_path is None:
+                sentence = f"No path is feasible at {f} {op} {t} ({label(base)} still wins at {b})"
+            elif base is None:
+                sentence = f"{label(new_path)} becomes feasible at {f} {op} {t} (no path is at {b})"
+            else:
+                sentence = f"{label(new_path)} replaces {label(base)} at {f} {op} {t} ({label(base)} still wins at {b})"
             out.append({"field": f, "current": v0, "threshold": hi, "before": lo, "direction": word,
-                        "from": base, "to": new_path,
-                        "sentence": f"{to_label} replaces {from_label} at {f} {op} {hi:,} "
-                                    f"({from_label} still at {lo:,})"})
+                        "from": base, "to": new_path, "shown_threshold": shown_hi, "shown_before": shown_lo,
+                        "now": fmt_value(f, v0), "sentence": sentence})
     return out
+
+
+def _round_sig(x: float, digits: int, up: bool) -> float:
+    """x rounded up (or down) to `digits` significant digits."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    scale = 10 ** (math.floor(math.log10(abs(x))) - digits + 1)
+    return (math.ceil if up else math.floor)(x / scale) * scale
+
+
+def _readable(spec: ProjectSpec, f: str, hi, lo, direction: int, new_path, base):
+    """Round values to show in place of the bisection's adjacent pair (46,161,313,258 / 46,161,313,257 reads
+    as false precision): the threshold rounded away from the current value and the value before it rounded
+    towards it, at the fewest significant digits (2 to 4) where both are evaluated and still hold. The exact
+    pair stays in `threshold` / `before`."""
+    for digits in (2, 3, 4):
+        t = _cast(f, _round_sig(hi, digits, up=direction == 1))
+        b = _cast(f, _round_sig(lo, digits, up=direction != 1))
+        if t == b:
+            continue
+        if (t, b) == (hi, lo):
+            return hi, lo
+        if _try(spec, f, t) == (True, new_path) and _try(spec, f, b) == (True, base):
+            return t, b
+    return hi, lo
+
+
+def fmt_value(dotted: str, x) -> str:
+    """A field's value as a reader wants it: 47B, 1.2M, 7.1, $1.2M, $82.46 (at most 4 significant digits,
+    as `sensitivity` shows them)."""
+    money = dotted.endswith("_usd")
+    a = abs(x)
+    text = next((f"{x / div:.4g}{unit}" for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6))
+                 if a >= div), None)
+    if text is None:
+        if money and a < 1000 and not float(x).is_integer():
+            text = f"{x:,.2f}"
+        else:
+            text = f"{x:,.0f}" if a >= 1000 or float(x).is_integer() else f"{x:.4g}"
+    return ("$" + text) if money else text
 
 
 def what_if(spec: ProjectSpec, dotted: str, values: list[float]) -> list[dict]:

@@ -270,7 +270,7 @@ def to_markdown(report: dict, chart_name: str) -> str:
                                                        "", "## Cumulative cost", "", f"![cumulative cost]({chart_name})", ""]
     lines += [f"- {x}" for x in _cost_lines(report)] + [""]
     lines += ["## Sensitivity: what would change the recommendation", ""]
-    lines += [f"- {s['sentence']} (now {fmt_num(s['current'])})" for s in report["sensitivity"]] or \
+    lines += [f"- {s['sentence']} (now {s['now']})" for s in report["sensitivity"]] or \
              ["- No single input within x1000 of its value changes the recommendation."]
     header, rows = _what_if_rows(report)
     if rows:
@@ -323,7 +323,7 @@ def to_html(report: dict) -> str:
     parts.append("<h2>Cumulative cost</h2>" + chart_svg(report))
     parts.append("<ul>" + "".join(f"<li>{_esc(x)}</li>" for x in _cost_lines(report)) + "</ul>")
     parts.append("<h2>Sensitivity: what would change the recommendation</h2><ul>")
-    parts += [f"<li>{_esc(s['sentence'])} (now {_esc(fmt_num(s['current']))})</li>" for s in report["sensitivity"]] or \
+    parts += [f"<li>{_esc(s['sentence'])} (now {_esc(s['now'])})</li>" for s in report["sensitivity"]] or \
         ["<li>No single input within x1000 of its value changes the recommendation.</li>"]
     parts.append("</ul>")
     header, rows = _what_if_rows(report)

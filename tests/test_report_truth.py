@@ -9,7 +9,7 @@ import pytest
 
 from advisor.costs import PathCost
 from advisor.recommend import Advice, PathResult, Recommendation, recommend
-from advisor.report import INTEGER_FIELDS, _with, break_evens, build_report, cost_statements
+from advisor.report import INTEGER_FIELDS, _with, break_evens, build_report, cost_statements, fmt_value
 from advisor.report_render import chart_svg, to_markdown
 from advisor.spec import load_spec
 from helpers import EXAMPLES, cli
@@ -41,7 +41,20 @@ def test_every_sensitivity_line_is_true(example_report):
             assert abs(s["threshold"] - s["before"]) == 1
         else:                        # adjacent at the 4 significant digits printed
             assert abs(s["threshold"] - s["before"]) <= 1e-3 * max(abs(s["threshold"]), abs(s["before"])) + 1e-9
-        assert f"{s['threshold']:,}" in s["sentence"] and f"{s['before']:,}" in s["sentence"]
+        _check_shown(spec, s, base)
+
+
+def _check_shown(spec, s, base):
+    """The rounded values a sentence shows hold too: the named path wins at the shown threshold, the current
+    one at the shown value before it, and they lie on the same sides as the exact pair."""
+    f, t, b = s["field"], s["shown_threshold"], s["shown_before"]
+    assert recommend(_with(spec, f, t)).recommendation.path == s["to"], s["sentence"]
+    assert recommend(_with(spec, f, b)).recommendation.path == base, s["sentence"]
+    if s["direction"] == "above":
+        assert b <= s["before"] < s["threshold"] <= t
+    else:
+        assert t <= s["threshold"] < s["before"] <= b
+    assert f" {fmt_value(f, t)} (" in s["sentence"] and f" {fmt_value(f, b)})" in s["sentence"]
 
 
 def test_every_break_even_is_a_real_crossing(example_report):
@@ -119,3 +132,37 @@ def test_coinciding_cost_lines_are_merged_with_a_note():
     assert svg.count("<polyline") == len([p for p in rep["paths"] if p["feasible"]]) - 1
     assert "prompting = rag" in svg
     assert "drawn once: prompting = rag" in to_markdown(rep, "c.svg")
+
+
+STARTUP = """
+name: startup-intents
+task: {kind: classification, complexity: low, style_consistency: high}
+knowledge: {source_documents: 0, corpus_tokens: 0, update_frequency: never, in_base_model: most}
+data: {labeled_examples: 2000, avg_example_tokens: 150}
+model: {base: Qwen/Qwen2.5-1.5B}
+traffic: {requests_per_month: 20000, prompt_tokens: 200, output_tokens: 5}
+constraints: {budget_usd: 300, monthly_budget_usd: 50, deadline_days: 14}
+"""
+
+
+def test_sensitivity_lines_read_as_a_person_would_write_them(tmp_path):
+    """Where nothing is feasible past a threshold the line says so (it read 'no feasible path replaces
+    Prompting at ...', as if Prompting stayed), and values show at most 4 significant digits, each evaluated
+    (they read '1,219,757 (Prompting still at 1,219,756)', '0.8099', '1,224,000.0')."""
+    path = tmp_path / "startup.yaml"
+    path.write_text(STARTUP)
+    spec = load_spec(path)
+    rep = build_report(spec)
+    base = rep["recommendation"]["path"]
+    assert rep["sensitivity"]
+    dead_ends = [s for s in rep["sensitivity"] if s["to"] is None]
+    assert dead_ends
+    for s in rep["sensitivity"]:
+        assert "no feasible path replaces" not in s["sentence"] and "still at" not in s["sentence"]
+        _check_shown(spec, s, base)
+        for num in re.findall(r"\d[\d,.]*", s["sentence"].split(" at ", 1)[1]):
+            assert len(num.replace(",", "").replace(".", "").strip("0")) <= 4, s["sentence"]
+    for s in dead_ends:
+        assert s["sentence"].startswith("No path is feasible at "), s["sentence"]
+    md = to_markdown(rep, "c.svg")
+    assert "(now 20,000)" in md and "(now $50)" in md
