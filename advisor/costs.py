@@ -29,6 +29,7 @@ from advisor.estimate import (
     hosted_monthly_usd,
 )
 from advisor.spec import FREQUENCY_PER_YEAR, ProjectSpec
+from advisor.textio import days_over
 
 PATHS = paths.NAMES
 TUNED = tuple(p.name for p in paths.PATHS if p.training_stage)   # the paths that train a model
@@ -438,7 +439,7 @@ def _misses(spec: ProjectSpec, cash: float, cash_monthly: float, days: float, fi
         out.append(((cash_monthly - c.monthly_budget_usd) / max(c.monthly_budget_usd, 1.0),
                     f"monthly budget by {_usd(cash_monthly - c.monthly_budget_usd)}"))
     if c.deadline_days is not None and days > c.deadline_days:
-        out.append(((days - c.deadline_days) / c.deadline_days, f"deadline by {days - c.deadline_days:,.1f} days"))
+        out.append(((days - c.deadline_days) / c.deadline_days, f"deadline by {days_over(days - c.deadline_days)}"))
     return out
 
 

@@ -27,7 +27,7 @@ from advisor.costs import (
     tuned_labels,
 )
 from advisor.spec import ProjectSpec
-from advisor.textio import human, usd
+from advisor.textio import days_past, human, usd
 
 HARD = "infeasible"
 Effect = Union[float, Literal["infeasible"]]
@@ -150,8 +150,7 @@ def _deadline(c: Context, p: str, cost: PathCost) -> str | None:
     d = c.spec.constraints.deadline_days
     if d is None or cost.time_to_first_result_days <= d:
         return None
-    days = cost.time_to_first_result_days
-    return f"first result in ~{days:,.{1 if days < 100 else 0}f} days, deadline is {d:g} days"
+    return f"first result in {days_past(cost.time_to_first_result_days, d)}, deadline is {d:g} days"
 
 
 def _pretrain_data(c: Context) -> str | None:

@@ -1,6 +1,7 @@
 """Small shared helpers: human-readable numbers, reading users' text files, atomic file writes."""
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +24,24 @@ def usd(x: float | None) -> str:
     if abs(x) >= 1e6:
         return f"${x / 1e6:,.2f}M"
     return f"${x:,.0f}" if abs(x) >= 10 else f"${x:,.2f}"
+
+
+def days_past(days: float, limit: float) -> str:
+    """`days` (> `limit`) as text that visibly exceeds `limit`: '~7.0 days' beside a 7-day deadline read as
+    on time, so a miss of under a day is told in hours ('7 days and 2 hours')."""
+    text = f"{days:,.{1 if days < 100 else 0}f}"
+    if float(text.replace(",", "")) > limit:
+        return f"~{text} days"
+    hours = max(1, math.ceil((days - limit) * 24))
+    return f"{limit:g} days and {hours} hour{'s' if hours > 1 else ''}"
+
+
+def days_over(excess: float) -> str:
+    """How far past a deadline: '5 hours' under a day (never '0.0 days'), else '2.5 days'."""
+    if excess < 1:
+        hours = max(1, math.ceil(excess * 24))
+        return f"{hours} hour{'s' if hours > 1 else ''}"
+    return f"{excess:,.1f} days"
 
 
 def read_user_text(path: str | os.PathLike, what: str) -> str:

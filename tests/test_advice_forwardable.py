@@ -1,0 +1,42 @@
+"""Advice a reader forwards without editing: no sentence that contradicts itself or its own numbers.
+
+Each test drives the CLI on a spec shaped like a real project (second advice review)."""
+from __future__ import annotations
+
+import json
+import re
+
+from helpers import cli
+
+TINY_INTERNAL_TOOL = """
+name: release-notes-rewriter
+task: {kind: summarization, complexity: low, style_consistency: medium}
+knowledge: {source_documents: 50, corpus_tokens: 40000, update_frequency: weekly, in_base_model: none}
+data: {labeled_examples: 30, avg_example_tokens: 600}
+model: {base: meta-llama/Llama-3.1-8B}
+traffic: {requests_per_month: 300, prompt_tokens: 1500, output_tokens: 400}
+constraints: {budget_usd: 2000, monthly_budget_usd: 100, deadline_days: 7, data_may_leave: true}
+"""
+
+
+def _recommend(tmp_path, text, *sets):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    r = cli("recommend", spec, "--json", *[a for s in sets for a in ("--set", s)])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    return out, {p["path"]: p for p in out["paths"]}
+
+
+def test_a_deadline_missed_by_hours_is_not_printed_as_on_time(tmp_path):
+    """PEFT's first result comes a few hours after a 7-day deadline; it read 'first result in ~7.0 days,
+    deadline is 7 days' and 'misses ... the deadline by 0.0 days'."""
+    out, paths = _recommend(tmp_path, TINY_INTERNAL_TOOL, "traffic.requests_per_month=5000000")
+    reason = next(r for r in paths["peft"]["reasons"] if "constraint.deadline" in r)
+    days = paths["peft"]["cost"]["time_to_first_result_days"]
+    assert 7 < days < 7.05
+    m = re.search(r"first result in 7 days and (\d+) hours?, deadline is 7 days", reason)
+    assert m and int(m.group(1)) == -(-(days - 7) * 24 // 1), reason
+    text = " ".join(out["recommendation"]["rationale"])
+    assert not re.search(r"(?<![\d.])0\.0 days", text) and "~7.0 days" not in text, text
+    assert re.search(r"the deadline by \d+ hours?", text), text
