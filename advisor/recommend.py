@@ -143,6 +143,9 @@ def setup_sentence(cost: PathCost) -> str:
                         if cost.details.get("in_context_knowledge_tokens") else ""))
     if s.get("train_gpu"):
         how = [cost.method] if cost.method else []
+        if cost.details.get("continued_pretraining_tokens"):   # priced into the run; say so, or $1.2M reads as SFT
+            how.append(f"continued pretraining on the {human(cost.details['continued_pretraining_tokens'])}-token "
+                       "corpus, then SFT on the labels")
         if s.get("train_seq_len"):
             how.append(f"{s['train_seq_len']:,}-token rows" + (f" x {s['train_micro_batch']} per GPU"
                                                                  if (s.get("train_micro_batch") or 1) > 1 else ""))

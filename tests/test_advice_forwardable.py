@@ -40,3 +40,32 @@ def test_a_deadline_missed_by_hours_is_not_printed_as_on_time(tmp_path):
     text = " ".join(out["recommendation"]["rationale"])
     assert not re.search(r"(?<![\d.])0\.0 days", text) and "~7.0 days" not in text, text
     assert re.search(r"the deadline by \d+ hours?", text), text
+
+
+LOW_RESOURCE_TRANSLATION = """
+name: lowres-translation
+task: {kind: generation, complexity: high, style_consistency: medium}
+knowledge: {source_documents: 0, corpus_tokens: 2_000_000_000, update_frequency: never, in_base_model: none,
+            domain_shift: large}
+data: {labeled_examples: 60000, avg_example_tokens: 120}
+model: {base: Qwen/Qwen2.5-7B}
+traffic: {requests_per_month: 300000, prompt_tokens: 100, output_tokens: 100}
+constraints: {budget_usd: 60000, gpu: H100-SXM, gpu_count: 8, deadline_days: 90, data_may_leave: true}
+"""
+
+
+def test_full_fine_tuning_says_it_reads_the_corpus_it_is_priced_on(tmp_path):
+    """Under a domain shift full fine-tuning is priced as continued pretraining on the whole corpus, then SFT
+    (2B tokens: $1,394 of compute where the 7M tokens of labels alone cost a few dollars); the setup sentence
+    said only 'full, 512-token rows', so a reader could not tell what the money buys."""
+    out, paths = _recommend(tmp_path, LOW_RESOURCE_TRANSLATION)
+    assert out["recommendation"]["path"] == "full_finetuning"
+    assert paths["full_finetuning"]["cost"]["training_tokens"] > 2e9
+    setup = next(x for x in out["recommendation"]["rationale"] if x.startswith("Setup:"))
+    assert "continued pretraining on the 2B-token corpus, then SFT on the labels" in setup, setup
+    from advisor.recommend import recommend, setup_sentence
+    from advisor.spec import load_spec
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(LOW_RESOURCE_TRANSLATION.replace("domain_shift: large", "domain_shift: none"))
+    full = next(p for p in recommend(load_spec(spec)).paths if p.path == "full_finetuning")
+    assert full.cost.training_tokens < 1e8 and "continued pretraining" not in setup_sentence(full.cost)
