@@ -165,6 +165,12 @@ def describe_error(err: dict, root: type[BaseModel] | None = None, union_tags: I
         return loc, msg
     if kind in ("less_than_equal", "less_than") and root is not None:
         return loc, _above_bound(err, root, loc)
+    if kind in ("model_type", "model_attributes_type", "dict_type"):   # "a valid dictionary or instance of Task"
+        names = _fields_at(root, loc) if root is not None else None
+        got = err.get("input")
+        shown = f"{got!r}" if isinstance(got, (str, int, float, bool)) or got is None else type(got).__name__
+        return loc, ((f"expected a mapping of fields ({', '.join(names)})" if names else "expected a mapping")
+                     + f", got {shown}")
     shown = err.get("input")
     if isinstance(shown, str) and len(shown) > 60:
         shown = shown[:57] + "..."
@@ -188,7 +194,8 @@ def _above_bound(err: dict, root: type[BaseModel], loc: tuple) -> str:
     got = err.get("input")
 
     def num(x: Any) -> str:  # integers exactly: a seed of 2**32 is not "above the upper bound 4.295e+09" of itself
-        return f"{x:,}" if isinstance(x, int) else f"{float(x):,.4g}"
+        # ...but not past 1e15, where 1e30 read from YAML shows as 1,000,000,000,000,000,019,884,624,838,656
+        return f"{x:,}" if isinstance(x, int) and abs(x) <= 10 ** 15 else f"{float(x):,.4g}"
 
     got = num(got) if isinstance(got, (int, float)) and not isinstance(got, bool) else repr(got)
     return f"{got} is above the upper bound {num(limit)}{why}"

@@ -45,6 +45,12 @@ def _one_line_exit_2(r, *needles):
     (BASE + "knowledge:\n  corpus_tokens: 1e24\n", ["knowledge.corpus_tokens", "upper bound", "Villalobos"]),
     (BASE + f"traffic:\n  requests_per_month: {2 ** 63}\n", ["traffic.requests_per_month", "upper bound"]),
     (BASE + "economics:\n  setup_days: {peft: 2, lora: 1}\n", ["economics.setup_days", "unknown path 'lora'"]),
+    # the value as written, not 1,000,000,000,000,000,019,884,624,838,656 (1e30 as a Python int)
+    (BASE + "knowledge:\n  corpus_tokens: 1e30\n", ["spec.yaml:4: knowledge.corpus_tokens: 1e+30 is above"]),
+    # no pydantic wording ("a valid dictionary or instance of Task"): what the section holds
+    ("name: x\ntask: qa\n", ["spec.yaml:2: task: expected a mapping of fields (kind, complexity", "got 'qa'"]),
+    (BASE + "traffic:\n  - 3\n", ["spec.yaml:4: traffic: expected a mapping of fields (requests_per_month",
+                                   "got list"]),
 ])
 def test_bad_values_are_one_line_exit_2(tmp_path, text, needles):
     _one_line_exit_2(_run(tmp_path, text), *needles)
