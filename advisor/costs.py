@@ -77,6 +77,12 @@ TUNED_ANY_SIZE_KINDS = ("classification",)
 # Consumer cards have no NVLink and their driver licence excludes datacenter deployment (NVIDIA GeForce
 # software licence, 2017): one server of them at most.
 MAX_TRAIN_GPUS = {"RTX-3090": 8, "RTX-4090": 8, "RTX-5090": 8}
+# A smaller sibling must share the spec's tokenizer (vocabularies within 1 %): owner and architecture alone put
+# Llama 2 7B (32K vocabulary, 4K window, 2T training tokens; Touvron et al. 2023) under Llama 3.1 8B (128K
+# vocabulary, 128K window, 15T tokens; Dubey et al. 2024), and the search picked the 2023 model to save the
+# compute of 16 % fewer parameters. A new tokenizer marks a new generation; Qwen2.5's sizes differ in padding only
+# (151,936 / 152,064).
+SAME_VOCAB = 0.01
 TRAIN_COUNTS = {"peft": (1, 2, 4, 8), "full_finetuning": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
                 "pretraining": (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)}
 # Serving precision: weight bits, and the quality caveat that goes with it.
@@ -192,10 +198,10 @@ def pretraining_tokens(arch: Architecture) -> float:
 
 def ladder(spec: ProjectSpec, path: str) -> list[str]:
     """Base models the search may use for `path`: the spec's model, plus (unless model.fixed) catalog models
-    of the same family (owner and architecture) that are adequate: as large or larger for prompted paths
-    and pretraining; for tuned paths down to 1/TUNED_DOWNSIZE of its size when the task is not complex and
-    >= 1,000 labels exist (any smaller size for classification), never larger (a larger model costs more to tune
-    and to serve)."""
+    of the same family (owner and architecture) that are adequate: as large or larger for prompted paths;
+    for tuned paths down to 1/TUNED_DOWNSIZE of its size when the task is not complex and >= 1,000 labels
+    exist (any smaller size for classification), never larger (a larger model costs more to tune and to serve).
+    A smaller one must share the spec's tokenizer (SAME_VOCAB). Pretraining prices the spec's architecture only."""
     base = spec.model.base
     if spec.model.fixed or path == "pretraining":
         return [base]
@@ -221,6 +227,8 @@ def ladder(spec: ProjectSpec, path: str) -> list[str]:
             a = catalog.architecture(mid)
         except Exception:   # a catalog row that does not parse is not a candidate  # noqa: BLE001
             continue
+        if a.total_params < arch.total_params and abs(a.vocab_size - arch.vocab_size) > SAME_VOCAB * arch.vocab_size:
+            continue    # smaller, but another generation: not the spec's model made smaller (see SAME_VOCAB)
         if a.model_type == arch.model_type and floor <= a.total_params and (
                 a.total_params < ceiling or (not tuned and a.total_params >= ceiling)):
             out.append(mid)
