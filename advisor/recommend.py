@@ -9,13 +9,13 @@ retrieval for the knowledge, tuning for the behaviour.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from advisor import catalog
 from advisor.paths import label
 from advisor.costs import PATHS, PathCost, path_costs, pretraining_tokens, setup_gpus
 from advisor.rules import HARD, RULES, Context
-from advisor.spec import ProjectSpec
+from advisor.spec import ProjectSpec, defaulted
 from advisor.textio import human, usd
 
 COMBINE_MIN_FIT = 2.5     # both halves of a combined plan must clearly earn their place on their own rules
@@ -58,6 +58,7 @@ class Advice:
     total_params: int
     recommendation: Recommendation
     paths: list[PathResult]
+    defaults: list[str] = field(default_factory=list)   # spec.SHOWN_DEFAULTS left unset: say so where shown
 
     def path(self, name: str) -> PathResult:
         return next(p for p in self.paths if p.path == name)
@@ -220,7 +221,8 @@ def recommend(spec: ProjectSpec) -> Advice:
             rationale.append(miss)
         rationale.append("Relax the budget, deadline or GPU, or choose a smaller base model.")
         return Advice(spec_name=spec.name, model=spec.model.base, total_params=arch.total_params,
-                      recommendation=Recommendation(path=None, rationale=rationale), paths=results)
+                      recommendation=Recommendation(path=None, rationale=rationale), paths=results,
+                      defaults=defaulted(spec))
 
     best = choose(feasible)
     fittest = max(feasible, key=lambda r: (r.fit, -r.cost.total_usd()))
@@ -279,7 +281,8 @@ def recommend(spec: ProjectSpec) -> Advice:
         if not r.feasible:
             rationale.append(f"{label(r.path)} is infeasible: {'; '.join(r.reasons)}.")
     return Advice(spec_name=spec.name, model=spec.model.base, total_params=arch.total_params,
-                  recommendation=Recommendation(path=choice, rationale=rationale, cost=cost), paths=results)
+                  recommendation=Recommendation(path=choice, rationale=rationale, cost=cost), paths=results,
+                  defaults=defaulted(spec))
 
 
 # What tuning the retriever on in-domain pairs buys, from public results: GPL (Wang et al., NAACL
@@ -304,6 +307,7 @@ def advice_json(advice: Advice) -> dict:
     return {
         "spec": advice.spec_name,
         "model": {"base": advice.model, "total_params": advice.total_params},
+        "defaults": advice.defaults,
         "recommendation": {"path": advice.recommendation.path, "rationale": advice.recommendation.rationale,
                            "cost": advice.recommendation.cost.to_dict() if advice.recommendation.cost else None},
         "paths": [{"path": r.path, "feasible": r.feasible, "fit": r.fit, "reasons": r.reasons,

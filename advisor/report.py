@@ -406,6 +406,7 @@ def build_report(spec: ProjectSpec, vary: list[str] | None = None, with_sensitiv
     report = {
         "spec": spec.model_dump(mode="json"),
         "model": {"base": advice.model, "total_params": advice.total_params},
+        "defaults": advice.defaults,
         "recommendation": {"path": rec.path, "label": label(rec.path) if rec.path else None,
                            "rationale": rec.rationale,
                            "one_off_usd": round(rec.cost.one_off_usd, 2) if rec.cost else None,

@@ -223,6 +223,10 @@ def _paths_rows(report: dict) -> list[list[str]]:
     return rows
 
 
+def _default_model(report: dict) -> str:
+    return "; the default, model.base is not set" if "model.base" in report.get("defaults", ()) else ""
+
+
 def headline(report: dict) -> str:
     """The recommendation's cost in one sentence; the one-off budget counts cash (compute, labels, evaluation),
     not the people's time the one-off total also prices - said here, so the two figures are not confused."""
@@ -230,8 +234,11 @@ def headline(report: dict) -> str:
     out = f"One-off {fmt_usd(rec['one_off_usd'])}"
     cash = rec.get("cash_one_off_usd")
     if cash is not None and cash < rec["one_off_usd"]:
+        budget = (f"default {fmt_usd(c['budget_usd'])} one-off budget (constraints.budget_usd is not set)"
+                  if "constraints.budget_usd" in report.get("defaults", ()) else
+                  f"{fmt_usd(c['budget_usd'])} one-off budget")
         out += (f", of which {fmt_usd(cash)} is cash (compute, labels, evaluation) counted against the "
-                f"{fmt_usd(c['budget_usd'])} one-off budget; the rest is people's time")
+                f"{budget}; the rest is people's time")
     return out + f"; then {fmt_usd(rec['monthly_usd'])} per month."
 
 
@@ -258,7 +265,8 @@ def to_markdown(report: dict, chart_name: str) -> str:
 
     rec = report["recommendation"]
     lines = [f"# {report['spec']['name']}: should we fine-tune?", "",
-             f"Base model `{report['model']['base']}` ({report['model']['total_params']:,} parameters).", "",
+             f"Base model `{report['model']['base']}` ({report['model']['total_params']:,} parameters"
+             f"{_default_model(report)}).", "",
              f"## Recommendation: {rec['label'] or 'no feasible path'}", ""]
     if rec["path"]:
         lines += [headline(report), ""]
@@ -307,7 +315,7 @@ def to_html(report: dict) -> str:
              f"<title>{name}: should we fine-tune?</title><style>{CSS}</style></head><body>",
              f"<h1>{name}: should we fine-tune?</h1>",
              f"<p>Base model <code>{_esc(report['model']['base'])}</code> "
-             f"({report['model']['total_params']:,} parameters).</p>",
+             f"({report['model']['total_params']:,} parameters{_esc(_default_model(report))}).</p>",
              f'<div class="rec"><h2 style="border:0;margin-top:.2em">Recommendation: '
              f"{_esc(rec['label'] or 'no feasible path')}</h2>"]
     if rec["path"]:

@@ -134,8 +134,10 @@ CENT = 0.01   # overshoots below a cent are rounding, not a miss ("$0 exceeds th
 
 def _budget(c: Context, p: str, cost: PathCost) -> str | None:
     b = c.spec.constraints.budget_usd
+    which = (f"budget of {usd(b)}" if "budget_usd" in c.spec.constraints.model_fields_set
+             else f"default budget of {usd(b)} (constraints.budget_usd is not set)")
     return (f"one-off spend {usd(cost.cash_one_off_usd)} (compute of every run, labels, evaluation) exceeds the "
-            f"budget of {usd(b)}" if cost.cash_one_off_usd > b + CENT else None)
+            f"{which}" if cost.cash_one_off_usd > b + CENT else None)
 
 
 def _monthly(c: Context, p: str, cost: PathCost) -> str | None:

@@ -537,6 +537,21 @@ def set_dotted(data: dict, dotted: str, value: Any, flag: str = "--vary") -> dic
     return out
 
 
+# Defaults the advice leans on that a reader could take for the project's own figures ("exceeds the budget of
+# $10,000" when no budget was given): where they are printed, they are called defaults.
+SHOWN_DEFAULTS = ("model.base", "constraints.budget_usd")
+
+
+def defaulted(spec: ProjectSpec) -> list[str]:
+    """The SHOWN_DEFAULTS fields this spec leaves at their defaults."""
+    out = []
+    for dotted in SHOWN_DEFAULTS:
+        section, name = dotted.split(".")
+        if section not in spec.model_fields_set or name not in getattr(spec, section).model_fields_set:
+            out.append(dotted)
+    return out
+
+
 def spec_from_dict(data: dict, source: str = "spec", text: str = "",
                    touched: set[tuple[str, ...]] = frozenset(), flag: str = "--set") -> ProjectSpec:
     """`touched`: paths set on the command line by `flag`, whose errors are named `FLAG path` (not source:line)."""

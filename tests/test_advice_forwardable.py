@@ -69,3 +69,32 @@ def test_full_fine_tuning_says_it_reads_the_corpus_it_is_priced_on(tmp_path):
     spec.write_text(LOW_RESOURCE_TRANSLATION.replace("domain_shift: large", "domain_shift: none"))
     full = next(p for p in recommend(load_spec(spec)).paths if p.path == "full_finetuning")
     assert full.cost.training_tokens < 1e8 and "continued pretraining" not in setup_sentence(full.cost)
+
+
+MINIMAL = """
+name: minimal
+task: {kind: qa}
+knowledge: {corpus_tokens: 5e9, domain_shift: large, in_base_model: none}
+data: {labeled_examples: 20000}
+"""
+
+
+def test_defaults_are_not_presented_as_the_projects_own_figures(tmp_path):
+    """A spec with no budget and no model read 'exceeds the budget of $10,000', 'counted against the $10,000
+    one-off budget' and 'Base model meta-llama/Llama-3.1-8B', as if the project had said so."""
+    out, paths = _recommend(tmp_path, MINIMAL)
+    assert out["defaults"] == ["model.base", "constraints.budget_usd"]
+    reason = next(r for r in paths["pretraining"]["reasons"] if "constraint.budget" in r)
+    assert "exceeds the default budget of $10,000 (constraints.budget_usd is not set)" in reason, reason
+    r = cli("recommend", tmp_path / "spec.yaml")
+    assert "the default, model.base is not set" in " ".join(r.stdout.split()), r.stdout
+    for ext in ("md", "html"):
+        assert cli("report", tmp_path / "spec.yaml", "-o", tmp_path / f"r.{ext}").exit_code == 0
+        text = (tmp_path / f"r.{ext}").read_text()
+        assert "parameters; the default, model.base is not set)" in text
+        assert "counted against the default $10,000 one-off budget (constraints.budget_usd is not set)" in text
+    out, paths = _recommend(tmp_path, MINIMAL + "model: {base: meta-llama/Llama-3.1-8B}\n"
+                            "constraints: {budget_usd: 10000}\n")
+    assert out["defaults"] == []
+    reason = next(r for r in paths["pretraining"]["reasons"] if "constraint.budget" in r)
+    assert "exceeds the budget of $10,000" in reason and "default" not in reason, reason

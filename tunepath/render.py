@@ -30,7 +30,8 @@ def new_table(title: str | None = None, **kw) -> Table:
 
 def advice_table(advice: Advice) -> Table:
     chosen = (advice.recommendation.path or "").split("+")
-    t = new_table(f"{advice.spec_name}: {advice.model} ({human(advice.total_params)} params)")
+    default = "; the default, model.base is not set" if "model.base" in advice.defaults else ""
+    t = new_table(f"{advice.spec_name}: {advice.model} ({human(advice.total_params)} params{default})")
     t.caption = "> recommended, x infeasible (why: below); memory/GPU: need/have"
     t.caption_justify = "left"
     t.add_column("path", no_wrap=True)
