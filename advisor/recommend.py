@@ -261,17 +261,17 @@ def recommend(spec: ProjectSpec) -> Advice:
     rationale.append(breakdown_sentence(cost))
     if choice == "pretraining" and (line := pretraining_data_sentence(spec, cost)):
         rationale.append(line)
-    if best.cost.alternatives:
-        a = best.cost.alternatives[0]
+    # the next-best setup that works: one that misses a constraint is no fallback (the report lists those too)
+    if working := [a for a in best.cost.alternatives if not a["misses"]]:
+        a = working[0]
         rationale.append(f"Next-best setup for {label(best.path)}: {a['model']}"
                          + (f" trained on {a['train']}" if a["train"] else "")
                          + f", {a['serving']}: {usd(a['total_usd'])} over {horizon} months"
                          + (f" ({a['total_usd'] / best.cost.total_usd():.1f}x this setup's)"
                             if best.cost.total_usd() > 0 and a["total_usd"] > 1.5 * best.cost.total_usd() else "")
-                         + (f" (misses the {', '.join(a['misses'])})" if a["misses"] else "")
                          + (f" ({usd(best.cost.total_usd() - a['total_usd'])} less, within rounding: the spec's "
                             f"model {spec.model.base} is kept)"
-                            if not a["misses"] and a["total_usd"] < best.cost.total_usd() - 0.005 else "") + ".")
+                            if a["total_usd"] < best.cost.total_usd() - 0.005 else "") + ".")
     runner = sorted((r for r in feasible if r.path != best.path), key=lambda r: (-r.fit, r.cost.total_usd()))
     if runner:
         r = runner[0]

@@ -98,3 +98,18 @@ def test_defaults_are_not_presented_as_the_projects_own_figures(tmp_path):
     assert out["defaults"] == []
     reason = next(r for r in paths["pretraining"]["reasons"] if "constraint.budget" in r)
     assert "exceeds the budget of $10,000" in reason and "default" not in reason, reason
+
+
+def test_the_next_best_setup_named_in_the_rationale_is_one_that_works(tmp_path):
+    """The tiny internal tool's prompt carries a 40K-token knowledge base; the rationale named as 'Next-best
+    setup' a cheaper Meta-Llama-3-8B '(misses the context window ...)': no fallback at all. The report still
+    lists every setup searched, misses included."""
+    out, paths = _recommend(tmp_path, TINY_INTERNAL_TOOL)
+    alts = paths["prompting"]["cost"]["alternatives"]
+    assert out["recommendation"]["path"] == "prompting" and any(a["misses"] for a in alts)
+    lines = [x for x in out["recommendation"]["rationale"] if x.startswith("Next-best setup")]
+    assert not any("misses" in x for x in lines), lines
+    working = [a for a in alts if not a["misses"]]
+    assert bool(lines) == bool(working)
+    assert cli("report", tmp_path / "spec.yaml", "-o", tmp_path / "r.md").exit_code == 0
+    assert "misses the context window" in (tmp_path / "r.md").read_text()
