@@ -9,6 +9,7 @@ retrieval for the knowledge, tuning for the behaviour.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from advisor import catalog
@@ -206,7 +207,43 @@ def _nearest_miss(results: list[PathResult]) -> str | None:
             f"{usd(c.monthly_usd)}/month; it misses the {' and the '.join(c.misses)}.")
 
 
-def recommend(spec: ProjectSpec) -> Advice:
+def _usd_up(x: float) -> str:
+    """A budget that suffices, as `usd` prints it: rounded up, never down ($255.40 needs $256, not '$255')."""
+    step = 1e4 if x >= 1e6 else 1.0 if x >= 10 else 0.01
+    return usd(math.ceil(x / step - 1e-9) * step)
+
+
+def _levers(spec: ProjectSpec) -> str:
+    """What would make a path feasible: each constraint the spec sets, lifted alone and evaluated, with the value
+    the path then recommended needs. ("Relax the budget, deadline or GPU" named levers that could not help: a
+    300-request tool that must self-host pays for an always-on GPU whatever the model.)"""
+    c = spec.constraints
+    tries = [({"data_may_leave": True}, lambda cost: "hosted APIs allowed (constraints.data_may_leave: true)")
+             ] if not c.data_may_leave else []
+    tries += [({"budget_usd": 1e12}, lambda cost: f"a one-off budget of {_usd_up(cost.cash_one_off_usd)} "
+                                                    f"(now {usd(c.budget_usd)}"
+                                                    f"{'' if 'budget_usd' in c.model_fields_set else ', the default'})")]
+    if c.monthly_budget_usd is not None:
+        tries.append(({"monthly_budget_usd": None}, lambda cost: f"a monthly budget of "
+                      f"{_usd_up(cost.cash_monthly_usd)} (now {usd(c.monthly_budget_usd)})"))
+    if c.deadline_days is not None:
+        tries.append(({"deadline_days": None}, lambda cost: f"a deadline of {math.ceil(cost.time_to_first_result_days)}"
+                      f" days (now {c.deadline_days:g})"))
+    found = []
+    for update, words in tries:
+        lifted = spec.model_copy(update={"constraints": c.model_copy(update=update)})
+        feasible = [r for r in evaluate(lifted) if r.feasible]
+        if feasible:
+            b = choose(feasible)
+            found.append(f"with {words(b.cost)}, {label(b.path)} ({usd(b.cost.one_off_usd)} once + "
+                         f"{usd(b.cost.monthly_usd)}/month)")
+    if not found:
+        return "No single constraint lifted alone makes a path feasible: relax several, or change the project."
+    return "One change at a time that makes a path feasible: " + "; ".join(found) + "."
+
+
+def recommend(spec: ProjectSpec, explain: bool = True) -> Advice:
+    """The advice; `explain=False` skips what only the rationale of an infeasible spec needs (sensitivity scans)."""
     results = evaluate(spec)
     by = {r.path: r for r in results}
     feasible = [r for r in results if r.feasible]
@@ -219,7 +256,8 @@ def recommend(spec: ProjectSpec) -> Advice:
         miss = _nearest_miss(results)
         if miss:
             rationale.append(miss)
-        rationale.append("Relax the budget, deadline or GPU, or choose a smaller base model.")
+        if explain:
+            rationale.append(_levers(spec))
         return Advice(spec_name=spec.name, model=spec.model.base, total_params=arch.total_params,
                       recommendation=Recommendation(path=None, rationale=rationale), paths=results,
                       defaults=defaulted(spec))

@@ -151,7 +151,7 @@ def cost_statements(advice: Advice, months: int = MONTHS) -> list[str]:
 
 
 def _rec(spec: ProjectSpec) -> str | None:
-    return recommend(spec).recommendation.path
+    return recommend(spec, explain=False).recommendation.path
 
 
 def _step(dotted: str, x: float, direction: int) -> float:
@@ -283,7 +283,7 @@ def fmt_value(dotted: str, x) -> str:
 def what_if(spec: ProjectSpec, dotted: str, values: list[float]) -> list[dict]:
     rows = []
     for v in values:
-        advice = recommend(_with(spec, dotted, _cast(dotted, v)))
+        advice = recommend(_with(spec, dotted, _cast(dotted, v)), explain=False)
         rows.append({"field": dotted, "value": _cast(dotted, v), "recommendation": advice.recommendation.path,
                      "paths": {r.path: {"feasible": r.feasible, "fit": r.fit,
                                         "one_off_usd": round(r.cost.one_off_usd, 2),

@@ -113,3 +113,21 @@ def test_the_next_best_setup_named_in_the_rationale_is_one_that_works(tmp_path):
     assert bool(lines) == bool(working)
     assert cli("report", tmp_path / "spec.yaml", "-o", tmp_path / "r.md").exit_code == 0
     assert "misses the context window" in (tmp_path / "r.md").read_text()
+
+
+def test_an_infeasible_spec_names_the_one_change_that_helps_and_its_figure(tmp_path):
+    """The tiny tool that must self-host: every path pays an always-on GPU ($255/month) over a $100 monthly
+    budget. The advice ended 'Relax the budget, deadline or GPU, or choose a smaller base model' - a smaller
+    model saves nothing there. Each constraint lifted alone is evaluated, with the value the path needs."""
+    out, _ = _recommend(tmp_path, TINY_INTERNAL_TOOL, "constraints.data_may_leave=false")
+    assert out["recommendation"]["path"] is None
+    line = out["recommendation"]["rationale"][-1]
+    assert "smaller base model" not in line
+    assert "with hosted APIs allowed (constraints.data_may_leave: true), Prompting" in line, line
+    m = re.search(r"with a monthly budget of \$([\d,]+) \(now \$100\), (\w+)", line)
+    assert m, line
+    out, _ = _recommend(tmp_path, TINY_INTERNAL_TOOL, "constraints.data_may_leave=false",
+                        f"constraints.monthly_budget_usd={m.group(1).replace(',', '')}")
+    assert out["recommendation"]["path"] == m.group(2).lower()
+    out, _ = _recommend(tmp_path, TINY_INTERNAL_TOOL, "constraints.data_may_leave=true")
+    assert out["recommendation"]["path"] == "prompting"
