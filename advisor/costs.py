@@ -412,7 +412,13 @@ def _train_options(spec: ProjectSpec, path: str, model: str, methods: tuple[str,
             hit = fit(n)
             return hit is not None and (days_budget is None or run_hours(hit.est) / 24 <= days_budget)
 
-        i = _first(counts, in_time)
+        def roomy(n: int) -> bool:    # in time and within the memory margin (see _choose): the smallest count
+            hit = fit(n)              # that fits at the card's limit is not the one to pick when more cards leave room
+            return in_time(n) and hit.est.memory.total <= MEMORY_MARGIN * catalog.gpu(gid).memory_bytes
+
+        i = _first(counts, roomy)
+        if i is None:
+            i = _first(counts, in_time)
         if i is not None:
             out.append(fit(counts[i]))
             continue

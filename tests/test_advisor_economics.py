@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from advisor.costs import SFT_MAX_EXAMPLES, path_costs
+from advisor.estimate import MEMORY_MARGIN
 from advisor.report import _with
 from advisor.spec import load_spec
 from helpers import EXAMPLES, REPO, cli
@@ -560,3 +561,24 @@ def test_an_instruct_id_searches_its_base_models_family():
     assert instruct["peft"]["cost"]["setup"]["model"] == "Qwen/Qwen2.5-7B"
     assert [instruct["peft"]["cost"][k] for k in ("one_off_usd", "monthly_usd")] == \
         [base["peft"]["cost"][k] for k in ("one_off_usd", "monthly_usd")]
+
+
+def test_the_gpu_count_search_prefers_a_memory_margin_too(tmp_path):
+    """Full fine-tuning of a 70B model on 326K chat examples (the shape of Tulu 2, Ivison et al. 2023,
+    arXiv:2311.10702): the count search stopped at the smallest count that fits at the card's limit, so every
+    GPU type offered a setup at ~99 % of its memory (32 x A100-40GB: 42.5 of 42.9 GB) and the margin rule of
+    `_choose` had nothing roomier to pick. More cards of the same type leave the margin."""
+    spec = tmp_path / "tulu.yaml"
+    spec.write_text("""
+name: tulu2-70b
+task: {kind: chat, complexity: high, style_consistency: medium}
+knowledge: {source_documents: 0, corpus_tokens: 0, update_frequency: never, in_base_model: most}
+data: {labeled_examples: 326000, avg_example_tokens: 1000}
+model: {base: meta-llama/Llama-2-70b-hf}
+traffic: {requests_per_month: 0}
+constraints: {budget_usd: 200000, gpu: H100-SXM, gpu_count: 64, deadline_days: 60, data_may_leave: true}
+""")
+    _, paths = _json(spec)
+    for p in ("peft", "full_finetuning"):
+        c = paths[p]["cost"]
+        assert c["fits"] and c["memory_gb_per_gpu"] <= MEMORY_MARGIN * c["gpu_memory_gb"], (p, c["setup"])
