@@ -501,6 +501,7 @@ def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _T
                    "serving_per_month": srv.monthly_usd, "upkeep_per_month": upkeep},
         setup=setup,
         details={**extra, "per_request_usd": srv.per_request_usd, "window_miss": window_miss,
+                 "runs": 1 + e["experiments"][path],    # the run that ships plus the experiments before it
                  **({"flops": est.flops, "trainable_params": est.trainable_params, "mfu": est.mfu,
                      "_est": est, "training_hours": run_hours(est)} if est else {})})
     return cost, _misses(spec, cash, cost.cash_monthly_usd, ttfr, cost.fits, window_miss)

@@ -169,12 +169,23 @@ def setup_sentence(cost: PathCost) -> str:
 
 
 def breakdown_sentence(cost: PathCost) -> str:
+    """One-off and monthly cost by part; a training run's compute says what it is made of (runs x GPU-hours), so
+    that a reader can check it against a quote: '$1.22M' alone cannot be."""
     b = cost.breakdown
-    once = ", ".join(f"{k} {usd(b[k])}" for k in ("compute", "people", "labels", "evaluation") if b.get(k))
+    once = "; ".join(f"{k} {usd(b[k])}" + (_compute_parts(cost) if k == "compute" else "")
+                     for k in ("compute", "people", "labels", "evaluation") if b.get(k))
     monthly = ", ".join(f"{k.removesuffix('_per_month')} {usd(b[k])}" for k in ("serving_per_month",
                                                                                  "upkeep_per_month") if b.get(k))
     return (f"One-off {usd(cost.one_off_usd)}" + (f" ({once})" if once else "") + f", then {usd(cost.monthly_usd)}/month"
             + (f" ({monthly})" if monthly else "") + f"; first result in ~{cost.time_to_first_result_days:.0f} days.")
+
+
+def _compute_parts(cost: PathCost) -> str:
+    s, runs = cost.setup, cost.details.get("runs")
+    if not (s.get("train_gpu") and runs and cost.gpu_hours):
+        return ""
+    hours = f"{cost.gpu_hours:,.0f} {s['train_gpu']} GPU-hours"
+    return f": {runs:g} runs x {hours}, {runs - 1:g} of them experiments" if runs != 1 else f": {hours}"
 
 
 def pretraining_data_sentence(spec: ProjectSpec, cost: PathCost) -> str | None:

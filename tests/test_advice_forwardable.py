@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from helpers import cli
 
 TINY_INTERNAL_TOOL = """
@@ -131,3 +133,20 @@ def test_an_infeasible_spec_names_the_one_change_that_helps_and_its_figure(tmp_p
     assert out["recommendation"]["path"] == m.group(2).lower()
     out, _ = _recommend(tmp_path, TINY_INTERNAL_TOOL, "constraints.data_may_leave=true")
     assert out["recommendation"]["path"] == "prompting"
+
+
+def test_the_compute_figure_says_what_it_is_made_of(tmp_path):
+    """'One-off $1.23M (compute $1.22M, people $7,200)': a reader cannot check $1.22M against a quote. The
+    sentence now gives runs x GPU-hours on the card, which with the catalog's price make the figure."""
+    from advisor import catalog
+
+    out, _ = _recommend(tmp_path, LOW_RESOURCE_TRANSLATION)
+    line = next(x for x in out["recommendation"]["rationale"] if x.startswith("One-off"))
+    m = re.search(r"compute \$([\d,]+): (\d+) runs x ([\d,]+) (\S+) GPU-hours, (\d+) of them experiments; people", line)
+    assert m, line
+    compute, runs, hours, gpu = float(m[1].replace(",", "")), int(m[2]), float(m[3].replace(",", "")), m[4]
+    c = out["recommendation"]["cost"]
+    assert gpu == c["setup"]["train_gpu"] and int(m[5]) == runs - 1
+    assert abs(hours - c["gpu_hours"]) <= 0.5
+    assert compute == pytest.approx(runs * c["gpu_hours"] * catalog.gpu(gpu).usd_per_hour, abs=1.0)
+    assert compute == pytest.approx(c["breakdown"]["compute"], abs=1.0)
