@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from advisor.errors import UserError
-from advisor.paths import color
+from advisor.paths import color, label
 from advisor.textio import atomic_write_text, usd
 
 
@@ -250,8 +250,9 @@ def _what_if_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     if not report["what_if"]:
         return [], []
     paths = list(report["what_if"][0]["paths"])
-    header = ["field", "value", "recommendation"] + [f"{p} 12 months" for p in paths]
-    rows = [[w["field"], fmt_num(w["value"]), w["recommendation"] or "none feasible"]
+    # the paths' names as the rest of the report writes them ("Full fine-tuning", not "full_finetuning")
+    header = ["field", "value", "recommendation"] + [f"{label(p)}, 12 months" for p in paths]
+    rows = [[w["field"], fmt_num(w["value"]), label(w["recommendation"]) if w["recommendation"] else "none feasible"]
             + [fmt_usd(w["paths"][p]["total_12m_usd"]) + ("" if w["paths"][p]["feasible"] else " (infeasible)")
                for p in paths] for w in report["what_if"]]
     return header, rows

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from advisor.paths import label
 from advisor.report_render import fmt_num, fmt_usd
 from helpers import EXAMPLES, cli, cli_subprocess
 
@@ -102,7 +103,9 @@ def test_html_numbers_equal_json(reports):
     got = [[row[0], row[3], row[4], row[5], row[6]] for row in paths_table[1:]]
     assert got == _expected_rows(rep)
     whatif = parser.tables[2]                      # after the paths and the cost-breakdown tables
-    assert [row[2] for row in whatif[1:]] == [w["recommendation"] for w in rep["what_if"]]
+    # the paths' names as the rest of the report writes them, not their ids ("full_finetuning 12 months")
+    assert [row[2] for row in whatif[1:]] == [label(w["recommendation"]) for w in rep["what_if"]]
+    assert not any("_" in h for h in whatif[0]), whatif[0]
     assert "<svg" in html and "polyline" in html
     for s in rep["sensitivity"]:
         assert s["sentence"] in html
