@@ -26,6 +26,7 @@ from advisor.costs import (
     pretraining_tokens,
     tuned_labels,
 )
+from advisor.paths import label
 from advisor.spec import ProjectSpec
 from advisor.textio import days_past, human, usd
 
@@ -188,7 +189,8 @@ def _break_even(c: Context) -> str | None:
     p = min(volume, key=volume.get)
     if n * horizon < volume[p]:
         saving, one_off = savings[p]
-        return (f"at today's per-request costs the cheapest tuned path ({p}) breaks even after {human(volume[p])} "
+        return (f"at today's per-request costs {label(p)}, the tuned path that pays back soonest, breaks even after "
+                f"{human(volume[p])} "
                 f"requests ({usd(one_off)} one-off / {usd(saving * 1000)} saved per 1,000 requests); "
                 f"{human(n * horizon)} "
                 f"requests in {horizon} months is below it")

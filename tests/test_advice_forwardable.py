@@ -150,3 +150,13 @@ def test_the_compute_figure_says_what_it_is_made_of(tmp_path):
     assert abs(hours - c["gpu_hours"]) <= 0.5
     assert compute == pytest.approx(runs * c["gpu_hours"] * catalog.gpu(gpu).usd_per_hour, abs=1.0)
     assert compute == pytest.approx(c["breakdown"]["compute"], abs=1.0)
+
+
+def test_no_sentence_names_a_path_by_its_internal_id(tmp_path):
+    """'the cheapest tuned path (peft) breaks even after ...': ids are for --json; sentences use the names."""
+    out, paths = _recommend(tmp_path, TINY_INTERNAL_TOOL)
+    details = [r["detail"] for p in paths.values() for r in p["rules"]]
+    assert any("breaks even after" in d for d in details)
+    for text in out["recommendation"]["rationale"] + details + [x for p in paths.values() for x in p["reasons"]]:
+        assert not re.search(r"\((?:prompting|rag|peft|full_finetuning|pretraining)\)|full_finetuning|rag\+peft",
+                             text), text
