@@ -502,6 +502,7 @@ def _candidate(spec: ProjectSpec, path: str, model: str, srv: Serving, train: _T
         setup=setup,
         details={**extra, "per_request_usd": srv.per_request_usd, "window_miss": window_miss,
                  "runs": 1 + e["experiments"][path],    # the run that ships plus the experiments before it
+                 "retrains_per_year": e["retrain_per_year"] if path in ("peft", "full_finetuning") else 0,
                  **({"flops": est.flops, "trainable_params": est.trainable_params, "mfu": est.mfu,
                      "_est": est, "training_hours": run_hours(est)} if est else {})})
     return cost, _misses(spec, cash, cost.cash_monthly_usd, ttfr, cost.fits, window_miss)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from advisor import catalog
 from advisor.paths import label
-from advisor.costs import PATHS, PathCost, path_costs, pretraining_tokens, setup_gpus
+from advisor.costs import PATHS, RETRAIN_DAYS, PathCost, path_costs, pretraining_tokens, setup_gpus
 from advisor.rules import HARD, RULES, Context
 from advisor.spec import ProjectSpec, defaulted
 from advisor.textio import human, usd
@@ -174,10 +174,25 @@ def breakdown_sentence(cost: PathCost) -> str:
     b = cost.breakdown
     once = "; ".join(f"{k} {usd(b[k])}" + (_compute_parts(cost) if k == "compute" else "")
                      for k in ("compute", "people", "labels", "evaluation") if b.get(k))
-    monthly = ", ".join(f"{k.removesuffix('_per_month')} {usd(b[k])}" for k in ("serving_per_month",
-                                                                                 "upkeep_per_month") if b.get(k))
+    monthly = ", ".join(f"{k.removesuffix('_per_month')} {usd(b[k])}" + (_upkeep_parts(cost) if k == "upkeep_per_month"
+                                                                          else "")
+                        for k in ("serving_per_month", "upkeep_per_month") if b.get(k))
     return (f"One-off {usd(cost.one_off_usd)}" + (f" ({once})" if once else "") + f", then {usd(cost.monthly_usd)}/month"
             + (f" ({monthly})" if monthly else "") + f"; first result in ~{cost.time_to_first_result_days:.0f} days.")
+
+
+def _upkeep_parts(cost: PathCost) -> str:
+    """What the monthly upkeep pays for: a retrain is a whole run again (with continued pretraining, over the
+    whole corpus), which economics.retrain_per_year sets; re-indexing follows knowledge.update_frequency."""
+    d = cost.details
+    if d.get("retrains_per_year"):
+        return f" for {d['retrains_per_year']:g} retrains a year, each a run as above with {RETRAIN_DAYS:g} engineer-days"
+    if d.get("reindexes_per_month"):
+        per_year = round(d["reindexes_per_month"] * 12)
+        every = {365: "every day", 52: "every week", 12: "every month", 1: "every year"}.get(per_year,
+                                                                                          f"{per_year} times a year")
+        return f" for re-embedding the corpus {every}"
+    return ""
 
 
 def _compute_parts(cost: PathCost) -> str:

@@ -160,3 +160,21 @@ def test_no_sentence_names_a_path_by_its_internal_id(tmp_path):
     for text in out["recommendation"]["rationale"] + details + [x for p in paths.values() for x in p["reasons"]]:
         assert not re.search(r"\((?:prompting|rag|peft|full_finetuning|pretraining)\)|full_finetuning|rag\+peft",
                              text), text
+
+
+def test_the_monthly_upkeep_says_what_it_pays_for(tmp_path):
+    """'upkeep $68,248' a month on a continued-pretraining project gave no hint that it is two whole reruns a
+    year (economics.retrain_per_year); the sentence says so, and the figure is that."""
+    out, _ = _recommend(tmp_path, LOW_RESOURCE_TRANSLATION)
+    c = out["recommendation"]["cost"]
+    line = next(x for x in out["recommendation"]["rationale"] if x.startswith("One-off"))
+    m = re.search(r"upkeep \$([\d,]+) for (\d+) retrains a year, each a run as above with (\d+) engineer-days", line)
+    assert m, line
+    per_run = c["breakdown"]["compute"] / c["details"]["runs"]
+    retrains, days = int(m[2]), int(m[3])
+    assert float(m[1].replace(",", "")) == pytest.approx(retrains / 12 * (per_run + days * 720), abs=1.0)
+    out, _ = _recommend(tmp_path, TINY_INTERNAL_TOOL, "knowledge.corpus_tokens=5000000",
+                        "knowledge.update_frequency=daily")
+    assert out["recommendation"]["path"] == "rag"
+    line = next(x for x in out["recommendation"]["rationale"] if x.startswith("One-off"))
+    assert "for re-embedding the corpus every day" in line, line
