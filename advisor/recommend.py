@@ -199,7 +199,7 @@ def _compute_parts(cost: PathCost) -> str:
     s, runs = cost.setup, cost.details.get("runs")
     if not (s.get("train_gpu") and runs and cost.gpu_hours):
         return ""
-    hours = f"{cost.gpu_hours:,.0f} {s['train_gpu']} GPU-hours"
+    hours = f"{cost.gpu_hours:,.{1 if cost.gpu_hours < 10 else 0}f} {s['train_gpu']} GPU-hours"
     return f": {runs:g} runs x {hours}, {runs - 1:g} of them experiments" if runs != 1 else f": {hours}"
 
 
