@@ -156,13 +156,20 @@ def _deadline(c: Context, p: str, cost: PathCost) -> str | None:
     return f"first result in {days_past(cost.time_to_first_result_days, d)}, deadline is {d:g} days"
 
 
+PRETRAIN_MIN_PARAMS = 1e8   # below GPT-2 small's 124M a "model the corpus supports" is no advice worth printing
+
+
 def _pretrain_data(c: Context) -> str | None:
     need = pretraining_tokens(c.arch)
     have = c.spec.knowledge.corpus_tokens
     if have * MAX_REPEAT_EPOCHS >= need:
         return None
+    # the size it does support, so that "infeasible" for a 70B architecture does not read as "no pretraining"
+    supports = have * MAX_REPEAT_EPOCHS / (need / c.arch.total_params)
     return (f"corpus has {human(have)} tokens; compute-optimal pretraining of {human(c.arch.total_params)} params needs "
-            f"~{human(need)} (>= {human(need / MAX_REPEAT_EPOCHS)} unique with {MAX_REPEAT_EPOCHS} epochs)")
+            f"~{human(need)} (>= {human(need / MAX_REPEAT_EPOCHS)} unique with {MAX_REPEAT_EPOCHS} epochs)"
+            + (f"; it supports pretraining a model of up to ~{human(supports)} params (model.base sets the "
+               f"architecture)" if supports >= PRETRAIN_MIN_PARAMS else ""))
 
 
 def _window(c: Context, p: str, cost: PathCost) -> str | None:

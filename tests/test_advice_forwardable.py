@@ -178,3 +178,29 @@ def test_the_monthly_upkeep_says_what_it_pays_for(tmp_path):
     assert out["recommendation"]["path"] == "rag"
     line = next(x for x in out["recommendation"]["rationale"] if x.startswith("One-off"))
     assert "for re-embedding the corpus every day" in line, line
+
+
+DOMAIN_300B = """
+name: domain-llm-300b
+task: {kind: generation, complexity: high, style_consistency: medium}
+knowledge: {source_documents: 0, corpus_tokens: 300e9, update_frequency: yearly, in_base_model: partial,
+            domain_shift: large}
+data: {labeled_examples: 50000, avg_example_tokens: 800}
+model: {base: meta-llama/Llama-2-70b-hf}
+traffic: {requests_per_month: 2e6, prompt_tokens: 1000, output_tokens: 400}
+constraints: {budget_usd: 5e6, gpu: H100-SXM, gpu_count: 256, deadline_days: 150, data_may_leave: false}
+"""
+
+
+def test_too_little_text_for_the_architecture_names_the_size_it_supports(tmp_path):
+    """'Pretraining is infeasible: corpus has 300B tokens; ... 69B params needs ~1.38T' read as 'no pretraining',
+    where the corpus supports a model of up to ~60B params (BloombergGPT pretrained 50B on ~700B tokens)."""
+    _, paths = _recommend(tmp_path, DOMAIN_300B)
+    reason = next(r for r in paths["pretraining"]["reasons"] if "pretrain.data" in r)
+    m = re.search(r"it supports pretraining a model of up to ~([\d.]+)B params", reason)
+    assert m and float(m[1]) == pytest.approx(60, rel=0.01), reason
+    _, paths = _recommend(tmp_path, DOMAIN_300B, "model.base=meta-llama/Llama-2-13b-hf")
+    assert not any("pretrain.data" in r for r in paths["pretraining"]["reasons"])
+    _, paths = _recommend(tmp_path, DOMAIN_300B, "knowledge.corpus_tokens=1000000")
+    reason = next(r for r in paths["pretraining"]["reasons"] if "pretrain.data" in r)
+    assert "it supports" not in reason, reason
