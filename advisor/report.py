@@ -281,6 +281,9 @@ def fmt_value(dotted: str, x) -> str:
 
 
 def what_if(spec: ProjectSpec, dotted: str, values: list[float]) -> list[dict]:
+    current = _get(spec.model_dump(mode="json"), dotted)
+    if isinstance(current, (str, bool)):   # said pydantic's "input should be a valid string, got 1.0"
+        raise UserError(f"--vary {dotted}: takes numeric fields only ({dotted} is {current!r}; use --set for it)")
     rows = []
     for v in values:
         advice = recommend(_with(spec, dotted, _cast(dotted, v)), explain=False)

@@ -141,6 +141,8 @@ def test_html_renders_in_headless_chromium(reports, tmp_path):
     (["-o", "r.json", "--vary", "traffic.requests_per_month=a,b"], "'a' is not a number"),
     (["-o", "r.json", "--vary", "traffic.requests_per_month=1.5,2.5"], "takes whole numbers"),
     (["-o", "r.json", "--vary", "traffic.requests=1,2"], "unknown field"),
+    # not pydantic's "input should be a valid string, got 1.0"
+    (["-o", "r.json", "--vary", "constraints.gpu=1,2"], "--vary constraints.gpu: takes numeric fields only"),
 ])
 def test_report_bad_input(tmp_path, args, needle):
     r = cli_subprocess("report", EXAMPLES / "faq-bot.yaml", "--no-sensitivity", *args, cwd=tmp_path)
