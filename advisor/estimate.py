@@ -901,6 +901,17 @@ def replica_gpus(need: float, usable: float, overhead: float, gpu_id: str) -> in
     return n
 
 
+def tensor_parallel_size(arch: Architecture, n: int) -> int:
+    """The smallest count >= n that tensor parallelism can split the model over: vLLM refuses a size that does
+    not divide the attention heads ("Total number of attention heads (64) must be divisible by tensor parallel
+    size (7)", vllm/config.py verify_with_parallel_config), so a 70B model that needs 7 x 24 GB is served on 8.
+    A count beyond the heads (pipeline parallelism) is kept as is."""
+    for size in range(n, arch.num_heads + 1):
+        if arch.num_heads % size == 0:
+            return size
+    return n
+
+
 def estimate_inference(arch: Architecture, gpu: GPU, prompt_tokens: int, output_tokens: int,
                        requests_per_month: float, concurrency: int | None = None, weight_bits: int = 16,
                        max_utilisation: float = 0.5, kv_bits: int = 16,
@@ -922,7 +933,7 @@ def estimate_inference(arch: Architecture, gpu: GPU, prompt_tokens: int, output_
     kv_req = kv_tok * max(ctx, 1)
     overhead = CUDA_OVERHEAD_GB * GB
     usable = 0.9 * gpu.memory_bytes             # vLLM's gpu_memory_utilization default 0.9
-    g = gpus_per_replica or replica_gpus(w_bytes + kv_req, usable, overhead, gpu.id)
+    g = gpus_per_replica or tensor_parallel_size(arch, replica_gpus(w_bytes + kv_req, usable, overhead, gpu.id))
     room = g * usable - w_bytes - g * overhead
     max_batch = max(1, min(MAX_NUM_SEQS, int(room // kv_req))) if room > 0 else 1
     batch = max(1, min(concurrency or max_batch, max_batch))

@@ -204,3 +204,17 @@ def test_too_little_text_for_the_architecture_names_the_size_it_supports(tmp_pat
     _, paths = _recommend(tmp_path, DOMAIN_300B, "knowledge.corpus_tokens=1000000")
     reason = next(r for r in paths["pretraining"]["reasons"] if "pretrain.data" in r)
     assert "it supports" not in reason, reason
+
+
+def test_a_replica_spans_a_gpu_count_tensor_parallelism_can_use():
+    """Llama-2-70B in bf16 needs 7 x 24 GB; the 300B-token domain project was served on '1 replica x 7
+    RTX-4090', which vLLM refuses ('Total number of attention heads (64) must be divisible by tensor parallel
+    size (7)'). It is priced on 8; a count that fits already (2 x 80 GB) is kept."""
+    from advisor import catalog
+
+    heads = catalog.architecture("meta-llama/Llama-2-70b-hf").num_heads
+    for gpu, expected in (("RTX-4090", 8), ("H100-SXM", 2)):
+        r = cli("estimate", "--model", "meta-llama/Llama-2-70b-hf", "--method", "inference", "--gpu", gpu, "--json")
+        assert r.exit_code == 0, r.output
+        got = json.loads(r.stdout)["gpus_per_replica"]
+        assert got == expected and heads % got == 0, (gpu, got)
