@@ -93,7 +93,8 @@ def save(cal: Calibration) -> Path:
     return atomic_write_text(path(), json.dumps(asdict(cal), indent=2))
 
 
-def local_train_estimate(arch: Any, setup: Any, cal: Calibration | None = None, gpu: Any = None) -> dict[str, Any]:
+def local_train_estimate(arch: Any, setup: Any, cal: Calibration | None = None, gpu: Any = None,
+                         micro_batches: float | None = None, real_tokens: float | None = None) -> dict[str, Any]:
     """The estimator's FLOPs and memory for a run on this machine, timed with this machine's calibration.
 
     One function for the launcher's plan and the training backend's run summary, so the estimate a
@@ -101,38 +102,55 @@ def local_train_estimate(arch: Any, setup: Any, cal: Calibration | None = None, 
     process's own resident memory (libraries, allocator), measured by `tunepath calibrate`. On a GPU
     (`gpu`: the catalog row of this machine's device, setup.device "cuda") without a calibration measured
     on it, the time is the estimator's for that GPU at its default MFU - never the CPU guess.
+
+    By default every micro-batch is micro_batch full rows of setup.seq_len tokens (packed SFT rows, text blocks).
+    A run that pads one example per row (prompt and prefix tuning, `packing: false`) runs more, narrower
+    micro-batches: pass their count (`micro_batches`, per GPU, training/schedule.py counts them) with setup.tokens
+    the tokens computed on (padding and prompt tuning's virtual tokens included) and setup.seq_len the widest row
+    (it sizes the activations); FLOPs and time then use the mean row width. `real_tokens`: the non-padding tokens,
+    which the tokens/s is of (as the run summary measures it).
     """
     from advisor.estimate import GB, estimate_training, training_flops, training_memory
 
     cal = cal or load()
-    flops, mem = training_flops(arch, setup), training_memory(arch, setup)
+    timing = setup
+    if micro_batches:
+        width = setup.tokens / (micro_batches * setup.micro_batch * setup.gpus)
+        timing = setup.model_copy(update={"seq_len": max(1, round(width))})
+    flops, mem = training_flops(arch, timing), training_memory(arch, setup)
     on_gpu = setup.device == "cuda" and gpu is not None
     if on_gpu and not gpu_calibrated(cal):
-        est = estimate_training(arch, gpu, setup)
+        est = estimate_training(arch, gpu, timing)
         seconds = est.hours * 3600
         source = (f"{gpu.id} at the estimator's default MFU {est.mfu:.2f} (not calibrated on this GPU: "
                   "`tunepath calibrate` measures it)")
     else:
-        overhead = step_overhead_seconds(arch, setup, cal)
+        overhead = step_overhead_seconds(arch, timing, cal, micro_batches)
         # a CPU runs the ops one after another; a GPU runs its kernels while the host issues the next ones
         seconds = (max if on_gpu else sum)((flops / cal.train_flops_per_s, overhead))
         source = cal.describe()
     process_gb = cal.train_process_gb if setup.device == "cpu" else 0.0
-    return {"flops": flops, "memory_gb": mem.as_gb(), "process_gb": process_gb,
-            "peak_memory_gb": round(mem.total / GB + process_gb, 3), "train_wall_s": round(seconds, 2),
-            "wall_s": round(seconds + cal.train_startup_s, 1),
-            "tokens_per_s": round(setup.tokens / seconds, 1) if seconds else None,
-            "tokens": setup.tokens, "calibration": source}
+    tokens = real_tokens if real_tokens is not None else setup.tokens
+    out = {"flops": flops, "memory_gb": mem.as_gb(), "process_gb": process_gb,
+           "peak_memory_gb": round(mem.total / GB + process_gb, 3), "train_wall_s": round(seconds, 2),
+           "wall_s": round(seconds + cal.train_startup_s, 1),
+           "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+           "tokens": tokens, "calibration": source}
+    if micro_batches:
+        out.update(micro_batches=micro_batches, computed_tokens=setup.tokens)
+    return out
 
 
-def step_overhead_seconds(arch: Any, setup: Any, cal: Calibration) -> float:
-    """The per-micro-batch costs that FLOP/s misses (see DEFAULT_CPU_SECONDS_PER_LAYER), over the run: micro-batches
-    of full rows (tunepath packs rows on CPU). The per-layer cost was timed on fully trained layers; a layer of
-    another method, or under gradient checkpointing's replay, costs in proportion to the ops it issues (the counts
-    of advisor.estimate.HOST_OPS: a LoRA layer 238 against 211, checkpointing ~1.6x)."""
+def step_overhead_seconds(arch: Any, setup: Any, cal: Calibration, micro_batches: float | None = None) -> float:
+    """The per-micro-batch costs that FLOP/s misses (see DEFAULT_CPU_SECONDS_PER_LAYER), over the run's micro-batches
+    (`micro_batches`, per GPU; by default those of full rows: tokens / (seq_len x micro_batch x GPUs)). The per-layer
+    cost was timed on fully trained layers; a layer of another method, or under gradient checkpointing's replay,
+    costs in proportion to the ops it issues (the counts of advisor.estimate.HOST_OPS: a LoRA layer 238 against 211,
+    checkpointing ~1.6x)."""
     from advisor.estimate import HOST_OPS, host_ops_per_layer
 
-    micro_batches = setup.tokens / (setup.seq_len * setup.micro_batch * setup.gpus)
+    if not micro_batches:
+        micro_batches = setup.tokens / (setup.seq_len * setup.micro_batch * setup.gpus)
     layers = arch.num_layers * host_ops_per_layer(arch, setup) / HOST_OPS[False]["full"]
     return micro_batches * (layers * cal.train_seconds_per_layer + cal.train_seconds_per_micro_batch)
 

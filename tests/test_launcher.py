@@ -261,3 +261,33 @@ def test_a_second_run_over_an_earlier_runs_checkpoints_says_how_to_go_on(tmp_pat
                        "--resume", "run.output_dir")
     r = cli("train", tmp_path / "run" / "train.yaml", "--resume", "--json")   # the advice works
     assert r.exit_code == 0 and json.loads(r.stdout)["resumed_from_step"] == 1, r.output
+
+
+@pytest.mark.parametrize("method, train", [
+    ("prompt_tuning", {"epochs": 1, "micro_batch_size": 8}),                       # never packs: padded rows
+    ("lora", {"max_steps": 7, "micro_batch_size": 2, "gradient_accumulation_steps": 3}),   # packed, past an epoch
+])
+def test_the_plan_counts_the_steps_micro_batches_and_tokens_the_run_measures(tmp_path, tiny_base_model, method,
+                                                                           train):
+    """The plan counted micro-batches of full max_seq_len rows, so prompt and prefix tuning (which never pack) were
+    planned with a third of the micro-batches they ran (30 against 96 on garden_qa). It now batches the data as the
+    Trainer will: the run summary's steps, micro-batches and real tokens equal the plan's, and the padded tokens
+    (the order of the rows is the sampler's draw) come within a few per cent."""
+    spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model),
+                            "adapter": {"method": method}, "train": train})
+    plan = json.loads(cli("run", spec, "--path", "peft", "--dry-run", "--json").stdout)["steps"][0]["estimate"]
+    assert plan["counted"] == "tokenized with the base model's tokenizer"
+    s = _run(spec, "--path", "peft")
+    summary = json.loads((Path(s["steps"][0]["detail"]["output_dir"]) / "run_summary.json").read_text())
+    assert summary["batching"] == plan["batching"] == ("length_grouped" if method == "prompt_tuning" else "packing")
+    assert (plan["steps"], plan["micro_batches"]) == (summary["steps"], summary["micro_batches"])
+    assert plan["micro_batches"] > plan["tokens"] / (128 * train["micro_batch_size"])   # more than full rows hold
+    if "epochs" in train:
+        assert plan["tokens"] == summary["tokens"]          # whole epochs: every train row once
+    else:
+        assert plan["tokens"] == pytest.approx(summary["tokens"], rel=0.15)   # 7 steps of 2.x epochs: which rows
+    assert plan["padded_tokens"] == pytest.approx(summary["padded_tokens"], rel=0.1)
+    # the run summary's estimate is priced over what ran, so it agrees with the plan's
+    est = summary["estimate"]
+    assert est["micro_batches"] == summary["micro_batches"]
+    assert est["wall_s"] == pytest.approx(plan["wall_s"], rel=0.1)

@@ -21,6 +21,7 @@ from advisor.textio import atomic_write_text, check_output_dir, share_tree
 from training import checkpoints, data as datamod, tokenizer as tokmod
 from training.config import TrainConfig
 from training.plot import loss_svg
+from training.schedule import trainer_steps
 from training.summary import RunSummary, peak_memory
 
 # Fields of TrainingSection that do not change what is computed: editing them never blocks a resume.
@@ -261,11 +262,14 @@ def build_model(config: TrainConfig, tok: Any) -> Any:
     return model
 
 
-def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str) -> dict[str, Any] | None:
+def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str, micro_batches: int = 0,
+                  padded_tokens: int = 0, session_tokens: int = 0, rows: int = 0,
+                  widest: int | None = None) -> dict[str, Any] | None:
     """The advisor's estimate (FLOPs, memory, time) for this very run, stored beside the measurements.
 
-    Time uses this machine's calibration (`tunepath calibrate`; a stated guess without one). None for
-    architectures or adapter methods the estimator does not model.
+    Time uses this machine's calibration (`tunepath calibrate`; a stated guess without one), over the micro-batches
+    and padded tokens this session ran (scaled to the whole run after a resume), so a padded run is priced as it
+    ran. None for architectures or adapter methods the estimator does not model.
     """
     import torch
 
@@ -282,7 +286,12 @@ def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str) 
     try:
         arch = from_config(base.config.to_dict(), "model")
         targets = getattr(config.adapter, "target_modules", "all-linear") if config.adapter else "all-linear"
-        setup = TrainSetup(method=method, tokens=tokens, seq_len=config.data.max_seq_len,
+        virtual = getattr(config.adapter, "num_virtual_tokens", None)
+        scale = tokens / session_tokens if session_tokens else 1.0
+        computed = (padded_tokens + (rows * virtual if method == "prompt_tuning" else 0)) * scale
+        setup = TrainSetup(method=method, tokens=computed if micro_batches else tokens,
+                           seq_len=(widest + (virtual if method == "prompt_tuning" else 0)) if widest
+                           else config.data.max_seq_len, virtual_tokens=virtual or 20,
                            micro_batch=config.training.micro_batch_size,
                            precision="fp32" if precision == "fp32" else "mixed",
                            grad_checkpointing=config.training.gradient_checkpointing,
@@ -293,7 +302,9 @@ def _estimate_for(config: TrainConfig, model: Any, tokens: int, precision: str) 
         from advisor.catalog import gpu_for_device
 
         gpu = gpu_for_device(torch.cuda.get_device_name()) if setup.device == "cuda" else None
-        return local_train_estimate(arch, setup, gpu=gpu)
+        if not micro_batches:
+            return local_train_estimate(arch, setup, gpu=gpu)
+        return local_train_estimate(arch, setup, gpu=gpu, micro_batches=micro_batches * scale, real_tokens=tokens)
     except (UserError, ValueError, TypeError):
         return None
 
@@ -434,9 +445,8 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
     t = config.training
     s = prepared.stats
     eff_rows = t.micro_batch_size * t.gradient_accumulation_steps * world
-    batches = math.ceil(s.train_rows / (t.micro_batch_size * world))
-    per_epoch = max(batches // t.gradient_accumulation_steps + int(batches % t.gradient_accumulation_steps > 0), 1)
-    steps = t.max_steps or math.ceil(t.epochs * per_epoch)  # as Trainer computes it (trainer.py, set_initial_training_values)
+    steps, per_epoch, _ = trainer_steps(s.train_rows, t.micro_batch_size, t.gradient_accumulation_steps, world,
+                                        t.epochs, t.max_steps)
     tokens_per_step = eff_rows * s.train_tokens / max(1, s.train_rows)
     derived = {
         "stage": config.stage + (f" ({config.adapter.method})" if config.adapter else ""),
@@ -471,8 +481,16 @@ def _trainer_class(base: Any) -> Any:
     """
     class TunepathTrainer(base):
         _eval_sums: list[float] = [0.0, 0.0]
+        micro_batches = 0      # this session's forward + backward passes (training.schedule counts them ahead)
+        padded_tokens = 0      # and the rows x width they computed on, padding included
+        rows = 0               # and their rows (prompt tuning prepends its virtual tokens to each)
+        widest = 0
 
         def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+            self.micro_batches += 1
+            self.padded_tokens += int(inputs["input_ids"].numel())
+            self.rows += int(inputs["input_ids"].shape[0])
+            self.widest = max(self.widest, int(inputs["input_ids"].shape[-1]))
             if "attention_mask" in inputs or "position_ids" not in inputs:
                 return super()._track_num_input_tokens(inputs)
             n = torch.as_tensor(datamod.packed_real_tokens(inputs["position_ids"], inputs["labels"]),
@@ -590,8 +608,11 @@ def execute(p: Plan) -> RunSummary:
         eval_loss=eval_loss,
         perplexity=math.exp(min(eval_loss, 700)) if eval_loss is not None else None,
         trainable_params=trainable, total_params=total, trainable_percent=100 * trainable / max(1, total),
+        micro_batches=trainer.micro_batches, padded_tokens=trainer.padded_tokens,
         data=asdict(p.prepared.stats), replica_checksums=checksums,
-        estimate=_estimate_for(config, model, int(state.num_input_tokens_seen), p.precision),
+        estimate=_estimate_for(config, model, int(state.num_input_tokens_seen), p.precision,
+                               trainer.micro_batches, trainer.padded_tokens, meter.tokens, trainer.rows,
+                               trainer.widest or None),
     )
     summary.model_flops_per_s, summary.mfu = _mfu(summary.estimate, summary.tokens, summary.tokens_per_s,
                                                   summary.world_size)

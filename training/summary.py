@@ -26,6 +26,10 @@ class RunSummary(BaseModel):
     resumed_from_step: int | None = None
     epochs: float
     tokens: int = Field(..., description="Non-padding input tokens processed (all ranks, whole run).")
+    micro_batches: int | None = Field(None, description="Forward + backward passes this session ran (this rank); "
+                                      "the plan of `tunepath run` counts them ahead (training/schedule.py).")
+    padded_tokens: int | None = Field(None, description="Rows x width of those micro-batches (this rank, this "
+                                      "session): the tokens the model computed on, padding included.")
     tokens_per_s: float = Field(..., description="Non-padding tokens per second of training in this session.")
     train_wall_s: float = Field(..., description="Seconds inside Trainer.train in this session.")
     wall_s: float = Field(..., description="Seconds from start to summary, including loading and saving.")

@@ -101,22 +101,73 @@ def _arch_of(ref: str | dict) -> Any:
     return catalog.architecture(ref)
 
 
-def _train_estimate(arch, cfg: dict, tokens: float, cal: calibration.Calibration) -> dict:
+def _train_estimate(arch, cfg: dict, chars: int, cal: calibration.Calibration) -> dict:
     """The estimate for the TrainConfig this plan will run - its method, rank, targets and batch - timed with
-    this machine's calibration (advisor.calibration.local_train_estimate, as the run summary is)."""
+    this machine's calibration (advisor.calibration.local_train_estimate, as the run summary is), over the
+    micro-batches the Trainer will run (training.schedule: unpacked rows are padded per batch, not full rows)."""
     adapter = cfg.get("adapter") or {}
     method = adapter.get("method", "lora") if cfg["stage"] == "peft" else cfg["stage"]
     if method not in ESTIMABLE_METHODS:
         return {"note": f"the estimator does not model {method}"}
+    sched, counted = _schedule(cfg, chars)
+    virtual = int(adapter.get("num_virtual_tokens", 20)) if method == "prompt_tuning" else 0  # prepended to each row
     targets = adapter.get("target_modules")
     device, gpu = local_device()
-    setup = TrainSetup(method=method, tokens=max(tokens, 1), seq_len=cfg["data"]["max_seq_len"],
+    setup = TrainSetup(method=method, tokens=max(sched.padded_tokens + virtual * sched.rows, 1),
+                       seq_len=sched.widest + virtual,
                        micro_batch=cfg["training"]["micro_batch_size"], device=device,
                        grad_accum=int(cfg["training"].get("gradient_accumulation_steps", 1)),
                        target_modules=targets if isinstance(targets, (str, list)) or targets is None else list(targets),
-                       lora_rank=int(adapter.get("r", 8)))
-    est = calibration.local_train_estimate(arch, setup, cal, gpu=gpu)
-    return {k: est[k] for k in ("wall_s", "peak_memory_gb", "tokens_per_s", "flops", "tokens", "calibration")}
+                       lora_rank=int(adapter.get("r", 8)), virtual_tokens=int(adapter.get("num_virtual_tokens", 20)))
+    est = calibration.local_train_estimate(arch, setup, cal, gpu=gpu, micro_batches=sched.micro_batches,
+                                           real_tokens=sched.tokens)
+    return {**{k: est[k] for k in ("wall_s", "peak_memory_gb", "tokens_per_s", "flops", "tokens", "calibration")},
+            "steps": sched.steps, "micro_batches": sched.micro_batches, "padded_tokens": sched.padded_tokens,
+            "batching": sched.batching, "counted": counted}
+
+
+def _schedule(cfg: dict, chars: int) -> tuple[Any, str]:
+    """(training.schedule.Schedule of the run, how its rows were counted). SFT data with a local base model is
+    tokenized and batched as the run will do it (training.data.prepare, the same packing decision); otherwise
+    rows are sized at CHARS_PER_TOKEN - pretraining's tokenizer is trained when the run starts."""
+    from training import data as datamod, load_config
+    from training.schedule import simulate
+
+    config = load_config(data=cfg)
+    t, d = config.training, config.data
+    kw = dict(micro_batch=t.micro_batch_size, grad_accum=t.gradient_accumulation_steps, epochs=t.epochs,
+              max_steps=t.max_steps, seed=config.seed)
+    approx = f"rows sized at ~{CHARS_PER_TOKEN:g} characters per token"
+    if config.stage == "pretrain":
+        tokens = max(int(chars / CHARS_PER_TOKEN), 2)
+        blocks = [d.max_seq_len] * (tokens // d.max_seq_len) + ([tokens % d.max_seq_len] if tokens % d.max_seq_len >= 2
+                                                                 else [])
+        train, _ = datamod.split(len(blocks), d.eval_fraction, config.seed)
+        return simulate([blocks[i] for i in train], batching="blocks", **kw), \
+            approx + " (the tokenizer is trained when the run starts)"
+    from training.runner import VARLEN_ATTENTION, resolve_batching
+
+    pack, _ = resolve_batching(config)
+    name = config.model.name_or_path
+    if Path(name).is_dir():
+        from training import tokenizer as tokmod
+
+        tok = tokmod.load(name, config.model.trust_remote_code, config.tokenizer.chat_template, field="run.base_model")
+        prepared = datamod.prepare(tok, d.paths, d.format, d.max_seq_len, pack, d.eval_fraction, config.seed,
+                                   d.max_examples)
+        lengths = [len(r["input_ids"]) for r in prepared.train]
+        counted = "tokenized with the base model's tokenizer"
+    else:   # a hub id: no tokenizer here before the run downloads it
+        _, records = datamod.load_records(d.paths, d.format, d.max_examples)
+        sizes = [min(d.max_seq_len, max(2, math.ceil(len(json.dumps(r, ensure_ascii=False)) / CHARS_PER_TOKEN)))
+                 for _, r in records]
+        train, _ = datamod.split(len(sizes), d.eval_fraction, config.seed)
+        sizes = [sizes[i] for i in train]
+        lengths = [sum(sizes[i] for i in b) for b in datamod.pack(sizes, d.max_seq_len)] if pack else sizes
+        counted = approx
+    batching = ("flat" if config.model.attn_implementation in VARLEN_ATTENTION else "packing") if pack \
+        else "length_grouped"
+    return simulate(lengths, batching=batching, **kw), counted
 
 
 def local_device() -> tuple[str, Any]:
@@ -151,14 +202,6 @@ def _train_config(spec: ProjectSpec, run: RunSection, base: Path, stage: str, ou
         if stage == "peft":
             cfg["adapter"] = dict(run.adapter)
     return cfg
-
-
-def _tokens_for(cfg: dict, chars: int) -> float:
-    t = cfg["training"]
-    if t.get("max_steps"):
-        return t["max_steps"] * t.get("micro_batch_size", 4) * t.get("gradient_accumulation_steps", 1) * \
-            cfg["data"]["max_seq_len"]
-    return chars / CHARS_PER_TOKEN * t.get("epochs", 1)
 
 
 def check_run_section(spec: ProjectSpec, spec_path: Path, overrides: list[str] | None = None) -> None:
@@ -300,7 +343,7 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Run
                     no_estimate = str(e).removeprefix("run.architecture: ")
                 arch = None       # a hub id outside the catalog: it loads at run time, no config to estimate from
             chars = _text_chars(cfg["data"]["paths"])
-            est = {} if arch is None else _train_estimate(arch, cfg, _tokens_for(cfg, chars), cal)
+            est = {} if arch is None else _train_estimate(arch, cfg, chars, cal)
             shown = f"model_type {ref.get('model_type')!r}" if isinstance(ref, dict) else ref
             size = f"{arch.total_params:,} params" if arch else f"{shown}, {no_estimate}: no estimate"
             steps.append(Step("train", f"{stage} training ({size}) -> {cfg['output_dir']}; "

@@ -134,6 +134,9 @@ def plan_table(plan) -> Table:
         est = ", ".join(x for x in (f"~{_fmt(e.get('wall_s'), ' s')}" if e.get("wall_s") else None,
                                      f"peak ~{_fmt(e.get('peak_memory_gb'), ' GB')}" if e.get("peak_memory_gb") else None,
                                      thr) if x)
+        if e.get("steps"):   # what the Trainer will run (training/schedule.py), as the run summary counts it
+            est += (f"\n{e['steps']:,} steps, {e['micro_batches']:,} micro-batches ({e['batching']}), "
+                    f"{e['tokens']:,} tokens + {e['padded_tokens'] - e['tokens']:,} padding; {e['counted']}")
         t.add_row(s.kind, escape(s.description) + (f"\n[dim]{est}[/]" if est else ""))
     return t
 
