@@ -291,3 +291,28 @@ def test_the_plan_counts_the_steps_micro_batches_and_tokens_the_run_measures(tmp
     est = summary["estimate"]
     assert est["micro_batches"] == summary["micro_batches"]
     assert est["wall_s"] == pytest.approx(plan["wall_s"], rel=0.1)
+
+
+def test_training_inputs_that_fail_at_plan_time_name_the_spec_fields(tmp_path, tiny_base_model):
+    """A base model folder without weights, or a peft adapter given as the base model, failed only after the
+    confirmation; a max_seq_len too short for any response, or a bad row, named train.yaml's data.max_seq_len /
+    data.paths, fields a `tunepath run` user never wrote. The plan now batches the data, so all show before it."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text((tiny_base_model / "config.json").read_text())
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c"\n')
+    for run, needle in [
+        ({"base_model": str(bare)}, f"run.base_model: {bare} holds no weights (expected config.json and "
+                                    "model.safetensors or pytorch_model.bin)"),
+        ({"base_model": str(adapter)}, f"run.base_model: {adapter} is a peft adapter, not a model; merge it first"),
+        ({"max_seq_len": 4}, "run.labeled_data: no usable examples in"),
+        ({"labeled_data": str(bad)}, f"{bad}:2: invalid JSON"),
+    ]:
+        spec = _spec(tmp_path, {"labeled_data": str(GARDEN_QA), "base_model": str(tiny_base_model), **run})
+        r = cli("run", spec, "--dry-run")
+        one_line_error(r, needle)
+        assert "data." not in r.stderr, r.stderr

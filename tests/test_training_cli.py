@@ -382,3 +382,43 @@ def test_pretrain_tokenizer_learns_from_chat_rows(tmp_path):
         assert r.exit_code == 0, r.output
         tokens[name] = json.loads(r.stdout)["stats"]["train_tokens"]
     assert tokens["chat"] == tokens["alpaca"]  # the same conversations, the same vocabulary
+
+
+@pytest.mark.parametrize("rows, needle", [
+    # a cut-off line: file:line and the fields a row may have (it said only 'invalid JSON (Expecting value...)')
+    (b'{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": \n',
+     ['d.jsonl:2: invalid JSON', '{"instruction", "input"?, "output"} (alpaca)', '{"messages"']),
+    # an unknown role is named (it said only 'must be {role: system|user|assistant, ...}')
+    (b'{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}\n',
+     ["d.jsonl:1: messages[1]: unknown role 'bot'; expected system, user or assistant"]),
+    # Latin-1 on line 2: the line is named (it said only the byte offset)
+    (b'{"instruction": "a", "output": "b"}\n{"instruction": "caf\xe9", "output": "b"}\n',
+     ["d.jsonl:2: not UTF-8 text", "iconv"]),
+    (b'{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "  "}\n', ["d.jsonl:2: empty output"]),
+    (b'{"prompt": "a", "completion": "b"}\n', ["d.jsonl:1: cannot tell the format from fields ['completion', "
+                                               "'prompt']; expected {\"instruction\""]),
+    (b"", ["no rows in", "(empty dataset)"]),
+])
+def test_malformed_labeled_data_is_one_line_naming_file_and_line(tmp_path, tiny_base_model, rows, needle):
+    data = tmp_path / "d.jsonl"
+    data.write_bytes(rows)
+    cfg = _sft(tmp_path, tiny_base_model, "full", data={"paths": [str(data)], "max_seq_len": 96})
+    one_line_error(cli("train", cfg), *needle)
+
+
+def test_generate_refuses_an_empty_prompt_and_a_nan_temperature(tiny_base_model):
+    """An empty prompt generated 64 newlines and exited 0; --temperature nan passed click's min=0 and did the same."""
+    one_line_error(cli("generate", tiny_base_model, "  "), "PROMPT is empty")
+    one_line_error(cli("generate", tiny_base_model, "hi", "--temperature", "nan"),
+                   "--temperature: expected a finite number >= 0, got nan")
+
+
+def test_resume_of_a_finished_run_without_checkpoints_is_refused(tmp_path, tiny_base_model):
+    """--resume over a finished run that kept no checkpoint (save_steps past its last step) retrained it from
+    step 0 over the saved adapter, with only a warning; now there is nothing to resume, and it says so."""
+    cfg = _sft(tmp_path, tiny_base_model, "peft", adapter={"method": "lora"},
+               training={"max_steps": 1, "micro_batch_size": 2, "save_steps": 100})
+    assert cli("train", cfg).exit_code == 0
+    summary = (tmp_path / "out" / "run_summary.json").read_text()
+    one_line_error(cli("train", cfg, "--resume"), "--resume: nothing to resume in", "finished run (1 steps")
+    assert (tmp_path / "out" / "run_summary.json").read_text() == summary

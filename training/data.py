@@ -27,6 +27,8 @@ from advisor.errors import UserError
 
 IGNORE = -100  # label value ignored by transformers' ForCausalLMLoss (torch cross_entropy ignore_index)
 ROLES = ("system", "user", "assistant")
+ROW_FIELDS = ('{"instruction", "input"?, "output"} (alpaca), {"messages": [{"role", "content"}]} (chat) '
+              'or {"text"} (raw text)')
 
 
 # --- reading rows -------------------------------------------------------------------------------
@@ -72,10 +74,13 @@ def read_rows(path: str) -> Iterator[tuple[str, Any]]:
     """(where, row) for every row of a .txt / .jsonl / .json file; `where` is 'file:line'."""
     p = Path(path)
     _check_data_file(p, path)
+    raw = p.read_bytes()
     try:
-        text = p.read_bytes().decode("utf-8-sig")  # -sig: a leading byte-order mark is dropped
+        text = raw.decode("utf-8-sig")  # -sig: a leading byte-order mark is dropped
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        line = raw[:e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8 "
+                        f"(e.g. iconv -f latin1 -t utf-8)") from None
     suffix = p.suffix.lower()
     if suffix in (".txt", ".md"):
         if text.strip():
@@ -93,7 +98,8 @@ def read_rows(path: str) -> Iterator[tuple[str, Any]]:
         try:
             yield f"{path}:{n}", json.loads(line)
         except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
+            raise UserError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno}); expected one JSON object per "
+                            f"line: {ROW_FIELDS}") from None
 
 
 def detect_format(row: Any, where: str) -> str:
@@ -106,8 +112,7 @@ def detect_format(row: Any, where: str) -> str:
         return "alpaca"
     if "text" in row:
         return "text"
-    raise UserError(f"{where}: cannot tell the format from fields {sorted(row)}; expected 'text', "
-                    "'instruction'/'output' (alpaca) or 'messages' (chat)")
+    raise UserError(f"{where}: cannot tell the format from fields {sorted(row)}; expected {ROW_FIELDS}")
 
 
 def _str_field(row: dict, key: str, where: str, required: bool) -> str:
@@ -146,6 +151,8 @@ def chat_messages(row: dict, where: str) -> list[dict[str, str]]:
         raise UserError(f"{where}: 'messages' must be a non-empty list of {{role, content}}")
     out = []
     for i, m in enumerate(msgs):
+        if isinstance(m, dict) and isinstance(m.get("role"), str) and m["role"] not in ROLES:
+            raise UserError(f"{where}: messages[{i}]: unknown role {m['role']!r}; expected system, user or assistant")
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
             raise UserError(f"{where}: messages[{i}] must be {{role: system|user|assistant, content: string}}")
         out.append({"role": m["role"], "content": m["content"]})

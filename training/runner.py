@@ -401,6 +401,11 @@ def plan(config: TrainConfig, resume: bool = False, force: bool = False, progres
     existing = checkpoints.checkpoints(out)
     if resume:
         resume_from = checkpoints.newest_complete(out)
+        finished = _read_json(out / "run_summary.json") if resume_from is None else None
+        if isinstance(finished, dict):   # it retrained the finished run from step 0 over its saved model
+            raise UserError(f"--resume: nothing to resume in {out}: it holds a finished run "
+                            f"({finished.get('steps', '?')} steps, run_summary.json) and no checkpoint; run without "
+                            "--resume to train it again, or set output_dir to another folder")
         if resume_from is None:
             warnings.append(f"--resume: no complete checkpoint in {out}; starting from step 0")
         else:

@@ -126,6 +126,12 @@ def _train_estimate(arch, cfg: dict, chars: int, cal: calibration.Calibration) -
             "batching": sched.batching, "counted": counted}
 
 
+def _spec_fields(message: str, stage: str) -> str:
+    """A training-data error in the terms of the spec's run: section (data.paths -> run.labeled_data, ...)."""
+    return (message.replace("data.paths:", "run.corpus:" if stage == "pretrain" else "run.labeled_data:")
+            .replace("data.max_seq_len", "run.max_seq_len"))
+
+
 def _schedule(cfg: dict, chars: int) -> tuple[Any, str]:
     """(training.schedule.Schedule of the run, how its rows were counted). SFT data with a local base model is
     tokenized and batched as the run will do it (training.data.prepare, the same packing decision); otherwise
@@ -182,6 +188,20 @@ def local_device() -> tuple[str, Any]:
     return "cuda", catalog.gpu_for_device(torch.cuda.get_device_name())
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _check_weights(folder: Path, given: str) -> None:
+    """A local base model must hold weights transformers loads: it failed only after the confirmation."""
+    if not folder.is_dir():
+        raise UserError(f"run.base_model: {given} is a file; expected a model folder (config.json + weights) or a hub id")
+    if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
+        raise UserError(f"run.base_model: {given} is a peft adapter, not a model; merge it first "
+                        f"(`tunepath merge {given} --out DIR`) or point at the model it was trained on")
+    if not any((folder / f).is_file() for f in WEIGHT_FILES):
+        raise UserError(f"run.base_model: {given} holds no weights (expected config.json and {' or '.join(WEIGHT_FILES[::2])})")
+
+
 def _train_config(spec: ProjectSpec, run: RunSection, base: Path, stage: str, out: Path) -> dict:
     train = {"epochs": 1, "micro_batch_size": 4, "logging_steps": 5, "save_steps": 1000, **run.train}
     cfg: dict[str, Any] = {"stage": stage, "output_dir": str(out), "seed": 0, "training": train,
@@ -197,6 +217,8 @@ def _train_config(spec: ProjectSpec, run: RunSection, base: Path, stage: str, ou
         if not local and _local_path_form(model):
             raise UserError(f"run.base_model: {model} does not exist (relative paths are relative to the spec file; "
                             "a hub id has the form org/name)")
+        if local:
+            _check_weights(Path(_resolve(base, model)), model)
         cfg["model"] = {"name_or_path": _resolve(base, model) if local else model}
         cfg["data"]["paths"] = [_resolve_existing(base, run.labeled_data, "labeled_data")]
         if stage == "peft":
@@ -343,7 +365,10 @@ def plan_run(spec: ProjectSpec, spec_path: Path, path: str | None = None) -> Run
                     no_estimate = str(e).removeprefix("run.architecture: ")
                 arch = None       # a hub id outside the catalog: it loads at run time, no config to estimate from
             chars = _text_chars(cfg["data"]["paths"])
-            est = {} if arch is None else _train_estimate(arch, cfg, chars, cal)
+            try:
+                est = {} if arch is None else _train_estimate(arch, cfg, chars, cal)
+            except UserError as e:   # the data's errors name the train.yaml fields this spec writes: say which
+                raise UserError(_spec_fields(str(e), stage)) from None
             shown = f"model_type {ref.get('model_type')!r}" if isinstance(ref, dict) else ref
             size = f"{arch.total_params:,} params" if arch else f"{shown}, {no_estimate}: no estimate"
             steps.append(Step("train", f"{stage} training ({size}) -> {cfg['output_dir']}; "

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 
+from advisor.errors import UserError
 from tunepath.commands.options import quiet_libraries
 
 app = typer.Typer()
@@ -191,6 +192,10 @@ def generate(
     from advisor.console import out
     from training.generate import generate as gen
 
+    if not prompt.strip():   # an empty prompt generated 64 newlines and exited 0
+        raise UserError("PROMPT is empty: give the text the model should reply to")
+    if not math.isfinite(temperature):   # click's min=0 lets nan through (nan < 0 is false)
+        raise UserError(f"--temperature: expected a finite number >= 0, got {temperature}")
     quiet_libraries()
     text = gen(str(model_dir), prompt, str(adapter) if adapter else None, max_new_tokens, chat=not raw,
                temperature=temperature)
