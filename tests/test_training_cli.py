@@ -422,3 +422,30 @@ def test_resume_of_a_finished_run_without_checkpoints_is_refused(tmp_path, tiny_
     summary = (tmp_path / "out" / "run_summary.json").read_text()
     one_line_error(cli("train", cfg, "--resume"), "--resume: nothing to resume in", "finished run (1 steps")
     assert (tmp_path / "out" / "run_summary.json").read_text() == summary
+
+
+def test_ctrl_c_during_training_exits_130_in_one_line(tmp_path, tiny_base_model):
+    """Ctrl-C printed click's 'Aborted!' and exited 1, the code the README gives a bug: a script could not tell an
+    interrupted run from a crash. It is 130 (128 + SIGINT, as shells report it), with the way to resume."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import REPO
+
+    cfg = _sft(tmp_path, tiny_base_model, "peft", adapter={"method": "lora"},
+               training={"max_steps": 100000, "micro_batch_size": 2, "logging_steps": 1, "save_steps": 100000})
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("TUNEPATH_DEBUG", None)
+    p = subprocess.Popen([sys.executable, "-m", "tunepath.cli", "train", str(cfg)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    deadline = time.time() + 120
+    while not (tmp_path / "out" / "tunepath_run.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)                       # into the training loop
+    p.send_signal(signal.SIGINT)
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted (exit 130)") and "--resume" in last and "Traceback" not in stderr, stderr

