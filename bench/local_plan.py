@@ -9,6 +9,12 @@ local_train_estimate, what `tunepath run --dry-run` shows and the run summary pr
 Ratio = plan / measured. One torch thread (the steadiest on a shared 2-core machine); the calibration runs in the
 same process with the same thread count.
 
+Then SFT runs that do not pack (prompt tuning never packs; LoRA with `packing: false`), on the bundled garden_qa
+rows with the first shape's model as the base: the plan as `tunepath run` makes it (tunepath.launcher._train_estimate:
+the data tokenized and batched as the Trainer will run it, training/schedule.py) against the measured run, beside
+the plan as it was before, micro-batches of full max_seq_len rows (full_rows: the baseline). Steps and micro-batches
+are compared too.
+
     python bench/local_plan.py [--steps 30]
 """
 from __future__ import annotations
@@ -82,13 +88,56 @@ def main() -> None:
     worst = {k: max(max(r[f"ratio_{k}"], 1 / r[f"ratio_{k}"]) for r in rows)
              for k in ("flops_only", "uncalibrated", "calibrated")}
     print("worst factor off (max of ratio, 1/ratio): " + ", ".join(f"{k} {v:.2f}x" for k, v in worst.items()))
+    sft = _unpacked_sft(tmp, tmp / SHAPES_DIR, cal)
+    sft_worst = {k: max(max(r[f"ratio_{k}"], 1 / r[f"ratio_{k}"]) for r in sft) for k in ("full_rows", "plan")}
+    print("unpacked SFT, worst factor off: " + ", ".join(f"{k} {v:.2f}x" for k, v in sft_worst.items()))
     record("local_plan", baseline="flops_only: the plan as FLOPs / calibrated FLOP/s, without per-step costs",
            target="a calibrated plan within 1.5x of the measured run for every shape",
            figures={"calibration": {k: cal.__dict__[k] for k in ("train_flops_per_s", "train_seconds_per_layer",
                                                                  "train_seconds_per_micro_batch", "device")},
-                    "rows": rows, "worst_factor": worst},
-           ratios={f"worst_{k}": round(v, 3) for k, v in worst.items()},
-           notes=f"{args.steps} steps per shape, pretraining, fp32, one torch thread")
+                    "rows": rows, "worst_factor": worst, "unpacked_sft": sft, "unpacked_sft_worst_factor": sft_worst},
+           ratios={**{f"worst_{k}": round(v, 3) for k, v in worst.items()},
+                   **{f"unpacked_sft_worst_{k}": round(v, 3) for k, v in sft_worst.items()}},
+           notes=f"{args.steps} steps per pretraining shape, one torch thread; unpacked SFT: 1 epoch of garden_qa")
+
+
+SHAPES_DIR = "h64"    # the first shape's run: a saved model + tokenizer, the base of the SFT runs
+SFT_RUNS = {"prompt_tuning (never packs)": {"method": "prompt_tuning"},
+            "lora, packing: false": {"method": "lora"}}
+
+
+def _unpacked_sft(tmp: Path, base: Path, cal) -> list[dict]:
+    import training
+    from advisor.architecture import from_config
+    from advisor.calibration import local_train_estimate
+    from advisor.estimate import TrainSetup
+    from tunepath.launcher import _train_estimate
+
+    garden = REPO / "examples" / "data" / "garden_qa.jsonl"
+    arch = from_config(__import__("json").loads((base / "config.json").read_text()), "base")
+    rows = []
+    for name, adapter in SFT_RUNS.items():
+        cfg = {"stage": "peft", "output_dir": str(tmp / f"sft-{adapter['method']}"), "seed": 0,
+               "model": {"name_or_path": str(base)}, "adapter": adapter,
+               "data": {"paths": [str(garden)], "max_seq_len": 128, "eval_fraction": 0.1, "packing": False},
+               "training": {"epochs": 1, "micro_batch_size": 8, "logging_steps": 50, "save_steps": 1000}}
+        plan = _train_estimate(arch, cfg, garden.stat().st_size, cal)
+        s = training.run(training.load_config(data=cfg), progress=False)
+        # the plan before training/schedule.py: the run's real tokens in micro-batches of full max_seq_len rows
+        full = local_train_estimate(arch, TrainSetup(method=adapter["method"], tokens=s.tokens, seq_len=128,
+                                                     micro_batch=8, device="cpu"), cal)
+        row = {"run": name, "steps": s.steps, "planned_steps": plan["steps"], "micro_batches": s.micro_batches,
+               "planned_micro_batches": plan["micro_batches"],
+               "full_rows_micro_batches": round(s.tokens / (128 * 8), 1), "tokens": s.tokens,
+               "padded_tokens": s.padded_tokens, "planned_padded_tokens": plan["padded_tokens"],
+               "measured_train_s": round(s.train_wall_s, 3), "plan_full_rows_s": full["train_wall_s"],
+               "plan_s": plan["train_wall_s"], "ratio_full_rows": round(full["train_wall_s"] / s.train_wall_s, 3),
+               "ratio_plan": round(plan["train_wall_s"] / s.train_wall_s, 3)}
+        rows.append(row)
+        print(f"{name:48} measured {s.train_wall_s:7.2f} s, {s.micro_batches} micro-batches (planned "
+              f"{plan['micro_batches']}, full rows {row['full_rows_micro_batches']}) | plan/measured: full rows "
+              f"{row['ratio_full_rows']:.2f}, plan {row['ratio_plan']:.2f}", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def run(spec: Path = SpecArg,
         check_html_path(html)
     s = load_spec(spec, set_)
     check_run_section(s, spec, set_)
-    plan = plan_run(s, spec, path)
+    with err.status("planning: the data is read and batched as the run will batch it"):   # terminals only
+        plan = plan_run(s, spec, path)
     if dry_run and as_json:
         print_json(plan.to_dict())
         return
@@ -84,7 +85,9 @@ def calibrate(model: str = typer.Option(None, "--model", help="Config.json / mod
     from tunepath.calibrate import measure
 
     quiet_libraries()
-    cal = measure(model, steps=steps)
+    # a minute or more with no output otherwise; the spinner shows only on a terminal (stderr), never in --json
+    with err.status("calibrating: a short training run, two step-overhead probes and an embedding run"):
+        cal = measure(model, steps=steps)
     p = calibration.save(cal)
     if as_json:
         print_json({**cal.__dict__, "path": str(p)})
