@@ -281,6 +281,8 @@ def test_the_plan_counts_the_steps_micro_batches_and_tokens_the_run_measures(tmp
     summary = json.loads((Path(s["steps"][0]["detail"]["output_dir"]) / "run_summary.json").read_text())
     assert summary["batching"] == plan["batching"] == ("length_grouped" if method == "prompt_tuning" else "packing")
     assert (plan["steps"], plan["micro_batches"]) == (summary["steps"], summary["micro_batches"])
+    measured = s["steps"][0]["measured"]      # what `tunepath run` prints and --html charts beside the plan
+    assert (measured["steps"], measured["micro_batches"]) == (summary["steps"], summary["micro_batches"])
     assert plan["micro_batches"] > plan["tokens"] / (128 * train["micro_batch_size"])   # more than full rows hold
     if "epochs" in train:
         assert plan["tokens"] == summary["tokens"]          # whole epochs: every train row once

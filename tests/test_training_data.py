@@ -55,7 +55,7 @@ def test_json_array_rows_carry_their_line(tmp_path):
     ([{"prompt": "x"}], "cannot tell the format"),
     ([{"instruction": "x", "output": "y"}, {"text": "z"}], "a text row in a file whose first row is alpaca"),
     ([{"messages": [{"role": "user", "content": "hi"}]}], "last message must be the assistant"),
-    ([{"messages": [{"role": "bot", "content": "hi"}]}], r"messages\[0\] must be"),
+    ([{"messages": [{"role": "bot", "content": "hi"}]}], r"messages\[0\]: unknown role 'bot'; expected system, user or"),
     ([{"instruction": "x", "output": 3}], "field 'output' must be a string"),
     # a non-string text was an internal IndexError alone and dropped silently beside good rows
     ([{"text": 5}], r"d\.jsonl:1: field 'text' must be a string, got int"),

@@ -594,6 +594,8 @@ def execute(plan: RunPlan, spec: ProjectSpec, on_step: Callable[[Step], None] | 
             else:
                 summary = training.run(training.load_config(cfg_path), progress=progress)
             measured = {"tokens_per_s": round(summary.tokens_per_s, 1), "tokens": summary.tokens,
+                        "steps": summary.steps, "micro_batches": summary.micro_batches,
+                        "padded_tokens": summary.padded_tokens,
                         "peak_memory_gb_reported": round(summary.peak_memory_bytes / GB, 3)}
             detail = {"train_config": str(cfg_path), "output_dir": summary.output_dir, "steps": summary.steps,
                       "estimate_for_exact_tokens": summary.estimate,

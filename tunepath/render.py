@@ -157,6 +157,9 @@ def run_summary_table(summary: dict) -> Table:
             lines.append(f"chunks/s {_fmt(e.get('chunks_per_s'))} -> {m['chunks_per_s']:,.1f}")
         elif "generated_tokens_per_s" in m:
             lines.append(f"generated tokens/s -> {_fmt(m['generated_tokens_per_s'])}")
+        if s["kind"] == "train" and e.get("steps"):   # the plan's counts (training/schedule.py) beside the run's
+            lines.append(f"steps {e['steps']:,} -> {_fmt(m.get('steps'))}, micro-batches {e['micro_batches']:,} -> "
+                         f"{_fmt(m.get('micro_batches'))}")
         if s["kind"] == "train":
             res = f"loss {_fmt(d.get('train_loss'))}, eval loss {_fmt(d.get('eval_loss'))}\n-> {d.get('output_dir')}"
         elif s["kind"] == "tune":

@@ -24,12 +24,14 @@ SUFFIXES = (".html", ".htm")
 
 # (key in a step's estimate/measured dict, label) in the order the table and chart show them
 QUANTITIES = [("wall_s", "wall time (s)"), ("startup_s", "start-up (s)"), ("train_s", "training (s)"),
-              ("peak_memory_gb", "peak memory (GB)"), ("tokens", "tokens"), ("tokens_per_s", "tokens/s"),
+              ("peak_memory_gb", "peak memory (GB)"), ("steps", "optimizer steps"), ("micro_batches", "micro-batches"),
+              ("tokens", "tokens"), ("padded_tokens", "tokens with padding"), ("tokens_per_s", "tokens/s"),
               ("chunks_per_s", "chunks/s"), ("generated_tokens_per_s", "generated tokens/s")]
 
 TRAIN_FIGURES = [("stage", "stage"), ("method", "method"), ("model", "model"), ("precision", "precision"),
                  ("batching", "batching"), ("steps", "optimizer steps"), ("epochs", "epochs"),
-                 ("tokens", "tokens"), ("tokens_per_s", "tokens/s"), ("train_wall_s", "seconds in Trainer.train"),
+                 ("micro_batches", "micro-batches"), ("tokens", "tokens"), ("padded_tokens", "tokens with padding"),
+                 ("tokens_per_s", "tokens/s"), ("train_wall_s", "seconds in Trainer.train"),
                  ("wall_s", "wall seconds"), ("peak_memory_bytes", "peak memory (bytes)"),
                  ("peak_memory_kind", "peak memory kind"), ("train_loss", "train loss"),
                  ("final_loss", "final loss"), ("eval_loss", "eval loss"), ("perplexity", "perplexity"),
