@@ -58,6 +58,7 @@ def main() -> None:
     from bench.results import record
     from tunepath.calibrate import _corpus, measure
 
+    load_before = os.getloadavg()[0]      # a shared machine: other work slows the runs the plan is compared with
     cal = measure(None, embed=False)
     defaults = load()
     flops_only = Calibration(**{**cal.__dict__, "train_seconds_per_layer": 0.0, "train_seconds_per_micro_batch": 0.0})
@@ -98,7 +99,9 @@ def main() -> None:
                     "rows": rows, "worst_factor": worst, "unpacked_sft": sft, "unpacked_sft_worst_factor": sft_worst},
            ratios={**{f"worst_{k}": round(v, 3) for k, v in worst.items()},
                    **{f"unpacked_sft_worst_{k}": round(v, 3) for k, v in sft_worst.items()}},
-           notes=f"{args.steps} steps per pretraining shape, one torch thread; unpacked SFT: 1 epoch of garden_qa")
+           notes=f"{args.steps} steps per pretraining shape, one torch thread; unpacked SFT: 1 epoch of garden_qa; "
+                 f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on "
+                 f"{os.cpu_count()} cores")
 
 
 SHAPES_DIR = "h64"    # the first shape's run: a saved model + tokenizer, the base of the SFT runs
