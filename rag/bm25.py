@@ -1,9 +1,8 @@
 """BM25 text analysis and scoring. Postings live in SQLite (rag/store.py); this module is the
 maths, kept free of I/O so it can be tested on hand-made numbers.
 
-A term repeated in the query counts once (the query is a set of terms, as in Robertson & Zaragoza's
-formula with query-term frequency ignored); Anserini/Lucene add each occurrence. The difference moves
-nDCG@10 both ways by a few thousandths on SciFact, so the simpler form is kept."""
+A term repeated in the query counts once per occurrence, as Anserini/Lucene (whose k1, b and idf
+these are) and rank_bm25 score it: see store.bm25_rank."""
 from __future__ import annotations
 
 import math

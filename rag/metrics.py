@@ -30,12 +30,20 @@ def mrr_at_k(ranking: Sequence[str], qrels: Mapping[str, int], k: int = 10) -> f
     return 0.0
 
 
-def doc_ranking(chunk_doc_ids: Sequence[str]) -> list[str]:
-    """Documents in order of their best chunk: a document scores the max over its chunks."""
-    seen: dict[str, None] = {}
-    for d in chunk_doc_ids:
-        seen.setdefault(d, None)
-    return list(seen)
+def doc_ranking(scored_chunks: Sequence[tuple[str, float]]) -> list[str]:
+    """Documents ranked as trec_eval ranks a run: a document scores the max over its chunks, and
+    documents are sorted by that score, descending, ties broken by document id, descending
+    (usnistgov/trec_eval form_res_rels.c, comp_sim_docno: strcmp on docno, which orders as Python
+    compares str code points). A run written as (doc id, best chunk score) and scored by
+    trec_eval/pytrec_eval therefore gets the same figures as `rag eval`, whatever order the
+    retriever broke its own ties in (RRF scores tie often: rank r in one list alone ties with rank
+    r in the other)."""
+    best: dict[str, float] = {}
+    for d, score in scored_chunks:
+        if d not in best or score > best[d]:
+            best[d] = score
+    # two stable sorts: by id descending, then by score descending
+    return sorted(sorted(best, reverse=True), key=lambda d: -best[d])
 
 
 def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:

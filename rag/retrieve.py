@@ -137,7 +137,8 @@ class RagIndex:
 
     def evaluate(self, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: Mode,
                  **settings: float) -> Metrics:
-        """Document-level metrics: a document ranks where its best chunk ranks."""
+        """Document-level metrics: a document scores its best chunk's score, and documents rank by
+        score with ties broken as trec_eval breaks them (metrics.doc_ranking)."""
         qids = [q for q in qrels if q in queries]
         if not qids:
             raise UserError("qrels: no query id in the qrels file appears in the queries file")
@@ -168,7 +169,7 @@ class RagIndex:
         depth = int(math.ceil(100 * per_doc * 2))  # enough chunks for 100 distinct documents
         ranked = self.rank([queries[q] for q in qids], mode, depth, **settings)
         doc_of = store.chunk_docs(self.con, sorted({cid for r in ranked for cid, *_ in r}))
-        per_query = [metrics.score_query(metrics.doc_ranking([doc_of[cid] for cid, *_ in r]), qrels[q])
+        per_query = [metrics.score_query(metrics.doc_ranking([(doc_of[cid], s) for cid, s, *_ in r]), qrels[q])
                      for q, r in zip(qids, ranked)]
         return Metrics(mode=mode, queries=len(qids), qrels_docs=len(judged), qrels_docs_in_index=len(found),
                        note=note, **metrics.aggregate(per_query))

@@ -156,17 +156,24 @@ def meta(con: sqlite3.Connection, key: str, default=None):
 
 def bm25_rank(con: sqlite3.Connection, query: str, depth: int, k1: float = bm25.K1,
               b: float = bm25.B) -> list[tuple[int, float]]:
-    """Top `depth` (chunk id, BM25 score), scoring only chunks that share a term with the query."""
+    """Top `depth` (chunk id, BM25 score), scoring only chunks that share a term with the query.
+
+    A term the query repeats counts once per occurrence (its score times its query count), as in the
+    references: Anserini's BagOfWordsQueryGenerator (castorini/anserini,
+    src/main/java/io/anserini/search/query/BagOfWordsQueryGenerator.java) adds one Lucene TermQuery
+    SHOULD clause per analysed token, duplicates included (later versions boost the term by its
+    count, the same sum), and rank_bm25's BM25Okapi.get_scores (dorianbrown/rank_bm25) adds a
+    term's weight once for each query token."""
     n = meta(con, "bm25_n", 0)
     avg = meta(con, "bm25_avg_len", 0.0) or 1.0
     scores: Counter = Counter()
-    for term in set(bm25.analyze(query)):
+    for term, qtf in Counter(bm25.analyze(query)).items():
         rows = con.execute(
             "SELECT p.chunk, p.tf, c.bm25_len FROM postings p JOIN terms t ON t.id = p.term "
             "JOIN chunks c ON c.id = p.chunk WHERE t.term = ?", (term,)).fetchall()
         if not rows:
             continue
-        w = bm25.idf(n, len(rows))
+        w = qtf * bm25.idf(n, len(rows))
         for cid, tf, length in rows:
             scores[cid] += w * bm25.term_score(tf, length, avg, k1, b)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:depth]

@@ -376,7 +376,8 @@ def heldout_metrics(st, p: Pairs, heldout: list[str], pool: list[str], batch_siz
     per_query = []
     for row, qid in zip(sims, heldout):
         top = np.argsort(-row, kind="stable")[:100]
-        per_query.append(metrics.score_query([pool[j] for j in top], p.qrels[qid]))
+        ranking = metrics.doc_ranking([(pool[j], float(row[j])) for j in top])  # trec_eval's tie order
+        per_query.append(metrics.score_query(ranking, p.qrels[qid]))
     return metrics.aggregate(per_query)
 
 

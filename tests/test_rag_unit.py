@@ -50,7 +50,16 @@ def test_recall_and_mrr_hand_computed():
 
 
 def test_doc_ranking_is_max_over_chunks():
-    assert metrics.doc_ranking(["d2", "d1", "d2", "d3", "d1"]) == ["d2", "d1", "d3"]
+    chunks = [("d2", 0.9), ("d1", 0.8), ("d2", 0.7), ("d3", 0.6), ("d1", 0.5)]
+    assert metrics.doc_ranking(chunks) == ["d2", "d1", "d3"]
+
+
+def test_doc_ranking_breaks_score_ties_as_trec_eval():
+    """trec_eval's comp_sim_docno: score descending, then docno descending (strcmp), whatever order
+    the chunks came in; a document's lower-scoring chunk never moves it."""
+    chunks = [("b", 0.5), ("a", 0.5), ("c", 0.5), ("a", 0.1), ("z", 0.25), ("10", 0.75), ("9", 0.75)]
+    assert metrics.doc_ranking(chunks) == ["9", "10", "c", "b", "a", "z"]
+    assert metrics.doc_ranking(list(reversed(chunks))) == ["9", "10", "c", "b", "a", "z"]
 
 
 def test_rrf_hand_computed():
