@@ -6,7 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from advisor.errors import UserError
 from advisor.retrieval import TOP_K
@@ -21,6 +21,7 @@ MODES = ("dense", "bm25", "hybrid")
 # rankings (Cormack et al. 2009); 100 per list is the depth BEIR reports recall at. Evaluation
 # fuses deeper lists (enough chunks for 100 distinct documents), so its recall@100 is exact.
 FUSION_DEPTH = 100
+QUERY_BLOCK = 64  # queries embedded per call while ranking many (rag eval's progress steps)
 RRF_K = 60  # Cormack, Clarke & Buettcher, SIGIR 2009
 
 
@@ -100,14 +101,25 @@ class RagIndex:
         return store.bm25_rank(self.con, query, depth, k1, b)
 
     def rank(self, queries: Sequence[str], mode: Mode, depth: int, rrf_k: int = RRF_K, k1: float = BM25_K1,
-             b: float = BM25_B) -> list[list[tuple[int, float, int | None, int | None]]]:
+             b: float = BM25_B, progress: Callable[[int, int], None] | None = None,
+             ) -> list[list[tuple[int, float, int | None, int | None]]]:
         """(chunk id, score, dense rank, bm25 rank) per query. rrf_k, k1 and b default to the
-        shipped settings; bench/rag_scifact.py passes others to show them on train qrels."""
+        shipped settings; bench/rag_scifact.py passes others to show them on train qrels.
+        progress(done, total) is called as queries are ranked (dense ones in blocks of QUERY_BLOCK)."""
         if mode not in MODES:
             raise UserError(f"--mode {mode}: expected one of {', '.join(MODES)}")
-        dense = self.dense(queries, max(depth, FUSION_DEPTH)) if mode != "bm25" else None
+        n = len(queries)
+        dense = None
+        if mode != "bm25":
+            dense = []
+            for s in range(0, n, QUERY_BLOCK):
+                dense += self.dense(queries[s:s + QUERY_BLOCK], max(depth, FUSION_DEPTH))
+                if progress and mode == "dense":
+                    progress(min(s + QUERY_BLOCK, n), n)
         out = []
         for qi, query in enumerate(queries):
+            if progress and mode != "dense" and (qi % 16 == 15 or qi == n - 1):
+                progress(qi + 1, n)
             if mode == "dense":
                 out.append([(c, s, r, None) for r, (c, s) in enumerate(dense[qi][:depth], 1)])
                 continue
@@ -136,7 +148,7 @@ class RagIndex:
         return hits
 
     def evaluate(self, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: Mode,
-                 **settings: float) -> Metrics:
+                 progress: Callable[[int, int], None] | None = None, **settings: float) -> Metrics:
         """Document-level metrics: a document scores its best chunk's score, and documents rank by
         score with ties broken as trec_eval breaks them (metrics.doc_ranking)."""
         qids = [q for q in qrels if q in queries]
@@ -167,7 +179,7 @@ class RagIndex:
         c = self.manifest.counts
         per_doc = max(1.0, c.chunks / max(c.documents, 1))
         depth = int(math.ceil(100 * per_doc * 2))  # enough chunks for 100 distinct documents
-        ranked = self.rank([queries[q] for q in qids], mode, depth, **settings)
+        ranked = self.rank([queries[q] for q in qids], mode, depth, progress=progress, **settings)
         doc_of = store.chunk_docs(self.con, sorted({cid for r in ranked for cid, *_ in r}))
         per_query = [metrics.score_query(metrics.doc_ranking([(doc_of[cid], s) for cid, s, *_ in r]), qrels[q])
                      for q, r in zip(qids, ranked)]

@@ -63,3 +63,26 @@ def test_eval_breaks_score_ties_by_doc_id_descending_as_trec_eval(tmp_path):
     rows = rows if isinstance(rows, list) else rows["results"]
     assert {r["mode"]: (r["ndcg_at_10"], r["mrr_at_10"]) for r in rows} == {
         m: (1.0, 1.0) for m in ("bm25", "dense", "hybrid")}
+
+
+def test_eval_reports_progress_per_query_and_keeps_stderr_clean(cats, tmp_path):
+    """rag eval ranks queries for minutes on a real qrels set: it reports (done, total) as it goes,
+    ending at (total, total), in every mode; the CLI's bar is transient, so stderr keeps only
+    real warnings."""
+    from rag.retrieve import QUERY_BLOCK, RagIndex
+
+    n = QUERY_BLOCK + 20  # two dense blocks
+    queries = {f"q{i}": ["cat chase", "sleep", "loud dog"][i % 3] for i in range(n)}
+    qrels = {q: {"a.txt": 1} for q in queries}
+    with RagIndex(cats["index"]) as idx:
+        for mode in ("dense", "bm25", "hybrid"):
+            calls = []
+            idx.evaluate(queries, qrels, mode, progress=lambda d, t: calls.append((d, t)))
+            assert calls[-1] == (n, n) and len(calls) >= 2, (mode, calls)
+            assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items()))
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\ta.txt\t1\n" for q in queries))
+    res = cli("rag", "eval", cats["index"], "--queries", tmp_path / "q.jsonl", "--qrels", tmp_path / "qrels.tsv",
+              "--mode", "dense", "--mode", "bm25", "--json")
+    assert res.exit_code == 0 and res.stderr == "", res.stderr
+    assert [r["queries"] for r in json.loads(res.stdout)] == [n, n]

@@ -186,6 +186,7 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="print metrics as JSON"),
 ) -> None:
     """nDCG@10, recall@{1,5,10,100} and MRR@10 at the document level (a document = its best chunk)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from advisor.console import err, out as console
@@ -193,8 +194,26 @@ def eval_cmd(
 
     modes = [_check_mode(m) for m in mode]
     q, r = load_queries(queries), load_qrels(qrels)
+    # ranking SciFact's 300 test queries takes minutes on a small CPU: a bar per mode, on stderr, gone when done
+    bar = Progress(TextColumn("ranking {task.fields[mode]}"), BarColumn(), MofNCompleteColumn(), TextColumn("queries"),
+                   TimeRemainingColumn(), console=err, transient=True)
+    results = []
     with RagIndex(index_dir, model=model) as idx:
-        results = [idx.evaluate(q, r, m) for m in modes]
+        for m in modes:
+            task = bar.add_task("rank", total=None, mode=m)
+
+            def progress(done: int, total: int, task=task) -> None:
+                if not bar.live.is_started:
+                    bar.start()
+                bar.update(task, completed=done, total=total)
+
+            try:
+                # a live bar on a pipe or log file leaves blank lines: draw it only on a terminal
+                results.append(idx.evaluate(q, r, m, progress=progress if err.is_terminal else None))
+            finally:
+                if bar.live.is_started:  # Progress.stop prints a newline on a non-terminal even when never started
+                    bar.stop()
+                bar.remove_task(task)
     first = results[0]
     if first.note:
         from rich.markup import escape
