@@ -3,6 +3,7 @@ Okapi formula written out with its numbers, score ties in fusion and evaluation,
 mistakes a new user makes (malformed inputs, bad --top-k, missing or foreign indexes)."""
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,49 @@ def test_eval_reports_progress_per_query_and_keeps_stderr_clean(cats, tmp_path):
               "--mode", "dense", "--mode", "bm25", "--json")
     assert res.exit_code == 0 and res.stderr == "", res.stderr
     assert [r["queries"] for r in json.loads(res.stdout)] == [n, n]
+
+
+def test_ctrl_c_during_a_build_says_the_previous_index_is_kept(cats, tmp_path):
+    """Ctrl-C while a rebuild embeds: exit 130, one line saying which generation the folder still
+    holds, the manifest untouched, the index answering, and no partial generation left after the
+    next build. (It exited 130 with only a blank line on stderr.)"""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import REPO
+
+    index = tmp_path / "index"
+    shutil.copytree(cats["index"], index)
+    before = (index / "manifest.json").read_text()
+    corpus = tmp_path / "corpus"
+    shutil.copytree(cats["corpus"], corpus)
+    words = "leek tomato garlic onion sow plant harvest spring autumn glass".split()
+    (corpus / "long.txt").write_text(" ".join(words[i * 7 % 10] for i in range(60_000)))  # ~230 chunks to embed
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("TUNEPATH_DEBUG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "tunepath.cli", "rag", "index", str(corpus), "--out", str(index)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a foreground shell
+    try:
+        deadline = time.time() + 120
+        while not (index / "chunks-2.sqlite").exists():
+            assert proc.poll() is None and time.time() < deadline, "build ended before it could be interrupted"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted:") and "generation 1 (3 documents, 3 chunks)" in lines[0], err
+    assert (index / "manifest.json").read_text() == before
+    assert list(_bm25(index, "cat")) == ["b.txt", "a.txt"]
+    (corpus / "long.txt").unlink()
+    m = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)["manifest"]
+    assert sorted(p.name for p in index.iterdir() if not p.name.startswith(".")) == sorted(
+        [m["sqlite_file"], "manifest.json", m["faiss_file"]])

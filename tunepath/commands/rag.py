@@ -88,8 +88,13 @@ def index_cmd(
         report = build_index([str(p) for p in paths], out, model=model, chunk_tokens=chunk_tokens,
                              overlap=overlap, index=index, rebuild=rebuild, progress=progress,
                              batch_size=batch_size, embedder=embedder)
-    finally:
+    except KeyboardInterrupt:  # Ctrl-C: say what the folder now holds (the manifest rename is the commit point)
         if "t" in started:
+            bar.stop()
+        err.print(f"interrupted: {_what_index_holds(Path(out))}", soft_wrap=True)
+        raise typer.Exit(130) from None
+    finally:
+        if "t" in started and bar.live.is_started:
             bar.stop()
     if embedder is not None and embedder.plan:
         p = embedder.plan
@@ -128,6 +133,17 @@ def _show_hits(hits, console) -> None:
         table.add_row(str(h.rank), f"{h.score:.4f}", h.doc_id, f"{h.start}-{h.end}",
                       text[:300] + ("..." if len(text) > 300 else ""))
     console.print(table)
+
+
+def _what_index_holds(out: Path) -> str:
+    from rag.indexer import read_manifest
+
+    try:
+        m = read_manifest(out)
+    except Exception:  # no first build finished: nothing to keep
+        return f"{out} holds no usable index yet; run the build again"
+    return (f"{out} holds generation {m.generation} ({m.counts.documents} documents, {m.counts.chunks} chunks), "
+            "usable as it is; the next build removes this one's partial files")
 
 
 @app.command("query")
