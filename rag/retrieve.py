@@ -224,6 +224,7 @@ def qrels_rows(path: str | os.PathLike, flag: str = "--qrels") -> list[tuple[int
     if not p.is_file():
         raise UserError(f"{flag} {path}: no such file (expected BEIR qrels .tsv)")
     rows = []
+    seen: dict[tuple[str, str], tuple[int, int]] = {}  # (query, doc) -> (line, grade)
     expected = "expected 'query-id<TAB>corpus-id<TAB>score'"
     for n, line in enumerate(read_user_text(p, "a BEIR qrels .tsv").splitlines(), 1):
         line = line.strip()
@@ -242,6 +243,10 @@ def qrels_rows(path: str | os.PathLike, flag: str = "--qrels") -> list[tuple[int
             raise UserError(f"{path}:{n}: score {score!r} is not a number ({expected})") from None
         if not math.isfinite(grade) or grade != int(grade):
             raise UserError(f"{path}:{n}: score {score!r}: expected an integer relevance grade (0, 1, 2, ...)")
+        first = seen.setdefault((qid, did), (n, int(grade)))
+        if first[1] != int(grade):  # trec_eval stops on a repeated docno ("duplicate docs"); a dict keeps the last
+            raise UserError(f"{path}:{n}: query {qid!r} judges {did!r} {int(grade)}, but line {first[0]} "
+                            f"judged it {first[1]}: keep one judgement per query and document")
         rows.append((n, qid, did, int(grade)))
     if not rows:
         raise UserError(f"{flag} {path}: no judgements found")

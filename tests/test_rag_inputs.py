@@ -133,3 +133,20 @@ def test_ctrl_c_during_a_build_says_the_previous_index_is_kept(cats, tmp_path):
     m = json.loads(cli("rag", "index", corpus, "--out", index, "--json").stdout)["manifest"]
     assert sorted(p.name for p in index.iterdir() if not p.name.startswith(".")) == sorted(
         [m["sqlite_file"], "manifest.json", m["faiss_file"]])
+
+
+def test_eval_refuses_a_pair_judged_twice_with_different_grades(cats, tmp_path):
+    """'q1 a.txt 1' then 'q1 a.txt 0': the second silently replaced the first, so the query had no
+    relevant document and scored 0 (trec_eval stops on a repeated docno). Now one line naming
+    file:line and both grades; an identical repeat is harmless and still read."""
+    (tmp_path / "q.jsonl").write_text('{"_id": "q1", "text": "cat"}\n')
+    bad = tmp_path / "r.tsv"
+    bad.write_text("query-id\tcorpus-id\tscore\nq1\ta.txt\t1\nq1\tb.txt\t0\nq1\ta.txt\t0\n")
+    one_line_error(cli("rag", "eval", cats["index"], "--queries", tmp_path / "q.jsonl", "--qrels", bad, "--mode", "bm25"),
+                   "r.tsv:4: query 'q1' judges 'a.txt' 0, but line 2 judged it 1")
+    bad.write_text("query-id\tcorpus-id\tscore\nq1\ta.txt\t1\nq1\ta.txt\t1\n")
+    res = cli("rag", "eval", cats["index"], "--queries", tmp_path / "q.jsonl", "--qrels", bad, "--mode", "bm25", "--json")
+    assert res.exit_code == 0, res.output
+    # 'cat': b.txt (shorter) ranks first, a.txt second: nDCG@10 = 1/log2(3), MRR = 1/2
+    assert json.loads(res.stdout)[0]["ndcg_at_10"] == pytest.approx(1 / math.log2(3))
+    assert json.loads(res.stdout)[0]["mrr_at_10"] == 0.5
