@@ -30,7 +30,7 @@ test-all: install
 	$(BIN)/python -m pytest -q -n 2 -m ""
 
 # Every benchmark writes bench/results/<name>.json (bench/results.py); docs/benchmarks.md is built from them.
-BENCHES ?= cli_latency estimator_accuracy host_ops estimator_published local_plan rag_throughput rag_scifact rag_tune ray_scaling
+BENCHES ?= cli_latency estimator_accuracy host_ops estimator_published local_plan rag_throughput rag_ann_fallback rag_scifact rag_tune ray_scaling
 # train_throughput runs three ways: 1 thread (steadiest on a shared machine), 2 threads, and a learning run
 # (longer pretraining and 3 epochs, one repeat: its loss is the figure, so its speed ratio does not gate).
 TRAIN_CONTENDERS = pad-grouped,tunepath,tp-varlen,trl-bfd

@@ -8,7 +8,7 @@ A new kind is a new entry; the indexer, `rag index --index` and its help text re
 
 Deletes per index kind:
   flat   IndexIDMap2(IndexFlatIP): remove_ids removes the vectors.
-  ivfpq  IVF lists keep their own ids: remove_ids removes them.
+  ivfpq, ivfsq8  IVF lists keep their own ids: remove_ids removes them.
   hnsw   FAISS cannot remove from an HNSW graph. Deleted chunk ids are kept in a `dead` table
          and filtered out at query time (search over-fetches by the number of dead ids); when
          dead vectors exceed DEAD_REBUILD_FRACTION of the graph, the next build rebuilds it
@@ -50,7 +50,7 @@ DEAD_REBUILD_FRACTION = 0.25
 # of 4-dim sub-vectors: 96 bytes per 384-d vector, 16x smaller than float32. Measured recall@10
 # vs Flat on SciFact MiniLM embeddings (9,651 vectors, nlist 247, nprobe 32): 8-dim sub-vectors
 # 0.72, 4-dim 0.85 (nprobe 8/64: 0.77/0.86), 2-dim 0.92 at 3x the training time. IVF-PQ trades recall
-# for memory: auto picks it only when vectors would not fit (MEMORY_SHARE below).
+# for memory: auto picks it only when not even IVF-SQ8 codes would fit (MEMORY_SHARE below).
 IVF_POINTS_PER_CENTROID = 39
 PQ_SUBVECTOR_DIM = 4
 PQ_TRAIN_POINTS_PER_CENTROID = 64  # FAISS default 256; 64 x 256 codes = 16k points keeps training minutes, not hours
@@ -59,8 +59,30 @@ IVF_NPROBE = 32
 # ~4 per centroid is the least that gives non-degenerate codebooks: require 1,000 vectors.
 IVF_MIN_TRAIN = 1000
 
-# Auto switches to IVF-PQ when a Flat/HNSW index would take more than this share of free memory
-# (design choice: leaves the other half for the embedding model, SQLite cache and the OS).
+# IVF-SQ8, the memory-short fallback: each vector kept as d one-byte codes (8-bit scalar quantizer,
+# per-dimension ranges trained on a sample), d + 8 bytes with its id: 4x smaller than Flat/HNSW's
+# 4d (FAISS wiki, "Faiss indexes", summary table: IndexIVFScalarQuantizer SQ8 d, IndexIVFPQ M + 8,
+# IndexHNSWFlat 4d + 2*M*4). bench/rag_ann_fallback.py measures it against IVF-PQ, HNSW-SQ8 and
+# IVF-PQ re-ranked by SQ8 or float codes on real MiniLM vectors (bench/results/rag_ann_fallback.json):
+# 20,000 sentence vectors, nlist 512, tuned on SciFact train claims, reported on test claims:
+#   ivfsq8 nprobe 128 (a quarter of the lists): recall@10 0.987, 432 B/vector measured (392 + centroids)
+#   hnswsq8 efSearch 64: 0.985 at 656 B/vector, but an HNSW graph cannot remove vectors and SQ8 codes
+#     cannot be rebuilt into a new graph without re-embedding
+#   ivfpq (the former fallback) tops out at 0.867 even at nprobe 256 (PQ codes), 163 B/vector
+#   ivfpq re-ranked by SQ8 codes (IndexRefine): 0.929 at 547 B/vector (IVF at nprobe 32 bounds it)
+# nprobe scales with nlist (a quarter of the lists, as measured): conservative where nlist is larger,
+# since the lists then hold more vectors each; not measured beyond 20,000 vectors.
+IVFSQ_PROBE_SHARE = 4  # nprobe = ceil(nlist / 4)
+IVFSQ_NPROBE = 128  # nprobe of an index whose manifest names none (nlist 512)
+
+
+def ivfsq_nprobe(nlist: int) -> int:
+    return max(1, -(-nlist // IVFSQ_PROBE_SHARE))
+
+
+# Auto switches to IVF-SQ8 when an HNSW index would take more than this share of free memory, and
+# to IVF-PQ (4x smaller again) when IVF-SQ8 would (design choice: leaves the other half for the
+# embedding model, SQLite cache and the OS).
 MEMORY_SHARE = 0.5
 
 # An index folder is shared (a team queries one index): its files are 0644 whatever the umask.
@@ -145,6 +167,18 @@ def _ivfpq(faiss, dim: int, params: dict):
     return index
 
 
+def _ivfsq8(faiss, dim: int, params: dict):
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, int(params["nlist"]), faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    index.nprobe = int(params["nprobe"])
+    return index
+
+
+def _ivfsq8_bytes(n_vectors: int, dim: int) -> int:
+    return n_vectors * (dim + 8)  # FAISS wiki, "Faiss indexes": IVF SQ8 codes are d bytes, + 8 for the id
+
+
 def _ivfpq_defaults(dim: int, n_vectors: int) -> dict:
     m = dim // PQ_SUBVECTOR_DIM if dim % PQ_SUBVECTOR_DIM == 0 else _largest_divisor(dim, dim // PQ_SUBVECTOR_DIM)
     return {"nlist": ivf_nlist(n_vectors), "pq_m": m, "pq_bits": 8, "nprobe": IVF_NPROBE}
@@ -158,10 +192,20 @@ def _set_nprobe(faiss, index, params: dict) -> None:
     index.nprobe = int(params.get("nprobe", IVF_NPROBE))
 
 
+def _set_sq_nprobe(faiss, index, params: dict) -> None:
+    index.nprobe = int(params.get("nprobe", IVFSQ_NPROBE))
+
+
 # Ordered as choose_kind asks: the first kind whose `picks` holds is the automatic choice.
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("ivfpq", "IndexIVFPQ(IndexFlatIP quantizer, nlist, dim/4 x 8-bit codes), inner product",
          _ivfpq_defaults, _ivfpq, ("nprobe",), _set_nprobe, needs_training=True, exact=False, removes=True,
+         auto_when=f"even an IVF-SQ8 index would take more than {MEMORY_SHARE:.0%} of available memory",
+         picks=lambda n, dim, memory: _ivfsq8_bytes(n, dim) > MEMORY_SHARE * memory),
+    Kind("ivfsq8", "IndexIVFScalarQuantizer(IndexFlatIP quantizer, nlist, 8-bit codes), inner product",
+         lambda dim, n: {"nlist": ivf_nlist(n), "nprobe": ivfsq_nprobe(ivf_nlist(n))}, _ivfsq8, ("nprobe",),
+         _set_sq_nprobe,
+         needs_training=True, exact=False, removes=True,
          auto_when=f"an HNSW index would take more than {MEMORY_SHARE:.0%} of available memory",
          picks=lambda n, dim, memory: _hnsw_bytes(n, dim) > MEMORY_SHARE * memory),
     Kind("flat", "IndexIDMap2(IndexFlatIP): exact inner product", lambda dim, n: {}, _flat, (),
@@ -186,8 +230,8 @@ def kind(name: str) -> Kind:
 
 
 def choose_kind(n_vectors: int, dim: int, memory: int | None = None) -> str:
-    """The first registered kind whose rule holds: IVF-PQ when uncompressed vectors would not fit,
-    Flat when small, HNSW otherwise."""
+    """The first registered kind whose rule holds: IVF-PQ when not even 8-bit codes would fit,
+    IVF-SQ8 when uncompressed vectors would not, Flat when small, HNSW otherwise."""
     memory = available_memory() if memory is None else memory
     return next(k.name for k in KINDS.values() if k.picks(n_vectors, dim, memory))
 

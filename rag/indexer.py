@@ -377,7 +377,7 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
     if index is None:
         index = ann.new_index(kind, dim, params)
         if not index.is_trained:
-            # IVF-PQ: embed a random sample first, train on it, add it, then stream the rest.
+            # IVF kinds: embed a random sample first, train on it, add it, then stream the rest.
             if len(todo) < ann.IVF_MIN_TRAIN:
                 raise UserError(f"--index {kind}: needs at least {ann.IVF_MIN_TRAIN} chunks to train, "
                                 f"this corpus has {len(todo)} (use --index flat)")
@@ -386,7 +386,7 @@ def _vectors(old: Manifest | None, index_dir: Path, requested: str, dim: int, n_
             rest = [i for i in todo if i not in chosen]
             blocks = [sample] + [rest[s:s + EMBED_BLOCK] for s in range(0, len(rest), EMBED_BLOCK)]
             train_first = True
-            report.notes.append(f"ivfpq trained on {len(sample)} sampled chunks")
+            report.notes.append(f"{kind} trained on {len(sample)} sampled chunks")
     ann.set_search_params(index, kind, params)
 
     t = time.perf_counter()

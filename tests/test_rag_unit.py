@@ -162,7 +162,9 @@ def test_choose_kind_thresholds():
     big = 1 << 40
     assert ann.choose_kind(49_999, 384, big) == "flat"
     assert ann.choose_kind(50_000, 384, big) == "hnsw"
-    assert ann.choose_kind(1_000_000, 384, memory=512 << 20) == "ivfpq"  # 1.8 GB of vectors, 512 MB free
+    # 1M 384-d vectors: HNSW ~1.8 GB, IVF-SQ8 (384 + 8) B each = 392 MB, IVF-PQ ~104 MB
+    assert ann.choose_kind(1_000_000, 384, memory=2 << 30) == "ivfsq8"  # 1 GB usable: HNSW no, SQ8 codes yes
+    assert ann.choose_kind(1_000_000, 384, memory=512 << 20) == "ivfpq"  # 256 MB usable: only PQ codes fit
     assert ann.ivf_nlist(1_000_000) == 4000 and ann.ivf_nlist(1000) == 25
 
 
