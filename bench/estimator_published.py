@@ -595,12 +595,17 @@ def main() -> None:
            notes="ratio = estimate / published; 'fitted' rows set a default and validate nothing")
 
 
+def _groups_within_25(summary: dict) -> str:
+    """'memory 12/15, pretraining time 3/9, ...': rows within 25 % per group of a check's summary."""
+    return ", ".join(f"{g} {v['within_25pct']}/{v['rows']}" for g, v in summary["by_group"].items())
+
+
 def blind_check_lines(blind: dict | None) -> list[str]:
     """The second blind check's section of docs/validation.md."""
     if not blind:
         return []
     bs = blind["summary"]
-    groups = ", ".join(f"{g} {v['within_25pct']}/{v['rows']}" for g, v in bs["by_group"].items())
+    groups = _groups_within_25(bs)
     lines = [
         "## Second blind check (beside the table)",
         "",
@@ -639,7 +644,7 @@ def third_check_lines(third: dict | None) -> list[str]:
     if not third:
         return []
     ts = third["summary"]
-    groups = ", ".join(f"{g} {v['within_25pct']}/{v['rows']}" for g, v in ts["by_group"].items())
+    groups = _groups_within_25(ts)
     lines = [
         "## Third check: fms-acceleration and LitGPT, whole tables (beside the table)",
         "",
